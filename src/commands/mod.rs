@@ -1,0 +1,17 @@
+//! One module per command; `dispatch` routes the parsed command line to them.
+
+use crate::cli::{Cli, Command};
+use crate::exit::Outcome;
+
+mod sandbox;
+mod verify_redirect;
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Sandbox(args) => sandbox::run(args),
+        Command::VerifyRedirect(args) => verify_redirect::run(args),
+        Command::Check(_) | Command::Run(_) | Command::Status(_) | Command::Reconcile(_) => {
+            anyhow::bail!("not implemented yet")
+        }
+    }
+}

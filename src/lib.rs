@@ -1,0 +1,13 @@
+//! creem-batch as a library. The modules follow the flow of a batch:
+//!
+//! campaign (YAML) -> customers (CSV rows) -> render (request bodies, request_id)
+//! -> sender (rate limit, concurrency, retries) -> ledger (the output CSV).
+//!
+//! `sandbox` is a local stand-in for the Creem API; `signature` verifies what Creem sends
+//! back (redirects and webhooks). `commands` holds one function per CLI command.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+pub mod sandbox;
+pub mod signature;

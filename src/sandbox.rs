@@ -1,0 +1,1 @@
+//! Local stand-in for the Creem checkout API.

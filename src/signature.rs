@@ -1,0 +1,1 @@
+//! Verifying what Creem sends back: redirect signatures and webhook signatures.

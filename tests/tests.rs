@@ -1,0 +1,4 @@
+//! The one integration test binary (ripgrep-style): each module tests one command or stage
+//! through the real binary or the library's public API.
+
+mod common;
