@@ -42,6 +42,15 @@ pub enum Fatal {
 
 /// Prints `err` (with its causes) to stderr and returns the exit code for it.
 pub fn report(err: &anyhow::Error) -> u8 {
+    if let Some(diagnostics) = err.downcast_ref::<crate::diagnostic::Diagnostics>() {
+        // Already formatted like a compiler error, with their own "error:" lines.
+        eprintln!("{diagnostics}");
+        return 2;
+    }
+    if let Some(diagnostic) = err.downcast_ref::<crate::diagnostic::Diagnostic>() {
+        eprintln!("{diagnostic}");
+        return 2;
+    }
     eprintln!("creem-batch: {}", Chain(err));
     match err.downcast_ref::<Fatal>() {
         Some(Fatal::Aborted(_)) => 3,

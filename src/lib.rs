@@ -6,8 +6,14 @@
 //! `sandbox` is a local stand-in for the Creem API; `signature` verifies what Creem sends
 //! back (redirects and webhooks). `commands` holds one function per CLI command.
 
+pub mod batch;
+pub mod campaign;
 pub mod cli;
 pub mod commands;
+pub mod customers;
+pub mod diagnostic;
 pub mod exit;
+pub mod render;
 pub mod sandbox;
 pub mod signature;
+pub mod template;

@@ -3,6 +3,8 @@
 use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
 
+mod check;
+mod run;
 mod sandbox;
 mod verify_redirect;
 
@@ -10,7 +12,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args),
         Command::VerifyRedirect(args) => verify_redirect::run(args),
-        Command::Check(_) | Command::Run(_) | Command::Status(_) | Command::Reconcile(_) => {
+        Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Status(_) | Command::Reconcile(_) => {
             anyhow::bail!("not implemented yet")
         }
     }

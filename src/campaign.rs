@@ -1,0 +1,702 @@
+//! The campaign file: one YAML document describing the whole batch.
+//!
+//! Parsing is strict on purpose: an unknown key is an error (a typo in `discount_code` must
+//! never silently send checkouts without the discount), and every problem is reported with
+//! file:line:col so the user can fix it before anything is sent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+
+/// A value with the place it came from in the campaign file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl<T> From<Spanned<T>> for Located<T> {
+    fn from(s: Spanned<T>) -> Located<T> {
+        Located {
+            value: s.value,
+            line: s.referenced.line() as u32,
+            column: s.referenced.column() as u32,
+        }
+    }
+}
+
+/// A campaign, validated: everything here is usable as is.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// The campaign file as the user named it (for messages and the resume command).
+    pub path: PathBuf,
+    /// The file's text, to point into it when a template fails later.
+    pub source: String,
+    pub name: String,
+    pub customers: PathBuf,
+    pub output: PathBuf,
+    pub key: Vec<String>,
+    pub request_id: Option<Located<String>>,
+    pub checkout: Checkout,
+    pub csv_delimiter: Option<u8>,
+    pub send: SendSettings,
+}
+
+/// The `checkout:` section: templates for the request body.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub product_id: Located<String>,
+    pub units: Option<Located<String>>,
+    pub discount_code: Option<Located<String>>,
+    pub locale: Option<Located<String>>,
+    pub plan_type: Option<Located<String>>,
+    pub success_url: Option<Located<String>>,
+    pub customer_email: Option<Located<String>>,
+    pub customer_id: Option<Located<String>>,
+    pub metadata: Vec<(String, Located<String>)>,
+}
+
+/// How fast and how hard to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendSettings {
+    /// `None`: no ceiling (only the concurrency bound); for sandboxes and benchmarks.
+    pub rate: Option<Rate>,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+impl Default for SendSettings {
+    fn default() -> SendSettings {
+        SendSettings {
+            rate: Some(Rate {
+                count: 10,
+                per: Duration::from_secs(1),
+            }),
+            burst: 1,
+            concurrency: 8,
+            max_attempts: 5,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `count` requests started per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub fn per_second(&self) -> f64 {
+        f64::from(self.count) / self.per.as_secs_f64()
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = if self.per.as_secs() == 60 { "min" } else { "s" };
+        write!(f, "{}/{unit}", self.count)
+    }
+}
+
+/// Parses `10/s`, `10/sec`, `600/min`, `5` (per second), or `unlimited` (`Ok(None)`).
+pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
+    let text = text.trim();
+    if matches!(text, "unlimited" | "none" | "off") {
+        return Ok(None);
+    }
+    let (count, unit) = text.split_once('/').unwrap_or((text, "s"));
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        other => return Err(format!("unknown rate unit `{other}` (use /s or /min)")),
+    };
+    match count.trim().parse::<u32>() {
+        Ok(count) if count >= 1 => Ok(Some(Rate { count, per })),
+        _ => Err(format!(
+            "`{text}` is not a rate: use N/s or N/min with N >= 1, or `unlimited`"
+        )),
+    }
+}
+
+/// Parses `30s`, `1500ms`, `2m`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 1500ms, 2m)"))?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s or m)")),
+    };
+    if seconds <= 0.0 || !seconds.is_finite() {
+        return Err(format!("`{text}` must be a positive duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+// ---- the file as written ------------------------------------------------------------------
+
+/// Any YAML scalar, kept as the text a template would see (`units: 3` and `units: "3"` agree).
+#[derive(Debug, Clone, PartialEq)]
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_owned()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum KeySpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+type Text = Option<Spanned<Scalar>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCampaign {
+    campaign: Spanned<Scalar>,
+    customers: Spanned<Scalar>,
+    #[serde(default)]
+    output: Text,
+    #[serde(default)]
+    key: Option<Spanned<KeySpec>>,
+    #[serde(default)]
+    request_id: Text,
+    checkout: Spanned<RawCheckout>,
+    #[serde(default)]
+    csv: Option<RawCsv>,
+    #[serde(default)]
+    send: Option<RawSend>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckout {
+    product_id: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    units: Text,
+    #[serde(default)]
+    discount_code: Text,
+    #[serde(default)]
+    locale: Text,
+    #[serde(default)]
+    plan_type: Text,
+    #[serde(default)]
+    success_url: Text,
+    #[serde(default)]
+    customer: Option<Spanned<RawCustomer>>,
+    #[serde(default)]
+    metadata: Option<IndexMap<String, Spanned<Scalar>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCustomer {
+    #[serde(default)]
+    email: Text,
+    #[serde(default)]
+    id: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCsv {
+    #[serde(default)]
+    delimiter: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSend {
+    #[serde(default)]
+    rate: Text,
+    #[serde(default)]
+    burst: Text,
+    #[serde(default)]
+    concurrency: Text,
+    #[serde(default)]
+    max_attempts: Text,
+    #[serde(default)]
+    timeout: Text,
+}
+
+/// The keys each section accepts, for "did you mean" and the list of valid keys.
+const SECTIONS: &[(&str, &[&str])] = &[
+    (
+        "top level",
+        &[
+            "campaign",
+            "customers",
+            "output",
+            "key",
+            "request_id",
+            "checkout",
+            "csv",
+            "send",
+        ],
+    ),
+    (
+        "checkout",
+        &[
+            "product_id",
+            "units",
+            "discount_code",
+            "locale",
+            "plan_type",
+            "success_url",
+            "customer",
+            "metadata",
+        ],
+    ),
+    ("customer", &["email", "id"]),
+    ("csv", &["delimiter"]),
+    (
+        "send",
+        &["rate", "burst", "concurrency", "max_attempts", "timeout"],
+    ),
+];
+
+impl Campaign {
+    /// Reads and validates the campaign at `path`; every problem found is returned at once.
+    pub fn load(path: &Path) -> Result<Campaign, Diagnostics> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| Diagnostic::file(path, format!("cannot read the campaign file: {e}")))?;
+        Campaign::parse(path, source)
+    }
+
+    /// Validates campaign text as if read from `path` (paths inside are relative to it).
+    pub fn parse(path: &Path, source: String) -> Result<Campaign, Diagnostics> {
+        let raw: RawCampaign = serde_saphyr::from_str(&source)
+            .map_err(|e| Diagnostics::from(yaml_diagnostic(path, &source, &e)))?;
+        Builder {
+            path,
+            source: &source,
+            problems: Vec::new(),
+        }
+        .build(raw, &source)
+    }
+
+    /// Points at `line`:`column` of this campaign file.
+    pub fn diagnostic_at<T>(&self, at: &Located<T>, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::at(&self.path, &self.source, at.line, at.column, message)
+    }
+
+    /// Every template of `checkout:` with its dotted name, in body order.
+    pub fn templates(&self) -> Vec<(String, &Located<String>)> {
+        let c = &self.checkout;
+        let mut all = vec![("checkout.product_id".to_owned(), &c.product_id)];
+        let optional = [
+            ("checkout.units", &c.units),
+            ("checkout.discount_code", &c.discount_code),
+            ("checkout.locale", &c.locale),
+            ("checkout.plan_type", &c.plan_type),
+            ("checkout.success_url", &c.success_url),
+            ("checkout.customer.email", &c.customer_email),
+            ("checkout.customer.id", &c.customer_id),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                all.push((name.to_owned(), value));
+            }
+        }
+        for (key, value) in &c.metadata {
+            all.push((format!("checkout.metadata.{key}"), value));
+        }
+        all
+    }
+}
+
+/// Turns a YAML error into a diagnostic, adding "did you mean" to unknown keys.
+fn yaml_diagnostic(path: &Path, source: &str, err: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = err
+        .location()
+        .map(|l| (l.line() as u32, l.column() as u32))
+        .unwrap_or((0, 0));
+    let message = bare_message(err);
+    let mut diagnostic = Diagnostic::at(path, source, line, column, message.clone());
+    if let Some(unknown) = between(&message, "unknown field `", "`") {
+        let expected: Vec<&str> = message
+            .split("expected one of ")
+            .nth(1)
+            .unwrap_or("")
+            .split(',')
+            .map(|k| k.trim().trim_matches('`'))
+            .collect();
+        let section = SECTIONS
+            .iter()
+            .find(|(_, keys)| *keys == expected.as_slice());
+        if let Some((name, keys)) = section {
+            diagnostic.message = format!("unknown key `{unknown}` in {name}");
+            diagnostic = diagnostic.with_width(unknown.chars().count());
+            if let Some(close) = did_you_mean(unknown, keys) {
+                diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
+            }
+            diagnostic = diagnostic.with_help(format!("valid keys: {}", keys.join(", ")));
+        }
+    }
+    diagnostic
+}
+
+/// serde-saphyr's message without its own location suffix or snippet (we print our own).
+fn bare_message(err: &serde_saphyr::Error) -> String {
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first.trim_start_matches("error: ");
+    // Drop a leading "line N column M: ", which our own location line repeats.
+    match first.split_once(": ") {
+        Some((prefix, rest)) if prefix.starts_with("line ") && prefix.contains(" column ") => {
+            rest.to_owned()
+        }
+        _ => first.to_owned(),
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(&text[from..from + len])
+}
+
+/// Collects semantic problems while turning the raw file into a [`Campaign`].
+struct Builder<'a> {
+    path: &'a Path,
+    source: &'a str,
+    problems: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn problem<T>(&mut self, at: &Located<T>, message: impl Into<String>) {
+        self.problems.push(Diagnostic::at(
+            self.path,
+            self.source,
+            at.line,
+            at.column,
+            message,
+        ));
+    }
+
+    fn build(mut self, raw: RawCampaign, source: &str) -> Result<Campaign, Diagnostics> {
+        let dir = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let name = text(raw.campaign);
+        if !valid_campaign_name(&name.value) {
+            self.problem(
+                &name,
+                format!(
+                    "campaign name `{}` must be 1 to 64 characters of A-Z a-z 0-9 _ -",
+                    name.value
+                ),
+            );
+        }
+        let customers = text(raw.customers);
+        if customers.value.trim().is_empty() {
+            self.problem(&customers, "`customers` must name the customers CSV file");
+        }
+        let output = match raw.output.map(text) {
+            Some(out) if out.value.trim().is_empty() => {
+                self.problem(&out, "`output` must not be empty");
+                PathBuf::new()
+            }
+            Some(out) => dir.join(&out.value),
+            None => dir.join(format!("{}.results.csv", name.value)),
+        };
+        let key = match raw.key {
+            None => vec!["email".to_owned()],
+            Some(spanned) => {
+                let at: Located<KeySpec> = spanned.into();
+                let key = match &at.value {
+                    KeySpec::One(one) => vec![one.clone()],
+                    KeySpec::Many(many) => many.clone(),
+                };
+                if key.is_empty() || key.iter().any(|k| k.trim().is_empty()) {
+                    self.problem(&at, "`key` must list one or more column names");
+                }
+                key
+            }
+        };
+        let checkout = self.checkout(raw.checkout);
+        let csv_delimiter = raw
+            .csv
+            .and_then(|csv| csv.delimiter)
+            .map(text)
+            .and_then(|d| self.delimiter(&d));
+        let send = self.send(raw.send);
+        if !self.problems.is_empty() {
+            return Err(Diagnostics(self.problems));
+        }
+        Ok(Campaign {
+            path: self.path.to_path_buf(),
+            source: source.to_owned(),
+            name: name.value,
+            customers: dir.join(customers.value),
+            output,
+            key,
+            request_id: raw.request_id.map(text),
+            checkout,
+            csv_delimiter,
+            send,
+        })
+    }
+
+    fn checkout(&mut self, raw: Spanned<RawCheckout>) -> Checkout {
+        let section: Located<RawCheckout> = raw.into();
+        let at = Located {
+            value: (),
+            line: section.line,
+            column: section.column,
+        };
+        let raw = section.value;
+        let product_id = match raw.product_id.map(text) {
+            Some(p) if !p.value.trim().is_empty() => p,
+            Some(p) => {
+                self.problem(&p, "`checkout.product_id` must not be empty");
+                p
+            }
+            None => {
+                self.problem(&at, "`checkout.product_id` is required");
+                Located {
+                    value: String::new(),
+                    line: at.line,
+                    column: at.column,
+                }
+            }
+        };
+        let units = raw.units.map(text);
+        if let Some(units) = &units {
+            if !units.value.contains("{{") && !units.value.contains("{%") {
+                match units.value.trim().parse::<u64>() {
+                    Ok(n) if n >= 1 => {}
+                    _ => self.problem(
+                        units,
+                        format!("`units` must be an integer >= 1, not `{}`", units.value),
+                    ),
+                }
+            }
+        }
+        let (customer_email, customer_id) = match raw.customer {
+            None => (None, None),
+            Some(customer) => {
+                let Located {
+                    value,
+                    line,
+                    column,
+                } = customer.into();
+                let email = value.email.map(text);
+                let id = value.id.map(text);
+                if email.is_none() && id.is_none() {
+                    let at = Located {
+                        value: (),
+                        line,
+                        column,
+                    };
+                    self.problem(&at, "`checkout.customer` needs `email` or `id`");
+                }
+                (email, id)
+            }
+        };
+        let metadata = raw
+            .metadata
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, text(v)))
+            .collect::<Vec<_>>();
+        if let Some((_, at)) = metadata.iter().find(|(k, _)| k == "plan_type") {
+            if raw.plan_type.is_some() {
+                let at = at.clone();
+                self.problem(
+                    &at,
+                    "`metadata.plan_type` and `checkout.plan_type` both set: keep one",
+                );
+            }
+        }
+        Checkout {
+            product_id,
+            units,
+            discount_code: raw.discount_code.map(text),
+            locale: raw.locale.map(text),
+            plan_type: raw.plan_type.map(text),
+            success_url: raw.success_url.map(text),
+            customer_email,
+            customer_id,
+            metadata,
+        }
+    }
+
+    fn delimiter(&mut self, d: &Located<String>) -> Option<u8> {
+        match d.value.as_str() {
+            "," => Some(b','),
+            ";" => Some(b';'),
+            "|" => Some(b'|'),
+            "\t" | "tab" | "\\t" => Some(b'\t'),
+            other => {
+                self.problem(
+                    d,
+                    format!("csv delimiter `{other}` is not one of , ; | tab"),
+                );
+                None
+            }
+        }
+    }
+
+    fn send(&mut self, raw: Option<RawSend>) -> SendSettings {
+        let mut send = SendSettings::default();
+        let Some(raw) = raw else { return send };
+        if let Some(rate) = raw.rate.map(text) {
+            match parse_rate(&rate.value) {
+                Ok(r) => send.rate = r,
+                Err(e) => self.problem(&rate, e),
+            }
+        }
+        if let Some(v) = self.positive(raw.burst, "burst") {
+            send.burst = v;
+        }
+        if let Some(v) = self.positive(raw.concurrency, "concurrency") {
+            send.concurrency = v as usize;
+        }
+        if let Some(v) = self.positive(raw.max_attempts, "max_attempts") {
+            send.max_attempts = v;
+        }
+        if let Some(timeout) = raw.timeout.map(text) {
+            match parse_duration(&timeout.value) {
+                Ok(d) => send.timeout = d,
+                Err(e) => self.problem(&timeout, e),
+            }
+        }
+        send
+    }
+
+    fn positive(&mut self, raw: Text, name: &str) -> Option<u32> {
+        let value = raw.map(text)?;
+        match value.value.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                self.problem(
+                    &value,
+                    format!(
+                        "`send.{name}` must be an integer >= 1, not `{}`",
+                        value.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn text(s: Spanned<Scalar>) -> Located<String> {
+    let located: Located<Scalar> = s.into();
+    Located {
+        value: located.value.0,
+        line: located.line,
+        column: located.column,
+    }
+}
+
+fn valid_campaign_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<Campaign, Diagnostics> {
+        Campaign::parse(Path::new("dir/c.yaml"), yaml.to_owned())
+    }
+
+    const MINIMAL: &str =
+        "campaign: spring\ncustomers: people.csv\ncheckout:\n  product_id: prod_1\n";
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.customers, Path::new("dir/people.csv"));
+        assert_eq!(c.output, Path::new("dir/spring.results.csv"));
+        assert_eq!(c.key, vec!["email"]);
+        assert_eq!(c.send, SendSettings::default());
+    }
+
+    #[test]
+    fn unknown_key_has_location_and_suggestion() {
+        let err = parse(&format!("{MINIMAL}  discount_cod: X\n")).unwrap_err();
+        let d = &err.0[0];
+        assert_eq!((d.line, d.column), (5, 3), "{d}");
+        assert_eq!(d.message, "unknown key `discount_cod` in checkout");
+        assert!(d.help[0].contains("did you mean `discount_code`?"), "{d}");
+    }
+
+    #[test]
+    fn semantic_problems_are_all_reported() {
+        let yaml = "campaign: bad name!\ncustomers: p.csv\ncheckout:\n  product_id: prod_1\n  units: 0\nsend:\n  rate: 10/hour\n  concurrency: 0\n";
+        let err = parse(yaml).unwrap_err();
+        let lines: Vec<u32> = err.0.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![1, 5, 7, 8], "{err}");
+    }
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(
+            parse_rate("600/min").unwrap(),
+            Some(Rate {
+                count: 600,
+                per: Duration::from_secs(60)
+            })
+        );
+        assert_eq!(parse_rate("unlimited").unwrap(), None);
+        assert!(parse_rate("0/s").is_err());
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! The customers CSV, read as a stream: one record in memory at a time, whatever the size.
+//!
+//! Values stay text (a postcode `01234` keeps its zero); the header decides the column names;
+//! the delimiter is detected from the header unless the campaign sets it. Records are read as
+//! bytes so one badly encoded row becomes an invalid row instead of stopping the batch.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::Diagnostic;
+
+/// Delimiters we recognise, in order of preference on a tie.
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// An open customers CSV, positioned after its header.
+pub struct CustomerCsv {
+    path: PathBuf,
+    reader: csv::Reader<BufReader<File>>,
+    headers: Vec<String>,
+    delimiter: u8,
+    rows_read: u64,
+}
+
+/// One data record and where it was in the file.
+#[derive(Debug, Default)]
+pub struct Record {
+    /// 1-based data row (the header is row 0), as templates see it.
+    pub row: u64,
+    /// 1-based line where the record starts (differs from `row + 1` after multi-line fields).
+    pub line: u64,
+    pub fields: csv::ByteRecord,
+}
+
+/// A record that cannot be used as it is; the row becomes `invalid`, the batch goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordProblem(pub String);
+
+impl CustomerCsv {
+    /// Opens `path`, reads the header and checks it is usable.
+    pub fn open(path: &Path, delimiter: Option<u8>) -> Result<CustomerCsv, Diagnostic> {
+        let file = File::open(path)
+            .map_err(|e| Diagnostic::file(path, format!("cannot open the customers CSV: {e}")))?;
+        let mut buffered = BufReader::with_capacity(256 * 1024, file);
+        let delimiter = match delimiter {
+            Some(d) => d,
+            None => detect_delimiter(&mut buffered)
+                .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(true)
+            .from_reader(buffered);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| Diagnostic::file(path, format!("cannot read the header: {e}")))?
+            .clone();
+        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+            return Err(Diagnostic::file(
+                path,
+                "the file is empty: a header row naming the columns is required",
+            ));
+        }
+        let mut headers = Vec::with_capacity(header.len());
+        for (i, name) in header.iter().enumerate() {
+            let name = std::str::from_utf8(name).map_err(|_| {
+                Diagnostic::file(
+                    path,
+                    format!(
+                        "header, column {}: not valid UTF-8 (save the file as UTF-8)",
+                        i + 1
+                    ),
+                )
+            })?;
+            let name = name.trim().to_owned();
+            if name.is_empty() {
+                return Err(Diagnostic::file(
+                    path,
+                    format!("header, column {}: the column has no name", i + 1),
+                ));
+            }
+            if headers.contains(&name) {
+                return Err(Diagnostic::file(
+                    path,
+                    format!("header, column {}: `{name}` appears twice", i + 1),
+                ));
+            }
+            headers.push(name);
+        }
+        Ok(CustomerCsv {
+            path: path.to_path_buf(),
+            reader,
+            headers,
+            delimiter,
+            rows_read: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// Reads the next record into `record`; `Ok(false)` at the end. An error here is about
+    /// the file as a whole (I/O), not one row.
+    pub fn read(&mut self, record: &mut Record) -> Result<bool, Diagnostic> {
+        match self.reader.read_byte_record(&mut record.fields) {
+            Ok(true) => {
+                self.rows_read += 1;
+                record.row = self.rows_read;
+                record.line = record.fields.position().map_or(0, |p| p.line());
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => Err(Diagnostic::file(
+                &self.path,
+                format!("cannot read row {}: {e}", self.rows_read + 1),
+            )),
+        }
+    }
+
+    /// The record's fields as text, one per header column, or why the row is unusable.
+    pub fn fields<'r>(&self, record: &'r Record) -> Result<Vec<&'r str>, RecordProblem> {
+        let mut fields = Vec::with_capacity(self.headers.len());
+        self.fields_into(record, &mut fields)?;
+        Ok(fields)
+    }
+
+    /// Like [`fields`](Self::fields), reusing `out`'s allocation.
+    pub fn fields_into<'r>(
+        &self,
+        record: &'r Record,
+        out: &mut Vec<&'r str>,
+    ) -> Result<(), RecordProblem> {
+        out.clear();
+        if record.fields.len() != self.headers.len() {
+            // A trailing empty line inside the file reads as one empty field.
+            return Err(RecordProblem(format!(
+                "row {} (line {}) has {} field{}, the header has {}",
+                record.row,
+                record.line,
+                record.fields.len(),
+                if record.fields.len() == 1 { "" } else { "s" },
+                self.headers.len()
+            )));
+        }
+        for (i, bytes) in record.fields.iter().enumerate() {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => out.push(text),
+                Err(e) => {
+                    return Err(RecordProblem(format!(
+                        "row {} (line {}), column `{}`: not valid UTF-8 at byte {} (save the file as UTF-8)",
+                        record.row,
+                        record.line,
+                        self.headers[i],
+                        e.valid_up_to() + 1
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Picks the delimiter that appears most often in the header line, outside quotes.
+fn detect_delimiter(reader: &mut impl BufRead) -> io::Result<u8> {
+    let buffer = reader.fill_buf()?;
+    let buffer = buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buffer);
+    let mut counts = [0usize; DELIMITERS.len()];
+    let mut quoted = false;
+    for &byte in buffer {
+        match byte {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            _ if !quoted => {
+                if let Some(i) = DELIMITERS.iter().position(|&d| d == byte) {
+                    counts[i] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let best = (0..DELIMITERS.len())
+        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
+        .expect("non-empty");
+    Ok(if counts[best] == 0 {
+        b','
+    } else {
+        DELIMITERS[best]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_delimiter_of_the_header_only() {
+        let detect = |text: &str| detect_delimiter(&mut text.as_bytes()).unwrap();
+        assert_eq!(detect("email;name\na,b;c;d;e\n"), b';');
+        assert_eq!(detect("\u{feff}email\tname\n"), b'\t');
+        assert_eq!(detect("\"a;b\",c\n"), b',');
+        assert_eq!(detect("email|name|x\n"), b'|');
+        assert_eq!(detect("email\n"), b',');
+    }
+}

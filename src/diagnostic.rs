@@ -1,0 +1,169 @@
+//! Errors that point into a file, printed like a compiler (hurl-style): the message, the
+//! file:line:col, the offending line with a caret under it, and hints.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem at one place in a text file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the whole file.
+    pub line: u32,
+    /// 1-based, in characters.
+    pub column: u32,
+    pub message: String,
+    /// The text of `line`, to show under the location.
+    pub source_line: Option<String>,
+    /// How many characters the caret underlines.
+    pub width: usize,
+    pub help: Vec<String>,
+}
+
+impl Diagnostic {
+    /// A problem with the whole file (unreadable, empty, ...).
+    pub fn file(file: &Path, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+            source_line: None,
+            width: 1,
+            help: Vec::new(),
+        }
+    }
+
+    /// A problem at `line`:`column` of `source` (the file's text).
+    pub fn at(
+        file: &Path,
+        source: &str,
+        line: u32,
+        column: u32,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        let source_line = (line > 0)
+            .then(|| source.lines().nth(line as usize - 1))
+            .flatten()
+            .map(str::to_owned);
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            source_line,
+            width: 1,
+            help: Vec::new(),
+        }
+    }
+
+    pub fn with_width(mut self, width: usize) -> Diagnostic {
+        self.width = width.max(1);
+        self
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help.push(help.into());
+        self
+    }
+
+    /// `file:line:col`, or just the file for whole-file problems.
+    pub fn location(&self) -> String {
+        if self.line == 0 {
+            self.file.display().to_string()
+        } else {
+            format!("{}:{}:{}", self.file.display(), self.line, self.column)
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error: {}", self.message)?;
+        write!(f, "  --> {}", self.location())?;
+        if let Some(text) = &self.source_line {
+            let number = self.line.to_string();
+            let pad = " ".repeat(number.len());
+            let caret_pad: String = text
+                .chars()
+                .take(self.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(
+                f,
+                "\n{pad} |\n{number} | {text}\n{pad} | {caret_pad}{}",
+                "^".repeat(self.width)
+            )?;
+        }
+        for help in &self.help {
+            write!(f, "\n  = {help}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Several diagnostics at once: `check` reports every problem, not just the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, diagnostic) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "{diagnostic}")?;
+        }
+        let n = self.0.len();
+        write!(f, "{n} problem{} found", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl From<Diagnostic> for Diagnostics {
+    fn from(d: Diagnostic) -> Diagnostics {
+        Diagnostics(vec![d])
+    }
+}
+
+/// The closest of `candidates` to `word`, if close enough to be a likely typo.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caret_points_at_the_column() {
+        let d = Diagnostic::at(
+            Path::new("c.yaml"),
+            "a: 1\n  discount_cod: X\n",
+            2,
+            3,
+            "bad",
+        )
+        .with_width(12)
+        .with_help("did you mean `discount_code`?");
+        assert_eq!(
+            d.to_string(),
+            "error: bad\n  --> c.yaml:2:3\n  |\n2 |   discount_cod: X\n  |   ^^^^^^^^^^^^\n  = did you mean `discount_code`?"
+        );
+    }
+
+    #[test]
+    fn suggestions_only_when_close() {
+        let keys = ["product_id", "discount_code", "locale"];
+        assert_eq!(did_you_mean("discount_cod", &keys), Some("discount_code"));
+        assert_eq!(did_you_mean("zzz", &keys), None);
+    }
+}
+
+impl std::error::Error for Diagnostic {}

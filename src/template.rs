@@ -1,0 +1,390 @@
+//! Campaign templates, compiled once for the whole batch.
+//!
+//! Every string under `checkout:` is a Jinja template (minijinja, strict undefined). Most of
+//! them are either constant text or text with bare `{{ column }}` lookups; those are turned
+//! into a list of pieces at compile time and rendered by concatenation, which produces the
+//! same text minijinja would (a string value renders as itself) at a fraction of the cost per
+//! row. Anything else (filters, conditions, expressions) goes through minijinja.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+
+use minijinja::value::{Object, Value};
+use minijinja::{Environment, UndefinedBehavior};
+
+/// Names a template may use besides the CSV columns.
+pub const CAMPAIGN_VAR: &str = "campaign";
+pub const ROW_VAR: &str = "row";
+
+/// Jinja globals that are not CSV columns and so must not be reported as missing ones.
+const JINJA_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self"];
+
+/// Identifies a compiled template inside a [`TemplateSet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateId(usize);
+
+#[derive(Debug)]
+enum Compiled {
+    /// Text and bare variable lookups, rendered by concatenation.
+    Pieces(Vec<Piece>),
+    /// Everything else, by minijinja under this template name.
+    Jinja(String),
+}
+
+#[derive(Debug)]
+enum Piece {
+    Text(String),
+    Column(usize),
+    Campaign,
+    Row,
+}
+
+/// A template problem found before anything is sent.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template syntax error: {0}")]
+    Syntax(String),
+    #[error("names {}, which the CSV does not have", missing_list(.missing))]
+    MissingColumns { missing: Vec<String> },
+}
+
+fn missing_list(missing: &[String]) -> String {
+    let quoted: Vec<String> = missing.iter().map(|m| format!("`{m}`")).collect();
+    if quoted.len() == 1 {
+        format!("column {}", quoted[0])
+    } else {
+        format!("columns {}", quoted.join(", "))
+    }
+}
+
+/// The values a template can see for one row.
+#[derive(Clone, Copy)]
+pub struct RowValues<'a> {
+    pub campaign: &'a str,
+    pub row: u64,
+    pub columns: &'a [&'a str],
+}
+
+/// All templates of one campaign, sharing one minijinja environment.
+pub struct TemplateSet {
+    env: Environment<'static>,
+    headers: Arc<[String]>,
+    compiled: Vec<Compiled>,
+    uses_jinja: bool,
+}
+
+impl fmt::Debug for TemplateSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateSet")
+            .field("templates", &self.compiled.len())
+            .finish()
+    }
+}
+
+impl TemplateSet {
+    pub fn new(headers: &[String]) -> TemplateSet {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        TemplateSet {
+            env,
+            headers: headers.iter().cloned().collect(),
+            compiled: Vec::new(),
+            uses_jinja: false,
+        }
+    }
+
+    /// Compiles `source` and checks every variable it names exists.
+    pub fn compile(&mut self, source: &str) -> Result<TemplateId, TemplateError> {
+        // minijinja drops one trailing newline by default; the fast path must agree.
+        let source = source.strip_suffix('\n').unwrap_or(source);
+        let compiled = match self.parse_pieces(source)? {
+            Some(pieces) => Compiled::Pieces(pieces),
+            None => {
+                let name = format!("t{}", self.compiled.len());
+                self.env
+                    .add_template_owned(name.clone(), source.to_owned())
+                    .map_err(|e| TemplateError::Syntax(syntax_message(&e)))?;
+                let template = self.env.get_template(&name).expect("just added");
+                let mut missing: Vec<String> = template
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|name| !self.is_known(name))
+                    .collect();
+                if !missing.is_empty() {
+                    missing.sort();
+                    return Err(TemplateError::MissingColumns { missing });
+                }
+                self.uses_jinja = true;
+                Compiled::Jinja(name)
+            }
+        };
+        self.compiled.push(compiled);
+        Ok(TemplateId(self.compiled.len() - 1))
+    }
+
+    fn is_known(&self, name: &str) -> bool {
+        name == CAMPAIGN_VAR
+            || name == ROW_VAR
+            || JINJA_GLOBALS.contains(&name)
+            || self.headers.iter().any(|h| h == name)
+    }
+
+    /// Splits `source` into text and bare lookups, or `None` when it needs the full engine.
+    fn parse_pieces(&self, source: &str) -> Result<Option<Vec<Piece>>, TemplateError> {
+        if source.contains("{%") || source.contains("{#") {
+            return Ok(None);
+        }
+        let mut pieces = Vec::new();
+        let mut missing = BTreeSet::new();
+        let mut rest = source;
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                pieces.push(Piece::Text(rest[..start].to_owned()));
+            }
+            let after = &rest[start + 2..];
+            let Some(end) = after.find("}}") else {
+                return Ok(None); // unterminated: let minijinja report it with its own words
+            };
+            let inner = &after[..end];
+            if inner.starts_with('-') || inner.ends_with('-') || !is_identifier(inner.trim()) {
+                return Ok(None);
+            }
+            let name = inner.trim();
+            match name {
+                CAMPAIGN_VAR => pieces.push(Piece::Campaign),
+                ROW_VAR => pieces.push(Piece::Row),
+                _ => match self.headers.iter().position(|h| h == name) {
+                    Some(index) => pieces.push(Piece::Column(index)),
+                    None => {
+                        missing.insert(name.to_owned());
+                    }
+                },
+            }
+            rest = &after[end + 2..];
+        }
+        if !missing.is_empty() {
+            return Err(TemplateError::MissingColumns {
+                missing: missing.into_iter().collect(),
+            });
+        }
+        if !rest.is_empty() {
+            pieces.push(Piece::Text(rest.to_owned()));
+        }
+        Ok(Some(pieces))
+    }
+
+    /// The CSV columns a template reads, to name them in row problems.
+    pub fn columns(&self, id: TemplateId) -> Vec<String> {
+        match &self.compiled[id.0] {
+            Compiled::Pieces(pieces) => pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Column(i) => Some(self.headers[*i].clone()),
+                    _ => None,
+                })
+                .collect(),
+            Compiled::Jinja(name) => {
+                let template = self.env.get_template(name).expect("compiled");
+                let mut names: Vec<String> = template
+                    .undeclared_variables(false)
+                    .into_iter()
+                    .filter(|n| self.headers.contains(n))
+                    .collect();
+                names.sort();
+                names
+            }
+        }
+    }
+
+    /// True when this template is constant text.
+    pub fn constant(&self, id: TemplateId) -> Option<&str> {
+        match &self.compiled[id.0] {
+            Compiled::Pieces(pieces) if pieces.is_empty() => Some(""),
+            Compiled::Pieces(pieces) => match pieces.as_slice() {
+                [Piece::Text(text)] => Some(text),
+                _ => None,
+            },
+            Compiled::Jinja(_) => None,
+        }
+    }
+
+    /// Starts rendering one row: the minijinja context is built at most once per row, and
+    /// only when a template needs it.
+    pub fn row<'s, 'v>(&'s self, values: RowValues<'v>) -> RowRenderer<'s, 'v> {
+        RowRenderer {
+            set: self,
+            values,
+            context: None,
+        }
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+fn syntax_message(err: &minijinja::Error) -> String {
+    match err.detail() {
+        Some(detail) => format!("{detail}"),
+        None => format!("{}", err.kind()),
+    }
+}
+
+/// Renders the templates of one row.
+pub struct RowRenderer<'s, 'v> {
+    set: &'s TemplateSet,
+    values: RowValues<'v>,
+    context: Option<Value>,
+}
+
+impl RowRenderer<'_, '_> {
+    /// Appends the rendering of `id` to `out`.
+    pub fn render_into(&mut self, id: TemplateId, out: &mut String) -> Result<(), String> {
+        match &self.set.compiled[id.0] {
+            Compiled::Pieces(pieces) => {
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(text) => out.push_str(text),
+                        Piece::Column(index) => out.push_str(self.values.columns[*index]),
+                        Piece::Campaign => out.push_str(self.values.campaign),
+                        Piece::Row => {
+                            out.push_str(itoa::Buffer::new().format(self.values.row));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Compiled::Jinja(name) => {
+                let context = self
+                    .context
+                    .get_or_insert_with(|| context_value(&self.set.headers, self.values))
+                    .clone();
+                let template = self.set.env.get_template(name).expect("compiled");
+                let text = template.render(context).map_err(|e| {
+                    let detail = e.detail().map(|d| d.to_string());
+                    detail.unwrap_or_else(|| e.kind().to_string())
+                })?;
+                out.push_str(&text);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn render(&mut self, id: TemplateId) -> Result<String, String> {
+        let mut out = String::new();
+        self.render_into(id, &mut out)?;
+        Ok(out)
+    }
+}
+
+fn context_value(headers: &Arc<[String]>, values: RowValues<'_>) -> Value {
+    Value::from_object(RowContext {
+        headers: Arc::clone(headers),
+        values: values.columns.iter().map(|v| (*v).to_owned()).collect(),
+        campaign: values.campaign.to_owned(),
+        row: values.row,
+    })
+}
+
+/// One row as a minijinja object, so no map is built for templates that read two columns.
+#[derive(Debug)]
+struct RowContext {
+    headers: Arc<[String]>,
+    values: Vec<String>,
+    campaign: String,
+    row: u64,
+}
+
+impl Object for RowContext {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        match key {
+            CAMPAIGN_VAR => Some(Value::from(self.campaign.clone())),
+            ROW_VAR => Some(Value::from(self.row)),
+            _ => {
+                let index = self.headers.iter().position(|h| h == key)?;
+                Some(Value::from(self.values[index].clone()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers() -> Vec<String> {
+        vec!["email".into(), "first_name".into(), "seats".into()]
+    }
+
+    fn render(set: &TemplateSet, id: TemplateId, columns: &[&str]) -> Result<String, String> {
+        set.row(RowValues {
+            campaign: "spring",
+            row: 7,
+            columns,
+        })
+        .render(id)
+    }
+
+    #[test]
+    fn bare_lookups_render_like_minijinja() {
+        let mut set = TemplateSet::new(&headers());
+        let fast = set
+            .compile("hi {{ first_name }} of {{campaign}} #{{ row }}")
+            .unwrap();
+        let slow = set
+            .compile("hi {{ first_name | string }} of {{campaign}} #{{ row }}")
+            .unwrap();
+        let columns = ["a@b.co", "Zoë", "3"];
+        assert_eq!(render(&set, fast, &columns).unwrap(), "hi Zoë of spring #7");
+        assert_eq!(render(&set, slow, &columns).unwrap(), "hi Zoë of spring #7");
+    }
+
+    #[test]
+    fn missing_column_is_reported_by_both_paths() {
+        let mut set = TemplateSet::new(&headers());
+        let err = set.compile("{{ user_id }}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "names column `user_id`, which the CSV does not have"
+        );
+        let err = set.compile("{{ user_id | upper }}{{ plan }}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "names columns `plan`, `user_id`, which the CSV does not have"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_reported() {
+        let mut set = TemplateSet::new(&headers());
+        assert!(matches!(
+            set.compile("{{ email "),
+            Err(TemplateError::Syntax(_))
+        ));
+    }
+
+    #[test]
+    fn constants_are_known() {
+        let mut set = TemplateSet::new(&headers());
+        let id = set.compile("SUMMER2025\n").unwrap();
+        assert_eq!(set.constant(id), Some("SUMMER2025"));
+        let id = set.compile("{{ email }}").unwrap();
+        assert_eq!(set.constant(id), None);
+    }
+
+    #[test]
+    fn jinja_filters_and_conditions_work() {
+        let mut set = TemplateSet::new(&headers());
+        let id = set
+            .compile("{% if seats | int > 1 %}team{% else %}solo{% endif %}-{{ email | upper }}")
+            .unwrap();
+        assert_eq!(
+            render(&set, id, &["a@b.co", "x", "3"]).unwrap(),
+            "team-A@B.CO"
+        );
+    }
+}
