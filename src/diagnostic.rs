@@ -121,6 +121,8 @@ impl fmt::Display for Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+impl std::error::Error for Diagnostic {}
+
 impl From<Diagnostic> for Diagnostics {
     fn from(d: Diagnostic) -> Diagnostics {
         Diagnostics(vec![d])
@@ -166,4 +168,3 @@ mod tests {
     }
 }
 
-impl std::error::Error for Diagnostic {}

@@ -231,7 +231,7 @@ impl Renderer {
     }
 
     /// " (column `x`)" naming the CSV columns a template reads, or nothing for constants.
-    fn from_columns(&self, id: Option<TemplateId>) -> String {
+    fn column_note(&self, id: Option<TemplateId>) -> String {
         let columns = id.map(|id| self.templates.columns(id)).unwrap_or_default();
         match columns.len() {
             0 => String::new(),
@@ -277,7 +277,7 @@ impl Renderer {
             match renderer.render(id) {
                 Ok(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
                 Err(e) => {
-                    problems.push(format!("{name}: {e}{}", self.from_columns(Some(id))));
+                    problems.push(format!("{name}: {e}{}", self.column_note(Some(id))));
                     None
                 }
             }
@@ -296,7 +296,7 @@ impl Renderer {
                     _ => {
                         problems.push(format!(
                             "units `{text}` is not an integer >= 1{}",
-                            self.from_columns(Some(*t))
+                            self.column_note(Some(*t))
                         ));
                         None
                     }
@@ -310,7 +310,7 @@ impl Renderer {
             if let Err(e) = check_url(url) {
                 problems.push(format!(
                     "success_url `{url}` {e}{}",
-                    self.from_columns(self.success_url)
+                    self.column_note(self.success_url)
                 ));
             }
         }
@@ -325,7 +325,7 @@ impl Renderer {
                 if let Err(e) = check_email(email) {
                     problems.push(format!(
                         "email `{email}` {e}{}",
-                        self.from_columns(self.customer_email)
+                        self.column_note(self.customer_email)
                     ));
                 }
                 Some(Customer::Email(email))
@@ -333,7 +333,7 @@ impl Renderer {
             (None, Some(id)) => Some(Customer::Id(id)),
             (None, None) if self.customer_email.is_some() || self.customer_id.is_some() => {
                 problems.push(if self.customer_id.is_none() {
-                    format!("email is empty{}", self.from_columns(self.customer_email))
+                    format!("email is empty{}", self.column_note(self.customer_email))
                 } else {
                     "customer email and id are both empty".to_owned()
                 });

@@ -228,7 +228,7 @@ fn is_identifier(s: &str) -> bool {
 
 fn syntax_message(err: &minijinja::Error) -> String {
     match err.detail() {
-        Some(detail) => format!("{detail}"),
+        Some(detail) => detail.to_string(),
         None => format!("{}", err.kind()),
     }
 }
