@@ -1,0 +1,717 @@
+//! The output CSV, which is also the ledger that makes re-runs safe.
+//!
+//! During a run, every finished row is appended as one whole record and handed to the kernel
+//! within a second (so `kill -9` loses at most the rows in flight, and never leaves half a
+//! record behind except for a torn tail, which the next run cuts off). At the end the file is
+//! rewritten in input order, atomically (temp file, fsync, rename). Rows are located by byte
+//! offset rather than kept in memory, so a million-row ledger costs 8 bytes a row.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// The columns, in order. SPEC's columns first; then ours.
+pub const COLUMNS: [&str; 15] = [
+    "request_id",
+    "row",
+    "email",
+    "status",
+    "checkout_id",
+    "checkout_url",
+    "http_status",
+    "attempts",
+    "error",
+    "body_sha256",
+    "updated_at",
+    "checkout_status",
+    "campaign",
+    "order_id",
+    "body",
+];
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Created,
+    Failed,
+    Invalid,
+    Pending,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Failed => "failed",
+            Status::Invalid => "invalid",
+            Status::Pending => "pending",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Status> {
+        Some(match text {
+            "created" => Status::Created,
+            "failed" => Status::Failed,
+            "invalid" => Status::Invalid,
+            "pending" => Status::Pending,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub request_id: String,
+    pub row: u64,
+    pub email: String,
+    pub status: Status,
+    pub checkout_id: String,
+    pub checkout_url: String,
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    pub error: String,
+    pub body_sha256: String,
+    pub updated_at: String,
+    pub checkout_status: String,
+    pub campaign: String,
+    pub order_id: String,
+    /// The exact JSON body sent (or that would be sent), to show what changed on a re-run.
+    pub body: String,
+}
+
+impl Record {
+    /// A record with only the identifying fields set.
+    pub fn new(campaign: &str, row: u64, request_id: &str, email: &str, status: Status) -> Record {
+        Record {
+            request_id: request_id.to_owned(),
+            row,
+            email: email.to_owned(),
+            status,
+            checkout_id: String::new(),
+            checkout_url: String::new(),
+            http_status: None,
+            attempts: 0,
+            error: String::new(),
+            body_sha256: String::new(),
+            updated_at: now_rfc3339(),
+            checkout_status: String::new(),
+            campaign: campaign.to_owned(),
+            order_id: String::new(),
+            body: String::new(),
+        }
+    }
+
+    fn write_to(&self, out: &mut csv::Writer<Vec<u8>>) -> csv::Result<()> {
+        let row = itoa::Buffer::new().format(self.row).to_owned();
+        let http = self.http_status.map(|s| s.to_string()).unwrap_or_default();
+        let attempts = self.attempts.to_string();
+        let error = one_line(&self.error);
+        out.write_record([
+            &*neutralise(&self.request_id),
+            &row,
+            &neutralise(&self.email),
+            self.status.as_str(),
+            &neutralise(&self.checkout_id),
+            &neutralise(&self.checkout_url),
+            &http,
+            &attempts,
+            &neutralise(&error),
+            &self.body_sha256,
+            &self.updated_at,
+            &neutralise(&self.checkout_status),
+            &self.campaign,
+            &neutralise(&self.order_id),
+            &self.body,
+        ])
+    }
+
+    fn from_fields(fields: &csv::StringRecord, map: &ColumnMap) -> Result<Record, String> {
+        let get = |name: &str| map.get(fields, name);
+        let status = get("status");
+        Ok(Record {
+            request_id: restore(get("request_id")),
+            row: get("row")
+                .parse()
+                .map_err(|_| format!("`row` is `{}`, not a number", get("row")))?,
+            email: restore(get("email")),
+            status: Status::parse(status).ok_or_else(|| {
+                format!("`status` is `{status}`, not created, failed, invalid or pending")
+            })?,
+            checkout_id: restore(get("checkout_id")),
+            checkout_url: restore(get("checkout_url")),
+            http_status: get("http_status").parse().ok(),
+            attempts: get("attempts").parse().unwrap_or(0),
+            error: restore(get("error")),
+            body_sha256: get("body_sha256").to_owned(),
+            updated_at: get("updated_at").to_owned(),
+            checkout_status: restore(get("checkout_status")),
+            campaign: get("campaign").to_owned(),
+            order_id: restore(get("order_id")),
+            body: get("body").to_owned(),
+        })
+    }
+}
+
+/// Cells a spreadsheet would run as formulas get a leading `'` (OWASP CSV injection advice).
+/// Applied to text that comes from the input or the API; the API always gets the real value.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+/// Undoes [`neutralise`] when reading the ledger back.
+fn restore(cell: &str) -> String {
+    match cell.as_bytes() {
+        [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r', ..] => cell[1..].to_owned(),
+        _ => cell.to_owned(),
+    }
+}
+
+/// Errors are one line so a record stays one line (a torn tail is then easy to find).
+fn one_line(text: &str) -> Cow<'_, str> {
+    if text.contains(['\n', '\r']) {
+        Cow::Owned(text.replace(['\n', '\r'], " "))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::TimestampRound::new().smallest(jiff::Unit::Millisecond))
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Where each column is in a ledger file (older or hand-edited files may reorder them).
+#[derive(Debug, Clone)]
+struct ColumnMap {
+    index: HashMap<String, usize>,
+}
+
+impl ColumnMap {
+    fn get<'r>(&self, fields: &'r csv::StringRecord, name: &str) -> &'r str {
+        self.index
+            .get(name)
+            .and_then(|&i| fields.get(i))
+            .unwrap_or("")
+    }
+}
+
+/// A record's place in the file: offset (40 bits) and length (24 bits) packed in a u64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(u64);
+
+impl Span {
+    const NONE: Span = Span(u64::MAX);
+
+    fn new(offset: u64, len: usize) -> Span {
+        assert!(offset < 1 << 40 && len < 1 << 24, "ledger record out of range");
+        Span(offset << 24 | len as u64)
+    }
+
+    fn offset(self) -> u64 {
+        self.0 >> 24
+    }
+
+    fn len(self) -> usize {
+        (self.0 & ((1 << 24) - 1)) as usize
+    }
+
+    fn is_none(self) -> bool {
+        self == Span::NONE
+    }
+}
+
+/// A problem with an existing ledger file; it is never overwritten when this happens.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: {message}\n  the output file was left as it is; fix it or move it away (or use --out)")]
+pub struct LedgerError {
+    pub path: PathBuf,
+    pub line: u64,
+    pub message: String,
+}
+
+/// An existing ledger, indexed by the row numbers its records carry.
+pub struct Prior {
+    file: File,
+    columns: ColumnMap,
+    by_row: Vec<Span>,
+    by_request_id: Option<HashMap<String, Span>>,
+    /// The campaign named in the file, if it has any record.
+    pub campaign: Option<String>,
+    /// Bytes of whole records; anything after is a torn tail from a crash.
+    pub valid_len: u64,
+    pub records: u64,
+}
+
+impl Prior {
+    /// Reads the ledger at `path`, if it exists.
+    pub fn open(path: &Path) -> anyhow::Result<Option<Prior>> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let fail = |line: u64, message: String| LedgerError {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let file_len = file.metadata()?.len();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(BufReader::with_capacity(1 << 18, file.try_clone()?));
+        let header = reader
+            .headers()
+            .map_err(|e| fail(1, format!("cannot read the header: {e}")))?
+            .clone();
+        let index: HashMap<String, usize> = header
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.to_owned(), i))
+            .collect();
+        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+            return Ok(Some(Prior {
+                file,
+                columns: ColumnMap { index },
+                by_row: Vec::new(),
+                by_request_id: None,
+                campaign: None,
+                valid_len: 0,
+                records: 0,
+            }));
+        }
+        for required in ["request_id", "row", "status", "body_sha256"] {
+            if !index.contains_key(required) {
+                return Err(fail(
+                    1,
+                    format!("this is not a creem-batch output: no `{required}` column"),
+                )
+                .into());
+            }
+        }
+        let columns = ColumnMap { index };
+        let mut by_row: Vec<Span> = Vec::new();
+        let mut campaign = None;
+        let mut records = 0;
+        let mut valid_len = header_len(&file)?;
+        let mut fields = csv::StringRecord::new();
+        loop {
+            let start = reader.position().byte();
+            match reader.read_record(&mut fields) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Err(fail(line, format!("cannot read this record: {e}")).into());
+                }
+            }
+            let end = reader.position().byte();
+            let line = fields.position().map_or(0, |p| p.line());
+            let torn = end == file_len && !ends_with_newline(&file, file_len)?;
+            if torn {
+                break; // the record a crash cut in half: its row was in flight
+            }
+            if fields.len() != header.len() {
+                return Err(fail(
+                    line,
+                    format!(
+                        "{} fields where the header has {} (edited by hand?)",
+                        fields.len(),
+                        header.len()
+                    ),
+                )
+                .into());
+            }
+            let record = Record::from_fields(&fields, &columns).map_err(|m| fail(line, m))?;
+            if campaign.is_none() && !record.campaign.is_empty() {
+                campaign = Some(record.campaign.clone());
+            }
+            let row = record.row as usize;
+            if by_row.len() <= row {
+                by_row.resize(row + 1, Span::NONE);
+            }
+            by_row[row] = Span::new(start, (end - start) as usize);
+            records += 1;
+            valid_len = end;
+        }
+        Ok(Some(Prior {
+            file,
+            columns,
+            by_row,
+            by_request_id: None,
+            campaign,
+            valid_len,
+            records,
+        }))
+    }
+
+    /// The prior record for this row's request_id: found at the same row number when the
+    /// CSV is unchanged, else by request_id (the index for that is built on first need).
+    pub fn lookup(&mut self, row: u64, request_id: &str) -> anyhow::Result<Option<(Record, Span)>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        if let Some(&span) = self.by_row.get(row as usize) {
+            if !span.is_none() {
+                let record = self.read(span)?;
+                if record.request_id == request_id {
+                    return Ok(Some((record, span)));
+                }
+            }
+        }
+        if self.by_request_id.is_none() {
+            let mut index = HashMap::new();
+            for &span in self.by_row.iter().filter(|s| !s.is_none()) {
+                index.insert(self.read(span)?.request_id, span);
+            }
+            self.by_request_id = Some(index);
+        }
+        let span = self.by_request_id.as_ref().and_then(|m| m.get(request_id).copied());
+        match span {
+            Some(span) => Ok(Some((self.read(span)?, span))),
+            None => Ok(None),
+        }
+    }
+
+    fn read(&self, span: Span) -> anyhow::Result<Record> {
+        read_record(&self.file, &self.columns, span)
+    }
+
+    /// Spans of every record, by the row number it carries.
+    fn spans(&self) -> impl Iterator<Item = Span> + '_ {
+        self.by_row.iter().copied().filter(|s| !s.is_none())
+    }
+}
+
+fn header_len(file: &File) -> anyhow::Result<u64> {
+    let mut reader = BufReader::new(file.try_clone()?);
+    reader.seek(SeekFrom::Start(0))?;
+    let mut line = Vec::new();
+    std::io::BufRead::read_until(&mut reader, b'\n', &mut line)?;
+    Ok(line.len() as u64)
+}
+
+fn ends_with_newline(file: &File, len: u64) -> std::io::Result<bool> {
+    if len == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    Ok(last[0] == b'\n')
+}
+
+fn read_record(file: &File, columns: &ColumnMap, span: Span) -> anyhow::Result<Record> {
+    let mut bytes = vec![0u8; span.len()];
+    file.read_exact_at(&mut bytes, span.offset())?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes.as_slice());
+    let mut fields = csv::StringRecord::new();
+    reader.read_record(&mut fields)?;
+    Record::from_fields(&fields, columns).map_err(|m| anyhow::anyhow!("ledger record: {m}"))
+}
+
+/// What the run tells the writer about each row.
+#[derive(Debug)]
+pub enum Entry {
+    /// A new or updated record, appended now.
+    Write(Record),
+    /// The prior record stays as it is (a row created earlier).
+    Keep { row: u64, span: Span },
+}
+
+/// Appends records as they come, and rewrites the file in input order at the end.
+pub struct Writer {
+    tx: mpsc::Sender<Entry>,
+    thread: std::thread::JoinHandle<anyhow::Result<WriterState>>,
+}
+
+struct WriterState {
+    path: PathBuf,
+    file: File,
+    by_row: Vec<Span>,
+    prior_spans: Vec<Span>,
+}
+
+/// The longest a finished row waits in memory before reaching the kernel.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
+impl Writer {
+    /// Opens `path` for appending (creating it and its folder if needed). A torn tail left by
+    /// a crash is cut off first.
+    pub fn start(path: &Path, prior: Option<&Prior>, total_rows: u64) -> anyhow::Result<Writer> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create folder {}", dir.display()))?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("cannot open {} for writing", path.display()))?;
+        match prior {
+            Some(prior) if prior.valid_len > 0 => file.set_len(prior.valid_len)?,
+            _ => {
+                file.set_len(0)?;
+                file.write_all(header_line().as_bytes())?;
+            }
+        }
+        file.seek(SeekFrom::End(0))?;
+        let state = WriterState {
+            path: path.to_path_buf(),
+            file,
+            by_row: vec![Span::NONE; total_rows as usize + 1],
+            prior_spans: prior.map(|p| p.spans().collect()).unwrap_or_default(),
+        };
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || write_loop(state, rx))?;
+        Ok(Writer { tx, thread })
+    }
+
+    /// A handle for sending entries from other threads or tasks.
+    pub fn sender(&self) -> mpsc::Sender<Entry> {
+        self.tx.clone()
+    }
+
+    pub fn send(&self, entry: Entry) {
+        // The writer only stops on an I/O error, which `finish` reports.
+        let _ = self.tx.send(entry);
+    }
+
+    /// Waits for every entry to be written, then rewrites the file in input order.
+    pub fn finish(self) -> anyhow::Result<()> {
+        drop(self.tx);
+        let state = self
+            .thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ledger writer panicked"))??;
+        rewrite_in_order(state)
+    }
+}
+
+fn header_line() -> String {
+    let mut line = COLUMNS.join(",");
+    line.push('\n');
+    line
+}
+
+fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Result<WriterState> {
+    let mut csv = csv::WriterBuilder::new().from_writer(Vec::with_capacity(1 << 16));
+    let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut end = state.file.seek(SeekFrom::End(0))?;
+    let mut oldest_unflushed: Option<Instant> = None;
+    loop {
+        let entry = match rx.recv_timeout(FLUSH_EVERY) {
+            Ok(entry) => Some(entry),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        match entry {
+            Some(Entry::Write(record)) => {
+                record.write_to(&mut csv)?;
+                csv.flush()?;
+                let bytes = csv.get_mut();
+                let span = Span::new(end + batch.len() as u64, bytes.len());
+                batch.extend_from_slice(bytes);
+                bytes.clear();
+                set_span(&mut state.by_row, record.row, span);
+                oldest_unflushed.get_or_insert_with(Instant::now);
+            }
+            Some(Entry::Keep { row, span }) => set_span(&mut state.by_row, row, span),
+            None => {}
+        }
+        let due = oldest_unflushed.is_some_and(|t| t.elapsed() >= FLUSH_EVERY);
+        if !batch.is_empty() && (due || batch.len() >= 1 << 16 || entry.is_none()) {
+            // One write of whole records: a kill can only lose the records not yet written.
+            state.file.write_all(&batch)?;
+            end += batch.len() as u64;
+            batch.clear();
+            oldest_unflushed = None;
+        }
+    }
+    state.file.write_all(&batch)?;
+    state.file.sync_data()?;
+    Ok(state)
+}
+
+fn set_span(by_row: &mut Vec<Span>, row: u64, span: Span) {
+    let row = row as usize;
+    if by_row.len() <= row {
+        by_row.resize(row + 1, Span::NONE);
+    }
+    by_row[row] = span;
+}
+
+/// Writes one record per input row, in order, to a temp file, then renames it over the ledger.
+fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
+    let WriterState {
+        path,
+        file,
+        by_row,
+        prior_spans,
+    } = state;
+    let columns = ColumnMap {
+        index: COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.to_string(), i))
+            .collect(),
+    };
+    // Records of an older run whose customer is no longer in the CSV would vanish: keep a copy.
+    let kept: std::collections::HashSet<u64> = by_row.iter().map(|s| s.0).collect();
+    let dropped_created = prior_spans
+        .iter()
+        .filter(|s| !kept.contains(&s.0))
+        .filter_map(|&s| read_record(&file, &columns, s).ok())
+        .filter(|r| r.status == Status::Created)
+        .count();
+    if dropped_created > 0 {
+        let backup = backup_path(&path);
+        std::fs::copy(&path, &backup)?;
+        eprintln!(
+            "warning: {dropped_created} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
+            path.display(),
+            backup.display()
+        );
+    }
+    let temp = path.with_extension("csv.tmp");
+    let mut out = BufWriter::with_capacity(1 << 18, File::create(&temp)?);
+    out.write_all(header_line().as_bytes())?;
+    let mut csv = csv::WriterBuilder::new().from_writer(Vec::with_capacity(1 << 12));
+    for (row, span) in by_row.iter().enumerate().skip(1) {
+        if span.is_none() {
+            continue;
+        }
+        let mut record = read_record(&file, &columns, *span)?;
+        record.row = row as u64;
+        record.write_to(&mut csv)?;
+        csv.flush()?;
+        out.write_all(csv.get_ref())?;
+        csv.get_mut().clear();
+    }
+    let out = out.into_inner().map_err(|e| e.into_error())?;
+    out.sync_all()?;
+    drop(out);
+    std::fs::rename(&temp, &path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn backup_path(path: &Path) -> PathBuf {
+    let stamp = jiff::Timestamp::now().as_second();
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{stamp}.bak"));
+    path.with_file_name(name)
+}
+
+/// Reads a whole ledger (for `status` and `reconcile`, which rewrite every row anyway).
+pub fn read_all(path: &Path) -> anyhow::Result<Vec<Record>> {
+    let prior = Prior::open(path)?
+        .ok_or_else(|| anyhow::anyhow!("{} does not exist", path.display()))?;
+    prior.spans().map(|s| prior.read(s)).collect()
+}
+
+/// Replaces the ledger at `path` with `records` (in the order given), atomically.
+pub fn write_all(path: &Path, records: &[Record]) -> anyhow::Result<()> {
+    let temp = path.with_extension("csv.tmp");
+    let mut out = BufWriter::new(File::create(&temp)?);
+    out.write_all(header_line().as_bytes())?;
+    let mut csv = csv::WriterBuilder::new().from_writer(Vec::new());
+    for record in records {
+        record.write_to(&mut csv)?;
+        csv.flush()?;
+        out.write_all(csv.get_ref())?;
+        csv.get_mut().clear();
+    }
+    let out = out.into_inner().map_err(|e| e.into_error())?;
+    out.sync_all()?;
+    drop(out);
+    std::fs::rename(&temp, path)?;
+    Ok(())
+}
+
+/// Holds an exclusive lock on `<output>.lock` for as long as it lives. The OS releases the
+/// lock when the process dies, so a lock left by a crashed run never blocks the next one.
+pub struct Lock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl Lock {
+    pub fn acquire(output: &Path) -> anyhow::Result<Lock> {
+        let mut name = output.file_name().unwrap_or_default().to_os_string();
+        name.push(".lock");
+        let path = output.with_file_name(name);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot create lock file {}", path.display()))?;
+        if !fs4::fs_std::FileExt::try_lock_exclusive(&file).unwrap_or(false) {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "{} is in use by another creem-batch run (pid {}); wait for it to finish",
+                output.display(),
+                holder.trim()
+            );
+        }
+        file.set_len(0)?;
+        file.write_all(std::process::id().to_string().as_bytes())?;
+        Ok(Lock { _file: file, path })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_restored() {
+        for cell in ["=1+1", "+33", "-2", "@SUM(A1)"] {
+            let written = neutralise(cell);
+            assert_eq!(written, format!("'{cell}"));
+            assert_eq!(restore(&written), cell);
+        }
+        assert_eq!(neutralise("ana@example.com"), "ana@example.com");
+    }
+
+    #[test]
+    fn spans_pack_offset_and_length() {
+        let span = Span::new(123_456_789_012, 300);
+        assert_eq!((span.offset(), span.len()), (123_456_789_012, 300));
+    }
+}
