@@ -6,6 +6,7 @@
 //! `sandbox` is a local stand-in for the Creem API; `signature` verifies what Creem sends
 //! back (redirects and webhooks). `commands` holds one function per CLI command.
 
+pub mod api_key;
 pub mod cli;
 pub mod commands;
 pub mod exit;
