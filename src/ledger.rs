@@ -109,7 +109,11 @@ impl Record {
         }
     }
 
-    fn write_to(&self, out: &mut csv::Writer<Vec<u8>>) -> csv::Result<()> {
+    /// Appends this record as one CSV line to `buf`.
+    fn write_to(&self, buf: &mut Vec<u8>) -> csv::Result<()> {
+        let mut out = csv::WriterBuilder::new()
+            .buffer_capacity(1024)
+            .from_writer(buf);
         let row = itoa::Buffer::new().format(self.row).to_owned();
         let http = self.http_status.map(|s| s.to_string()).unwrap_or_default();
         let attempts = self.attempts.to_string();
@@ -130,7 +134,9 @@ impl Record {
             &self.campaign,
             &neutralise(&self.order_id),
             &self.body,
-        ])
+        ])?;
+        out.flush()?;
+        Ok(())
     }
 
     fn from_fields(fields: &csv::StringRecord, map: &ColumnMap) -> Result<Record, String> {
@@ -514,7 +520,6 @@ fn header_line() -> String {
 }
 
 fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Result<WriterState> {
-    let mut csv = csv::WriterBuilder::new().from_writer(Vec::with_capacity(1 << 16));
     let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut end = state.file.seek(SeekFrom::End(0))?;
     let mut oldest_unflushed: Option<Instant> = None;
@@ -524,14 +529,12 @@ fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Resu
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        let idle = entry.is_none();
         match entry {
             Some(Entry::Write(record)) => {
-                record.write_to(&mut csv)?;
-                csv.flush()?;
-                let bytes = csv.get_mut();
-                let span = Span::new(end + batch.len() as u64, bytes.len());
-                batch.extend_from_slice(bytes);
-                bytes.clear();
+                let start = batch.len();
+                record.write_to(&mut batch)?;
+                let span = Span::new(end + start as u64, batch.len() - start);
                 set_span(&mut state.by_row, record.row, span);
                 oldest_unflushed.get_or_insert_with(Instant::now);
             }
@@ -539,7 +542,7 @@ fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Resu
             None => {}
         }
         let due = oldest_unflushed.is_some_and(|t| t.elapsed() >= FLUSH_EVERY);
-        if !batch.is_empty() && (due || batch.len() >= 1 << 16 || entry.is_none()) {
+        if !batch.is_empty() && (due || batch.len() >= 1 << 16 || idle) {
             // One write of whole records: a kill can only lose the records not yet written.
             state.file.write_all(&batch)?;
             end += batch.len() as u64;
@@ -595,17 +598,16 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
     let temp = path.with_extension("csv.tmp");
     let mut out = BufWriter::with_capacity(1 << 18, File::create(&temp)?);
     out.write_all(header_line().as_bytes())?;
-    let mut csv = csv::WriterBuilder::new().from_writer(Vec::with_capacity(1 << 12));
+    let mut line = Vec::with_capacity(1 << 12);
     for (row, span) in by_row.iter().enumerate().skip(1) {
         if span.is_none() {
             continue;
         }
         let mut record = read_record(&file, &columns, *span)?;
         record.row = row as u64;
-        record.write_to(&mut csv)?;
-        csv.flush()?;
-        out.write_all(csv.get_ref())?;
-        csv.get_mut().clear();
+        line.clear();
+        record.write_to(&mut line)?;
+        out.write_all(&line)?;
     }
     let out = out.into_inner().map_err(|e| e.into_error())?;
     out.sync_all()?;
@@ -638,12 +640,11 @@ pub fn write_all(path: &Path, records: &[Record]) -> anyhow::Result<()> {
     let temp = path.with_extension("csv.tmp");
     let mut out = BufWriter::new(File::create(&temp)?);
     out.write_all(header_line().as_bytes())?;
-    let mut csv = csv::WriterBuilder::new().from_writer(Vec::new());
+    let mut line = Vec::new();
     for record in records {
-        record.write_to(&mut csv)?;
-        csv.flush()?;
-        out.write_all(csv.get_ref())?;
-        csv.get_mut().clear();
+        line.clear();
+        record.write_to(&mut line)?;
+        out.write_all(&line)?;
     }
     let out = out.into_inner().map_err(|e| e.into_error())?;
     out.sync_all()?;

@@ -3,9 +3,11 @@
 //! campaign (YAML) -> customers (CSV rows) -> render (request bodies, request_id)
 //! -> sender (rate limit, concurrency, retries) -> ledger (the output CSV).
 //!
-//! `sandbox` is a local stand-in for the Creem API; `signature` verifies what Creem sends
-//! back (redirects and webhooks). `commands` holds one function per CLI command.
+//! `batch` ties the first three together for every command; `sandbox` is a local stand-in
+//! for the Creem API; `signature` verifies what Creem sends back (redirects and webhooks).
+//! `commands` holds one function per CLI command.
 
+pub mod api_key;
 pub mod batch;
 pub mod campaign;
 pub mod cli;
@@ -13,6 +15,7 @@ pub mod commands;
 pub mod customers;
 pub mod diagnostic;
 pub mod exit;
+pub mod ledger;
 pub mod render;
 pub mod sandbox;
 pub mod signature;

@@ -1,1 +1,472 @@
 //! Verifying what Creem sends back: redirect signatures and webhook signatures.
+//!
+//! Both checks exist because the data arrives through a channel anyone can write to: a
+//! success_url is just a link a customer can edit and replay, and a webhook endpoint is a
+//! public URL. Only the signature ties the data to Creem (and to the merchant's key or secret).
+//!
+//! Nothing here ever puts the API key or the webhook secret into an error, a `Debug` output or
+//! a returned value: they are only fed to the hash.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The query parameter that carries the redirect signature.
+pub const SIGNATURE_PARAM: &str = "signature";
+
+/// The HTTP header that carries a webhook's signature.
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "creem-signature";
+
+/// Why a redirect URL could not be checked at all (as opposed to being checked and found
+/// invalid, which is a [`RedirectVerification`] with `valid == false`).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RedirectError {
+    /// The text is not an absolute URL. The parser's reason is kept; the URL itself is not
+    /// repeated, since the caller already has it.
+    #[error("not a valid URL: {0}")]
+    MalformedUrl(String),
+    /// No (non-empty) `signature` query parameter: this is not a signed Creem redirect.
+    #[error("the URL has no `signature` query parameter (is this the URL Creem redirected to?)")]
+    MissingSignature,
+    /// Two `signature` parameters: there is no honest reason for this, and picking one would
+    /// let whoever added the other decide what gets checked.
+    #[error("the URL has more than one `signature` query parameter")]
+    DuplicateSignature,
+}
+
+/// The result of checking a redirect whose signature could be read.
+///
+/// `checkout_id` and `request_id` are copied out for convenience; they are attacker-controlled
+/// unless `valid` is true.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectVerification {
+    /// Whether the signature matches the parameters and the key.
+    pub valid: bool,
+    /// Names of the parameters that went into the signed string, in URL order. Only these are
+    /// vouched for by a valid signature.
+    pub covered: Vec<String>,
+    /// Names of the parameters left out because their value was empty or `null`.
+    pub skipped: Vec<String>,
+    /// The first non-empty `checkout_id` parameter, if any.
+    pub checkout_id: Option<String>,
+    /// The first non-empty `request_id` parameter, if any.
+    pub request_id: Option<String>,
+}
+
+/// Checks the signature of a success_url redirect, given the full URL.
+///
+/// Parameter values are percent-decoded (form-urlencoded rules, so `+` is a space) before they
+/// are signed: Creem's own examples sign the values a web framework hands over (Express
+/// `req.query`, `URLSearchParams`, Python `parse_qs`), which are the decoded ones.
+pub fn verify_redirect(url: &str, api_key: &str) -> Result<RedirectVerification, RedirectError> {
+    let parsed =
+        url::Url::parse(url.trim()).map_err(|e| RedirectError::MalformedUrl(e.to_string()))?;
+    verify_redirect_query(parsed.query().unwrap_or(""), api_key)
+}
+
+/// Checks the signature of a redirect given only its raw query string (without the leading
+/// `?`), which is what a web handler usually has.
+///
+/// Pass the raw string, not a map of parameters: the signature depends on the order the
+/// parameters arrived in, which a map throws away.
+pub fn verify_redirect_query(
+    query: &str,
+    api_key: &str,
+) -> Result<RedirectVerification, RedirectError> {
+    let pairs: Vec<(String, String)> = form_pairs(query);
+
+    let mut signatures = pairs
+        .iter()
+        .filter(|(k, _)| k == SIGNATURE_PARAM)
+        .map(|(_, v)| v.as_str());
+    let given = match (signatures.next(), signatures.next()) {
+        (_, Some(_)) => return Err(RedirectError::DuplicateSignature),
+        (Some(sig), None) if !sig.trim().is_empty() => sig.trim(),
+        _ => return Err(RedirectError::MissingSignature),
+    };
+
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let expected = signature_digest(&borrowed, api_key);
+    let valid = digest_matches_hex(&expected, given);
+
+    let mut covered = Vec::new();
+    let mut skipped = Vec::new();
+    for (k, v) in &borrowed {
+        if *k == SIGNATURE_PARAM {
+            continue;
+        }
+        if is_signed_value(v) {
+            covered.push((*k).to_string());
+        } else {
+            skipped.push((*k).to_string());
+        }
+    }
+    let first = |name: &str| {
+        borrowed
+            .iter()
+            .find(|(k, v)| *k == name && is_signed_value(v))
+            .map(|(_, v)| (*v).to_string())
+    };
+    Ok(RedirectVerification {
+        valid,
+        checkout_id: first("checkout_id"),
+        request_id: first("request_id"),
+        covered,
+        skipped,
+    })
+}
+
+/// The signature Creem puts on a redirect with these parameters (lowercase hex).
+///
+/// `params` are decoded names and values in URL order; a `signature` entry and entries whose
+/// value is empty or `null` are left out, as Creem does. Useful to build signed redirects for
+/// tests and the sandbox.
+pub fn redirect_signature(params: &[(&str, &str)], api_key: &str) -> String {
+    hex::encode(signature_digest(params, api_key))
+}
+
+/// Empty and `null` values are left out of the signed string: Creem builds it from an object
+/// whose absent fields are `null`, and drops those rather than signing them.
+fn is_signed_value(value: &str) -> bool {
+    !value.is_empty() && value != "null"
+}
+
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// SHA-256 of `k=v|k=v|...|salt=<key>`. The parameters stay in arrival order because that is
+/// the order Creem signs them in (the order it wrote them into the URL), not sorted.
+fn signature_digest(params: &[(&str, &str)], api_key: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for (k, v) in params {
+        if *k == SIGNATURE_PARAM || !is_signed_value(v) {
+            continue;
+        }
+        hasher.update(k.as_bytes());
+        hasher.update(b"=");
+        hasher.update(v.as_bytes());
+        hasher.update(b"|");
+    }
+    hasher.update(b"salt=");
+    hasher.update(api_key.as_bytes());
+    hasher.finalize().into()
+}
+
+/// Compares a digest with a hex string from the outside world without leaking, through
+/// timing, how many leading bytes matched: an early-exit comparison would let an attacker
+/// guess a valid signature byte by byte. Case and surrounding whitespace are tolerated; a
+/// wrong length or a non-hex character is simply a mismatch.
+fn digest_matches_hex(expected: &[u8; 32], given: &str) -> bool {
+    let given = given.trim();
+    let mut decoded = [0u8; 32];
+    if given.len() != 64 || hex::decode_to_slice(given, &mut decoded).is_err() {
+        return false;
+    }
+    expected.ct_eq(&decoded).into()
+}
+
+/// Checks a webhook's `creem-signature` header: hex HMAC-SHA256 of the raw body, keyed with
+/// the webhook secret.
+///
+/// Takes the raw bytes, not parsed JSON: re-serialising would change whitespace or key order
+/// and break the signature. The comparison is constant time for the same reason as redirects.
+pub fn verify_webhook(raw_body: &[u8], signature_header: &str, secret: &str) -> bool {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(raw_body);
+    let expected: [u8; 32] = mac.finalize().into_bytes().into();
+    digest_matches_hex(&expected, signature_header)
+}
+
+/// The signature a webhook body should carry (lowercase hex). For tests and local rehearsals.
+pub fn webhook_signature(raw_body: &[u8], secret: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any size");
+    mac.update(raw_body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The event type of a paid checkout.
+pub const CHECKOUT_COMPLETED: &str = "checkout.completed";
+
+/// The envelope every Creem webhook shares. Unknown fields are ignored so that Creem adding
+/// fields never breaks reconciliation.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct WebhookEvent {
+    /// `evt_...`; the same event can be delivered more than once (Creem retries), so this is
+    /// the key to de-duplicate on.
+    pub id: String,
+    /// e.g. `checkout.completed`, `subscription.paid`.
+    #[serde(rename = "eventType")]
+    pub event_type: String,
+    /// Milliseconds since the Unix epoch, as Creem sends it. Tolerates a numeric string;
+    /// anything else (or nothing) is `None` rather than a reason to drop the event.
+    #[serde(default, deserialize_with = "lenient_millis")]
+    pub created_at: Option<i64>,
+    /// The event's payload (a checkout for `checkout.completed`).
+    #[serde(default)]
+    pub object: serde_json::Value,
+}
+
+/// What a `checkout.completed` event says, reduced to what a merchant needs to match it to
+/// one of its rows.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CheckoutCompleted {
+    /// `object.id` (`ch_...`).
+    pub checkout_id: String,
+    /// `object.request_id`: the id this tool sent when creating the checkout.
+    pub request_id: Option<String>,
+    /// `object.order.id` (or `object.order` when Creem sends only the id).
+    pub order_id: Option<String>,
+    /// `object.customer.id` (or `object.customer` when Creem sends only the id).
+    pub customer_id: Option<String>,
+    /// `object.customer.email`, when the customer is expanded.
+    pub customer_email: Option<String>,
+    /// `object.metadata`, as sent. Values are usually strings but Creem allows any JSON.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Parses a webhook body into its envelope. Call [`verify_webhook`] first: parsing says
+/// nothing about who sent it.
+pub fn parse_webhook_event(raw_body: &[u8]) -> Result<WebhookEvent, serde_json::Error> {
+    serde_json::from_slice(raw_body)
+}
+
+impl WebhookEvent {
+    /// The checkout details if this is a `checkout.completed` event whose object has an id;
+    /// `None` for any other event. Missing optional fields are `None` or empty.
+    pub fn checkout_completed(&self) -> Option<CheckoutCompleted> {
+        if self.event_type != CHECKOUT_COMPLETED {
+            return None;
+        }
+        let obj = self.object.as_object()?;
+        let checkout_id = non_empty_str(obj.get("id"))?;
+        Some(CheckoutCompleted {
+            checkout_id,
+            request_id: non_empty_str(obj.get("request_id")),
+            order_id: id_of(obj.get("order")),
+            customer_id: id_of(obj.get("customer")),
+            customer_email: obj
+                .get("customer")
+                .and_then(|c| non_empty_str(c.get("email"))),
+            metadata: obj
+                .get("metadata")
+                .and_then(|m| m.as_object())
+                .cloned()
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn non_empty_str(v: Option<&serde_json::Value>) -> Option<String> {
+    v.and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Creem expands related objects in some answers and sends bare ids in others.
+fn id_of(v: Option<&serde_json::Value>) -> Option<String> {
+    match v? {
+        serde_json::Value::String(_) => non_empty_str(v),
+        serde_json::Value::Object(o) => non_empty_str(o.get("id")),
+        _ => None,
+    }
+}
+
+fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    Ok(match v {
+        serde_json::Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "creem_test_EXAMPLEKEY";
+    const SPEC_SIG: &str = "5669161bda068ffb691845d1768fe6935deb510f2cb47b76b23167b33d68b0c2";
+    const SPEC_PARAMS: [(&str, &str); 5] = [
+        ("checkout_id", "ch_1QyIQDw9cbFWdA1ry5Qc6I"),
+        ("order_id", "ord_4ucZ7Ts3r7EhSrl5yQE4G6"),
+        ("customer_id", "cust_2KaCAtu6l3tpjIr8Nr9XOp"),
+        ("subscription_id", "sub_ILWMTY6uBim4EB0uxK6WE"),
+        ("product_id", "prod_6tW66i0oZM7w1qXReHJrwg"),
+    ];
+
+    fn spec_url(sig: &str) -> String {
+        let q: Vec<String> = SPEC_PARAMS
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!(
+            "https://yourdomain.com/success?{}&signature={sig}",
+            q.join("&")
+        )
+    }
+
+    #[test]
+    fn spec_vector_signature() {
+        assert_eq!(redirect_signature(&SPEC_PARAMS, KEY), SPEC_SIG);
+    }
+
+    #[test]
+    fn spec_vector_verifies() {
+        let v = verify_redirect(&spec_url(SPEC_SIG), KEY).unwrap();
+        assert!(v.valid);
+        assert_eq!(
+            v.covered,
+            [
+                "checkout_id",
+                "order_id",
+                "customer_id",
+                "subscription_id",
+                "product_id"
+            ]
+        );
+        assert!(v.skipped.is_empty());
+        assert_eq!(v.checkout_id.as_deref(), Some("ch_1QyIQDw9cbFWdA1ry5Qc6I"));
+        assert_eq!(v.request_id, None);
+    }
+
+    #[test]
+    fn uppercase_signature_is_accepted() {
+        let v = verify_redirect(&spec_url(&SPEC_SIG.to_uppercase()), KEY).unwrap();
+        assert!(v.valid);
+    }
+
+    #[test]
+    fn wrong_key_or_garbage_signature_is_invalid() {
+        assert!(
+            !verify_redirect(&spec_url(SPEC_SIG), "creem_test_OTHER")
+                .unwrap()
+                .valid
+        );
+        assert!(!verify_redirect(&spec_url("zz"), KEY).unwrap().valid);
+        assert!(
+            !verify_redirect(&spec_url(&SPEC_SIG[..62]), KEY)
+                .unwrap()
+                .valid
+        );
+    }
+
+    #[test]
+    fn signature_param_anywhere_is_excluded() {
+        let url = format!(
+            "https://x.test/s?signature={SPEC_SIG}&{}",
+            SPEC_PARAMS
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        assert!(verify_redirect(&url, KEY).unwrap().valid);
+    }
+
+    #[test]
+    fn null_and_empty_values_are_skipped() {
+        let mut params = SPEC_PARAMS.to_vec();
+        params.insert(0, ("request_id", "null"));
+        params.push(("subscription_id_2", ""));
+        assert_eq!(redirect_signature(&params, KEY), SPEC_SIG);
+        let url = "https://x.test/s?request_id=null&checkout_id=ch_1QyIQDw9cbFWdA1ry5Qc6I\
+            &order_id=ord_4ucZ7Ts3r7EhSrl5yQE4G6&customer_id=cust_2KaCAtu6l3tpjIr8Nr9XOp\
+            &subscription_id=sub_ILWMTY6uBim4EB0uxK6WE&product_id=prod_6tW66i0oZM7w1qXReHJrwg\
+            &extra=&signature=5669161bda068ffb691845d1768fe6935deb510f2cb47b76b23167b33d68b0c2";
+        let v = verify_redirect(url, KEY).unwrap();
+        assert!(v.valid);
+        assert_eq!(v.skipped, ["request_id", "extra"]);
+        assert_eq!(v.request_id, None);
+    }
+
+    #[test]
+    fn values_are_percent_decoded_before_signing() {
+        let params = [("checkout_id", "ch_1"), ("request_id", "spring sale/1")];
+        let sig = redirect_signature(&params, KEY);
+        let url = format!(
+            "https://x.test/s?checkout_id=ch_1&request_id=spring%20sale%2F1&signature={sig}"
+        );
+        let v = verify_redirect(&url, KEY).unwrap();
+        assert!(v.valid);
+        assert_eq!(v.request_id.as_deref(), Some("spring sale/1"));
+    }
+
+    #[test]
+    fn errors() {
+        assert!(matches!(
+            verify_redirect("not a url", KEY),
+            Err(RedirectError::MalformedUrl(_))
+        ));
+        assert_eq!(
+            verify_redirect("https://x.test/s?checkout_id=ch_1", KEY),
+            Err(RedirectError::MissingSignature)
+        );
+        assert_eq!(
+            verify_redirect("https://x.test/s?checkout_id=ch_1&signature=", KEY),
+            Err(RedirectError::MissingSignature)
+        );
+        assert_eq!(
+            verify_redirect("https://x.test/s?signature=ab&signature=cd", KEY),
+            Err(RedirectError::DuplicateSignature)
+        );
+    }
+
+    #[test]
+    fn errors_never_mention_the_key() {
+        for url in [
+            "not a url",
+            "https://x.test/",
+            "https://x.test/?signature=a&signature=b",
+        ] {
+            let err = verify_redirect(url, KEY).unwrap_err();
+            assert!(!format!("{err} {err:?}").contains("EXAMPLEKEY"));
+        }
+    }
+
+    #[test]
+    fn webhook_roundtrip() {
+        let body = br#"{"id":"evt_1","eventType":"checkout.completed","object":{}}"#;
+        let sig = webhook_signature(body, "whsec_x");
+        assert!(verify_webhook(body, &sig, "whsec_x"));
+        assert!(verify_webhook(
+            body,
+            &format!("  {}\n", sig.to_uppercase()),
+            "whsec_x"
+        ));
+        assert!(!verify_webhook(body, &sig, "whsec_y"));
+        assert!(!verify_webhook(b"{}", &sig, "whsec_x"));
+        assert!(!verify_webhook(body, "", "whsec_x"));
+        assert!(!verify_webhook(body, &sig[..63], "whsec_x"));
+    }
+
+    #[test]
+    fn checkout_completed_tolerates_bare_ids_and_missing_fields() {
+        let ev = parse_webhook_event(
+            br#"{"id":"evt_1","eventType":"checkout.completed","created_at":"17","object":{"id":"ch_1","order":"ord_1","customer":"cust_1","metadata":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.created_at, Some(17));
+        let c = ev.checkout_completed().unwrap();
+        assert_eq!(c.checkout_id, "ch_1");
+        assert_eq!(c.order_id.as_deref(), Some("ord_1"));
+        assert_eq!(c.customer_id.as_deref(), Some("cust_1"));
+        assert_eq!(c.customer_email, None);
+        assert_eq!(c.request_id, None);
+        assert!(c.metadata.is_empty());
+
+        let other =
+            parse_webhook_event(br#"{"id":"evt_2","eventType":"subscription.paid"}"#).unwrap();
+        assert_eq!(other.created_at, None);
+        assert!(other.checkout_completed().is_none());
+    }
+}

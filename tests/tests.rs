@@ -2,3 +2,5 @@
 //! through the real binary or the library's public API.
 
 mod common;
+mod signature;
+mod verify_redirect;

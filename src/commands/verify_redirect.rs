@@ -1,6 +1,65 @@
+//! `verify-redirect URL`: is this success_url redirect really from Creem?
+//!
+//! stdout gets the verdict and the covered parameters (for people and scripts); stderr gets
+//! hints. Exit 0 valid, 1 invalid, 2 when the URL cannot be checked or there is no key.
+
+use std::io::Write;
+
+use crate::api_key::load_api_key;
 use crate::cli::VerifyRedirectArgs;
 use crate::exit::Outcome;
+use crate::signature::{verify_redirect, RedirectVerification};
 
-pub fn run(_args: VerifyRedirectArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: VerifyRedirectArgs) -> anyhow::Result<Outcome> {
+    let key = load_api_key(&args.key)?.ok_or_else(|| {
+        anyhow::anyhow!("no API key: set CREEM_API_KEY or pass --api-key-file FILE")
+    })?;
+    let verification = verify_redirect(&args.url, key.expose())?;
+
+    let mut out = std::io::stdout().lock();
+    out.write_all(report(&verification).as_bytes())?;
+    out.flush()?;
+
+    if verification.valid {
+        Ok(Outcome::Success)
+    } else {
+        // `key` prints redacted: only its kind, which is the usual cause of a mismatch.
+        eprintln!(
+            "hint: checked with a {key} key. Creem signs with the key of the mode the checkout \
+             was made in (test or live), and any change to the URL (a value, the order of the \
+             parameters, an added parameter) breaks the signature."
+        );
+        Ok(Outcome::Partial)
+    }
+}
+
+fn report(v: &RedirectVerification) -> String {
+    let mut s = String::new();
+    s.push_str(if v.valid {
+        "valid signature\n"
+    } else {
+        "invalid signature\n"
+    });
+    let covered = if v.covered.is_empty() {
+        "(none)".to_string()
+    } else {
+        v.covered.join(", ")
+    };
+    s.push_str(&format!("covered: {covered}\n"));
+    if !v.skipped.is_empty() {
+        s.push_str(&format!(
+            "skipped (empty or null, not signed): {}\n",
+            v.skipped.join(", ")
+        ));
+    }
+    // Ids are only worth repeating once they are vouched for.
+    if v.valid {
+        if let Some(id) = &v.checkout_id {
+            s.push_str(&format!("checkout_id: {id}\n"));
+        }
+        if let Some(id) = &v.request_id {
+            s.push_str(&format!("request_id: {id}\n"));
+        }
+    }
+    s
 }
