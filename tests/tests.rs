@@ -2,3 +2,6 @@
 //! through the real binary or the library's public API.
 
 mod common;
+
+mod check;
+mod dry_run;
