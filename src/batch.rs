@@ -56,6 +56,13 @@ impl Batch {
         let csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
         let renderer = Renderer::new(&campaign, csv.headers())?;
         let (total_rows, repeated) = first_pass(&campaign, &renderer)?;
+        if total_rows == 0 {
+            return Err(Diagnostic::file(
+                &campaign.customers,
+                "the file has a header but no customer rows",
+            )
+            .into());
+        }
         Ok(Batch {
             campaign,
             csv,

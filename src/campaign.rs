@@ -42,6 +42,8 @@ pub struct Campaign {
     pub customers: PathBuf,
     pub output: PathBuf,
     pub key: Vec<String>,
+    /// Where `key:` is set, when it is (to point at it if the CSV lacks a key column).
+    pub key_at: Option<Located<()>>,
     pub request_id: Option<Located<String>>,
     pub checkout: Checkout,
     pub csv_delimiter: Option<u8>,
@@ -348,55 +350,93 @@ impl Campaign {
     }
 }
 
-/// Turns a YAML error into a diagnostic, adding "did you mean" to unknown keys.
+/// Turns a YAML error into a diagnostic in the user's terms: unknown keys get "did you mean"
+/// and the section's valid keys; parser jargon is reworded.
 fn yaml_diagnostic(path: &Path, source: &str, err: &serde_saphyr::Error) -> Diagnostic {
+    use serde_saphyr::Error;
     let (line, column) = err
         .location()
         .map(|l| (l.line() as u32, l.column() as u32))
         .unwrap_or((0, 0));
-    let message = bare_message(err);
-    let mut diagnostic = Diagnostic::at(path, source, line, column, message.clone());
-    if let Some(unknown) = between(&message, "unknown field `", "`") {
-        let expected: Vec<&str> = message
-            .split("expected one of ")
-            .nth(1)
-            .unwrap_or("")
-            .split(',')
-            .map(|k| k.trim().trim_matches('`'))
-            .collect();
-        let section = SECTIONS
-            .iter()
-            .find(|(_, keys)| *keys == expected.as_slice());
-        if let Some((name, keys)) = section {
-            diagnostic.message = format!("unknown key `{unknown}` in {name}");
-            diagnostic = diagnostic.with_width(unknown.chars().count());
-            if let Some(close) = did_you_mean(unknown, keys) {
+    let at = |message: String| Diagnostic::at(path, source, line, column, message);
+    let mut inner = err;
+    while let Error::WithSnippet { error, .. } = inner {
+        inner = error;
+    }
+    match inner {
+        _ if is_blank_yaml(source) => {
+            Diagnostic::file(path, "the campaign file is empty").with_help(REQUIRED_KEYS_HELP)
+        }
+        Error::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let section = SECTIONS
+                .iter()
+                .find(|(_, keys)| *keys == expected.as_slice());
+            let Some((name, keys)) = section else {
+                return at(bare_message(err));
+            };
+            let mut diagnostic =
+                at(format!("unknown key `{field}` in {name}")).with_width(field.chars().count());
+            if let Some(close) = did_you_mean(field, keys) {
                 diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
             }
-            diagnostic = diagnostic.with_help(format!("valid keys: {}", keys.join(", ")));
+            diagnostic.with_help(format!("valid keys: {}", keys.join(", ")))
+        }
+        // Only the top level has keys without a default; the location serde-saphyr gives is
+        // wherever the mapping ended, which says nothing useful.
+        Error::SerdeMissingField { field, .. } => Diagnostic::file(
+            path,
+            format!("the required key `{field}` is missing at top level"),
+        )
+        .with_help(REQUIRED_KEYS_HELP),
+        Error::DuplicateMappingKey { key, .. } => at(match key {
+            Some(key) => format!("the key `{key}` appears twice in the same section"),
+            None => "a key appears twice in the same section".to_owned(),
+        }),
+        Error::MultipleDocuments { .. } => {
+            at("the campaign file must hold one YAML document: remove the `---` line".to_owned())
+        }
+        Error::Unexpected { expected, .. } if expected.contains("mapping") => {
+            at("expected `key: value` lines here (a mapping)".to_owned())
+        }
+        _ => {
+            let message = bare_message(err);
+            if message.contains("untagged enum KeySpec") {
+                at("`key` must be a column name or a list of column names".to_owned())
+            } else {
+                at(message)
+            }
         }
     }
-    diagnostic
 }
 
-/// serde-saphyr's message without its own location suffix or snippet (we print our own).
+const REQUIRED_KEYS_HELP: &str =
+    "a campaign needs at least `campaign`, `customers` and `checkout:` with `product_id`";
+
+/// True when `source` holds no YAML content (only blank lines and comments).
+fn is_blank_yaml(source: &str) -> bool {
+    source
+        .lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#') || line == "---")
+}
+
+/// serde-saphyr's message without its own location or snippet (we print our own).
 fn bare_message(err: &serde_saphyr::Error) -> String {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("").trim();
     let first = first.trim_start_matches("error: ");
     // Drop a leading "line N column M: ", which our own location line repeats.
-    match first.split_once(": ") {
-        Some((prefix, rest)) if prefix.starts_with("line ") && prefix.contains(" column ") => {
-            rest.to_owned()
-        }
+    let first = match first.split_once(": ") {
+        Some((prefix, rest)) if prefix.starts_with("line ") && prefix.contains(" column ") => rest,
+        _ => first,
+    };
+    // ... and a trailing " at line N, column M".
+    match first.rfind(" at line ") {
+        Some(i) if first[i..].contains(", column ") => first[..i].to_owned(),
         _ => first.to_owned(),
     }
-}
-
-fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
-    let from = text.find(start)? + start.len();
-    let len = text[from..].find(end)?;
-    Some(&text[from..from + len])
 }
 
 /// Collects semantic problems while turning the raw file into a [`Campaign`].
@@ -445,10 +485,16 @@ impl Builder<'_> {
             Some(out) => dir.join(&out.value),
             None => dir.join(format!("{}.results.csv", name.value)),
         };
+        let mut key_at = None;
         let key = match raw.key {
             None => vec!["email".to_owned()],
             Some(spanned) => {
                 let at: Located<KeySpec> = spanned.into();
+                key_at = Some(Located {
+                    value: (),
+                    line: at.line,
+                    column: at.column,
+                });
                 let key = match &at.value {
                     KeySpec::One(one) => vec![one.clone()],
                     KeySpec::Many(many) => many.clone(),
@@ -476,6 +522,7 @@ impl Builder<'_> {
             customers: dir.join(customers.value),
             output,
             key,
+            key_at,
             request_id: raw.request_id.map(text),
             checkout,
             csv_delimiter,
@@ -498,7 +545,16 @@ impl Builder<'_> {
                 p
             }
             None => {
-                self.problem(&at, "`checkout.product_id` is required");
+                self.problems.push(
+                    Diagnostic::at(
+                        self.path,
+                        self.source,
+                        at.line,
+                        at.column,
+                        "`checkout.product_id` is required",
+                    )
+                    .with_help("add `product_id: prod_...` to the `checkout:` section"),
+                );
                 Located {
                     value: String::new(),
                     line: at.line,

@@ -3,6 +3,7 @@
 //! Values stay text (a postcode `01234` keeps its zero); the header decides the column names;
 //! the delimiter is detected from the header unless the campaign sets it. Records are read as
 //! bytes so one badly encoded row becomes an invalid row instead of stopping the batch.
+//! Blank lines, and records whose fields are all blank, are skipped and not counted as rows.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -42,7 +43,8 @@ impl CustomerCsv {
         let file = File::open(path)
             .map_err(|e| Diagnostic::file(path, format!("cannot open the customers CSV: {e}")))?;
         let mut buffered = BufReader::with_capacity(256 * 1024, file);
-        let delimiter = match delimiter {
+        let delimiter_set = delimiter;
+        let delimiter = match delimiter_set {
             Some(d) => d,
             None => detect_delimiter(&mut buffered)
                 .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?,
@@ -56,11 +58,29 @@ impl CustomerCsv {
             .byte_headers()
             .map_err(|e| Diagnostic::file(path, format!("cannot read the header: {e}")))?
             .clone();
-        if header.is_empty() || (header.len() == 1 && header[0].is_empty()) {
+        if header.len() <= 1 && is_blank(&header) {
             return Err(Diagnostic::file(
                 path,
                 "the file is empty: a header row naming the columns is required",
             ));
+        }
+        // A delimiter set in the campaign that does not split the header is a wrong setting.
+        if let (Some(set), 1) = (delimiter_set, header.len()) {
+            let found = DELIMITERS
+                .into_iter()
+                .find(|d| *d != set && header[0].contains(d));
+            if let Some(other) = found {
+                return Err(Diagnostic::file(
+                    path,
+                    format!(
+                        "the header is one column when split on the campaign's csv.delimiter \
+                         {}, but it contains {}",
+                        delimiter_name(set),
+                        delimiter_name(other)
+                    ),
+                )
+                .with_help("fix `csv.delimiter`, or remove it to detect the delimiter"));
+            }
         }
         let mut headers = Vec::with_capacity(header.len());
         for (i, name) in header.iter().enumerate() {
@@ -111,8 +131,14 @@ impl CustomerCsv {
 
     /// Reads the next record into `record`; `Ok(false)` at the end. An error here is about
     /// the file as a whole (I/O), not one row.
+    /// Blank records (a line of spaces, or only delimiters such as `,,,` from a spreadsheet)
+    /// are skipped like empty lines: they are not customers, and not rows.
     pub fn read(&mut self, record: &mut Record) -> Result<bool, Diagnostic> {
-        match self.reader.read_byte_record(&mut record.fields) {
+        let mut result = self.reader.read_byte_record(&mut record.fields);
+        while matches!(result, Ok(true)) && is_blank(&record.fields) {
+            result = self.reader.read_byte_record(&mut record.fields);
+        }
+        match result {
             Ok(true) => {
                 self.rows_read += 1;
                 record.row = self.rows_read;
@@ -142,10 +168,8 @@ impl CustomerCsv {
     ) -> Result<(), RecordProblem> {
         out.clear();
         if record.fields.len() != self.headers.len() {
-            // A trailing empty line inside the file reads as one empty field.
             return Err(RecordProblem(format!(
-                "row {} (line {}) has {} field{}, the header has {}",
-                record.row,
+                "line {} has {} field{}, the header has {}",
                 record.line,
                 record.fields.len(),
                 if record.fields.len() == 1 { "" } else { "s" },
@@ -157,8 +181,7 @@ impl CustomerCsv {
                 Ok(text) => out.push(text),
                 Err(e) => {
                     return Err(RecordProblem(format!(
-                        "row {} (line {}), column `{}`: not valid UTF-8 at byte {} (save the file as UTF-8)",
-                        record.row,
+                        "line {}, column `{}`: not valid UTF-8 at byte {} (save the file as UTF-8)",
                         record.line,
                         self.headers[i],
                         e.valid_up_to() + 1
@@ -167,6 +190,21 @@ impl CustomerCsv {
             }
         }
         Ok(())
+    }
+}
+
+/// True when every field of `record` is empty or whitespace.
+fn is_blank(record: &csv::ByteRecord) -> bool {
+    record
+        .iter()
+        .all(|field| field.iter().all(u8::is_ascii_whitespace))
+}
+
+/// How a delimiter is named in messages.
+fn delimiter_name(d: u8) -> String {
+    match d {
+        b'\t' => "tab".to_owned(),
+        other => format!("`{}`", other as char),
     }
 }
 

@@ -167,4 +167,3 @@ mod tests {
         assert_eq!(did_you_mean("zzz", &keys), None);
     }
 }
-

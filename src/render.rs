@@ -8,7 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::campaign::{Campaign, Located};
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use crate::template::{RowValues, TemplateError, TemplateId, TemplateSet};
 
 /// The byte that separates the campaign and key values in the default request_id's hash.
@@ -102,7 +102,12 @@ impl Renderer {
                         TemplateError::Syntax(_) => format!("template `{name}`: {e}"),
                     };
                     let mut d = campaign.diagnostic_at(at, message);
-                    if matches!(e, TemplateError::MissingColumns { .. }) {
+                    if let TemplateError::MissingColumns { missing } = &e {
+                        for column in missing {
+                            if let Some(close) = similar_column(column, headers) {
+                                d = d.with_help(format!("did you mean `{close}`?"));
+                            }
+                        }
                         d = d.with_help(columns_help.clone());
                     }
                     problems.push(d);
@@ -142,16 +147,23 @@ impl Renderer {
         for column in &campaign.key {
             match headers.iter().position(|h| h == column) {
                 Some(index) => key_columns.push((index, column.clone())),
-                None => problems.push(
-                    Diagnostic::file(
-                        &campaign.path,
-                        format!(
-                            "key column `{column}` is not in {}",
-                            campaign.customers.display()
+                None => {
+                    let message = format!(
+                        "key column `{column}` is not in {}",
+                        campaign.customers.display()
+                    );
+                    let mut d = match &campaign.key_at {
+                        Some(at) => campaign.diagnostic_at(at, message),
+                        None => Diagnostic::file(&campaign.path, message).with_help(
+                            "without `key:`, customers are identified by an `email` column; \
+                             set `key:` to the columns that identify a customer",
                         ),
-                    )
-                    .with_help(columns_help.clone()),
-                ),
+                    };
+                    if let Some(close) = similar_column(column, headers) {
+                        d = d.with_help(format!("did you mean `{close}`?"));
+                    }
+                    problems.push(d.with_help(columns_help.clone()));
+                }
             }
         }
         if !problems.is_empty() {
@@ -284,7 +296,10 @@ impl Renderer {
         };
         let product_id = field("product_id", Some(self.product_id), &mut problems);
         if product_id.is_none() && problems.is_empty() {
-            problems.push("product_id renders empty".to_owned());
+            problems.push(format!(
+                "product_id renders empty{}",
+                self.column_note(Some(self.product_id))
+            ));
         }
         let units = match &self.units {
             None => None,
@@ -385,6 +400,16 @@ impl Renderer {
             body_sha256,
         })
     }
+}
+
+/// The CSV column a missing name was probably meant to be (a typo or a case difference).
+fn similar_column<'h>(name: &str, headers: &'h [String]) -> Option<&'h str> {
+    let lower = name.to_lowercase();
+    if let Some(same) = headers.iter().find(|h| h.to_lowercase() == lower) {
+        return Some(same);
+    }
+    let candidates: Vec<&str> = headers.iter().map(String::as_str).collect();
+    did_you_mean(name, &candidates)
 }
 
 /// The request body, in the field order of Creem's documentation.

@@ -2,5 +2,8 @@
 //! through the real binary or the library's public API.
 
 mod common;
+
+mod check;
+mod dry_run;
 mod signature;
 mod verify_redirect;
