@@ -312,7 +312,7 @@ impl Prior {
         let mut by_row: Vec<Span> = Vec::new();
         let mut campaign = None;
         let mut records = 0;
-        let mut valid_len = header_len(&file)?;
+        let mut valid_len = reader.position().byte();
         let mut fields = csv::StringRecord::new();
         loop {
             let start = reader.position().byte();
@@ -402,14 +402,6 @@ impl Prior {
     }
 }
 
-fn header_len(file: &File) -> anyhow::Result<u64> {
-    let mut reader = BufReader::new(file.try_clone()?);
-    reader.seek(SeekFrom::Start(0))?;
-    let mut line = Vec::new();
-    std::io::BufRead::read_until(&mut reader, b'\n', &mut line)?;
-    Ok(line.len() as u64)
-}
-
 fn ends_with_newline(file: &File, len: u64) -> std::io::Result<bool> {
     if len == 0 {
         return Ok(true);
@@ -438,6 +430,8 @@ pub enum Entry {
     Write(Record),
     /// The prior record stays as it is (a row created earlier).
     Keep { row: u64, span: Span },
+    /// The prior record is replaced by a new one for the same request_id.
+    Retire(Span),
 }
 
 /// Appends records as they come, and rewrites the file in input order at the end.
@@ -451,6 +445,7 @@ struct WriterState {
     file: File,
     by_row: Vec<Span>,
     prior_spans: Vec<Span>,
+    retired: Vec<Span>,
 }
 
 /// The longest a finished row waits in memory before reaching the kernel.
@@ -484,6 +479,7 @@ impl Writer {
             file,
             by_row: vec![Span::NONE; total_rows as usize + 1],
             prior_spans: prior.map(|p| p.spans().collect()).unwrap_or_default(),
+            retired: Vec::new(),
         };
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -539,6 +535,7 @@ fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Resu
                 oldest_unflushed.get_or_insert_with(Instant::now);
             }
             Some(Entry::Keep { row, span }) => set_span(&mut state.by_row, row, span),
+            Some(Entry::Retire(span)) => state.retired.push(span),
             None => {}
         }
         let due = oldest_unflushed.is_some_and(|t| t.elapsed() >= FLUSH_EVERY);
@@ -570,6 +567,7 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
         file,
         by_row,
         prior_spans,
+        retired,
     } = state;
     let columns = ColumnMap {
         index: COLUMNS
@@ -579,7 +577,8 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
             .collect(),
     };
     // Records of an older run whose customer is no longer in the CSV would vanish: keep a copy.
-    let kept: std::collections::HashSet<u64> = by_row.iter().map(|s| s.0).collect();
+    let kept: std::collections::HashSet<u64> =
+        by_row.iter().chain(&retired).map(|s| s.0).collect();
     let dropped_created = prior_spans
         .iter()
         .filter(|s| !kept.contains(&s.0))

@@ -18,5 +18,8 @@ pub mod exit;
 pub mod ledger;
 pub mod render;
 pub mod sandbox;
+pub mod sender;
 pub mod signature;
+pub mod progress;
+pub mod target;
 pub mod template;

@@ -7,3 +7,4 @@ mod check;
 mod dry_run;
 mod signature;
 mod verify_redirect;
+mod run;

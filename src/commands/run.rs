@@ -1,68 +1,650 @@
 //! `run`: send the batch, or with `--dry-run` print what would be sent.
+//!
+//! Rows flow from a reader thread (CSV -> rendered request -> decision against the existing
+//! ledger) through a bounded channel to the async senders, and every row's end goes to the
+//! ledger writer. Nothing here holds more than a channel's worth of rows.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use futures::StreamExt;
 
 use crate::batch::{Batch, RowPlan};
-use crate::campaign::Campaign;
-use crate::cli::RunArgs;
+use crate::campaign::{parse_duration, parse_rate, Campaign, SendSettings};
+use crate::cli::{RunArgs, SendArgs};
 use crate::exit::Outcome;
+use crate::ledger::{self, Entry, Prior, Record, Status};
+use crate::progress::{Live, Progress, Tally};
+use crate::render::Request;
+use crate::sender::{Breaker, Delivery, Sender};
+use crate::target::{self, Target};
 
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
-    let campaign = Campaign::load(&args.campaign)?;
+    let mut campaign = Campaign::load(&args.campaign)?;
+    apply_send_flags(&mut campaign.send, &args.send)?;
+    if let Some(out) = &args.out {
+        campaign.output = out.clone();
+    }
     let batch = Batch::open(campaign)?;
     if args.dry_run {
-        return dry_run(batch);
+        return dry_run(batch, &args);
     }
-    anyhow::bail!("sending is not implemented yet")
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(send(batch, args))
+}
+
+/// Command-line flags win over the campaign's `send:` section.
+pub fn apply_send_flags(send: &mut SendSettings, flags: &SendArgs) -> anyhow::Result<()> {
+    let usage = |e: String| anyhow::anyhow!(e);
+    if let Some(rate) = &flags.rate {
+        send.rate = parse_rate(rate).map_err(usage)?;
+    }
+    if let Some(burst) = flags.burst {
+        anyhow::ensure!(burst >= 1, "--burst must be at least 1");
+        send.burst = burst;
+    }
+    if let Some(concurrency) = flags.concurrency {
+        anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
+        send.concurrency = concurrency;
+    }
+    if let Some(attempts) = flags.max_attempts {
+        anyhow::ensure!(attempts >= 1, "--max-attempts must be at least 1");
+        send.max_attempts = attempts;
+    }
+    if let Some(timeout) = &flags.timeout {
+        send.timeout = parse_duration(timeout).map_err(usage)?;
+    }
+    Ok(())
+}
+
+/// What the existing ledger says about a row that is ready to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// No record of it, or the last attempt failed or never happened.
+    Send { retry: bool },
+    /// Created before with the same body.
+    Done,
+    /// Created before with a different body.
+    Changed,
+}
+
+fn decide(prior: Option<&Record>, request: &Request) -> Decision {
+    match prior {
+        Some(p) if p.status == Status::Created => {
+            if p.body_sha256 == request.body_sha256 {
+                Decision::Done
+            } else {
+                Decision::Changed
+            }
+        }
+        Some(p) => Decision::Send {
+            retry: p.status != Status::Invalid,
+        },
+        None => Decision::Send { retry: false },
+    }
+}
+
+/// Counts for the plan (dry run) and the summary (run).
+#[derive(Debug, Default)]
+struct Plan {
+    rows: u64,
+    new: u64,
+    retry: u64,
+    done: u64,
+    changed: u64,
+    invalid: u64,
+    invalid_examples: Vec<(u64, String)>,
+    changed_examples: Vec<(u64, String)>,
+}
+
+const EXAMPLES: usize = 10;
+
+impl Plan {
+    fn invalid(&mut self, row: u64, reason: &str) {
+        self.invalid += 1;
+        if self.invalid_examples.len() < EXAMPLES {
+            self.invalid_examples.push((row, reason.to_owned()));
+        }
+    }
+
+    fn changed(&mut self, row: u64, prior: &Record, request: &Request) {
+        self.changed += 1;
+        if self.changed_examples.len() < EXAMPLES {
+            let fields = changed_fields(&prior.body, &request.body);
+            self.changed_examples.push((row, fields));
+        }
+    }
+
+    fn print_problems(&self, err: &mut impl Write) -> std::io::Result<()> {
+        if self.changed > 0 {
+            writeln!(
+                err,
+                "{} created row(s) have a different body now (not re-sent; --recreate-changed makes new checkouts):",
+                self.changed
+            )?;
+            for (row, fields) in &self.changed_examples {
+                writeln!(err, "  row {row}: {fields}")?;
+            }
+        }
+        if self.invalid > 0 {
+            writeln!(err, "{} invalid row(s):", self.invalid)?;
+            for (row, reason) in &self.invalid_examples {
+                writeln!(err, "  row {row}: {reason}")?;
+            }
+            if self.invalid > self.invalid_examples.len() as u64 {
+                writeln!(err, "  ... and {} more", self.invalid - self.invalid_examples.len() as u64)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Names the body fields that differ, e.g. "discount_code, metadata.segment".
+fn changed_fields(before: &str, after: &[u8]) -> String {
+    let before: serde_json::Value = serde_json::from_str(before).unwrap_or_default();
+    let after: serde_json::Value = serde_json::from_slice(after).unwrap_or_default();
+    let mut names = Vec::new();
+    diff_objects("", &before, &after, &mut names);
+    if names.is_empty() {
+        "body changed".to_owned()
+    } else {
+        format!("changed {}", names.join(", "))
+    }
+}
+
+fn diff_objects(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    let empty = serde_json::Map::new();
+    let a_map = a.as_object().unwrap_or(&empty);
+    let b_map = b.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = a_map.keys().chain(b_map.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let (x, y) = (a_map.get(key), b_map.get(key));
+        if x == y {
+            continue;
+        }
+        let name = format!("{prefix}{key}");
+        match (x, y) {
+            (Some(x), Some(y)) if x.is_object() && y.is_object() && key == "metadata" => {
+                diff_objects(&format!("{name}."), x, y, out)
+            }
+            _ => out.push(name),
+        }
+    }
 }
 
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
-fn dry_run(mut batch: Batch) -> anyhow::Result<Outcome> {
+fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
+    let mut prior = Prior::open(&batch.campaign.output)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut invalid = Vec::new();
-    let mut invalid_count = 0u64;
-    let mut ready = 0u64;
-    while let Some(plan) = batch.next_row()? {
-        match plan {
+    let mut plan = Plan {
+        rows: batch.total_rows(),
+        ..Plan::default()
+    };
+    let mut line = Vec::with_capacity(1024);
+    while let Some(row_plan) = batch.next_row()? {
+        match row_plan {
             RowPlan::Ready { row, request } => {
-                ready += 1;
-                out.write_all(b"{\"request_id\":")?;
-                serde_json::to_writer(&mut out, &request.request_id)?;
-                out.write_all(b",\"row\":")?;
-                out.write_all(itoa::Buffer::new().format(row).as_bytes())?;
-                out.write_all(b",\"body\":")?;
-                out.write_all(&request.body)?;
-                out.write_all(b"}\n")?;
-            }
-            RowPlan::Invalid { row, rejection } => {
-                invalid_count += 1;
-                if invalid.len() < 20 {
-                    invalid.push((row, rejection.reason));
+                let prior_record = match prior.as_mut() {
+                    Some(p) => p.lookup(row, &request.request_id)?.map(|(r, _)| r),
+                    None => None,
+                };
+                match decide(prior_record.as_ref(), &request) {
+                    Decision::Done => {
+                        plan.done += 1;
+                        continue;
+                    }
+                    Decision::Changed => {
+                        plan.changed(row, prior_record.as_ref().expect("created"), &request);
+                        if !args.recreate_changed {
+                            continue;
+                        }
+                    }
+                    Decision::Send { retry: true } => plan.retry += 1,
+                    Decision::Send { retry: false } => plan.new += 1,
                 }
+                line.clear();
+                line.extend_from_slice(b"{\"request_id\":");
+                serde_json::to_writer(&mut line, &request.request_id)?;
+                line.extend_from_slice(b",\"row\":");
+                line.extend_from_slice(itoa::Buffer::new().format(row).as_bytes());
+                line.extend_from_slice(b",\"body\":");
+                line.extend_from_slice(&request.body);
+                line.extend_from_slice(b"}\n");
+                out.write_all(&line)?;
             }
+            RowPlan::Invalid { row, rejection } => plan.invalid(row, &rejection.reason),
         }
     }
     out.flush()?;
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "plan: {} rows, {ready} to send, {invalid_count} invalid",
-        batch.total_rows()
+        "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
+        plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
     )?;
-    for (row, reason) in &invalid {
-        writeln!(err, "  row {row}: {reason}")?;
-    }
-    if invalid_count > invalid.len() as u64 {
-        writeln!(
-            err,
-            "  ... and {} more",
-            invalid_count - invalid.len() as u64
-        )?;
-    }
-    Ok(if invalid_count == 0 {
+    plan.print_problems(&mut err)?;
+    Ok(if plan.invalid == 0 {
         Outcome::Success
     } else {
         Outcome::Partial
     })
+}
+
+/// One row on its way to Creem.
+struct Job {
+    row: u64,
+    request: Request,
+    note: String,
+}
+
+/// What the reader thread decided, for the summary.
+#[derive(Default)]
+struct Produced {
+    plan: Plan,
+    limited: u64,
+}
+
+async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let campaign = batch.campaign.clone();
+    let output = campaign.output.clone();
+    let target = target::resolve(&args.host, &args.key).await?;
+    let _lock = ledger::Lock::acquire(&output)?;
+    let prior = Prior::open(&output)?;
+    if let Some(other) = prior.as_ref().and_then(|p| p.campaign.clone()) {
+        if other != campaign.name && !args.force {
+            anyhow::bail!(
+                "{} holds the ledger of campaign `{other}`, not `{}`; use another --out, or --force to mix them (nothing was sent)",
+                output.display(),
+                campaign.name
+            );
+        }
+    }
+    if target.live {
+        confirm_live(&campaign, batch.total_rows(), &target, args.yes)?;
+    }
+    let writer = ledger::Writer::start(&output, prior.as_ref(), batch.total_rows())?;
+    let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    watch_signals(sender.stop.clone(), interrupted.clone());
+
+    let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(campaign.send.concurrency * 4 + 64);
+    let entries = writer.sender();
+    let stop = sender.stop.clone();
+    let limit = args.limit;
+    let recreate = args.recreate_changed;
+    let campaign_name = campaign.name.clone();
+    let tally = Arc::new(Tally::default());
+    let total_rows = batch.total_rows();
+    let reader_tally = tally.clone();
+    let reader = std::thread::Builder::new()
+        .name("rows".into())
+        .spawn(move || {
+            produce(batch, prior, jobs_tx, entries, stop, limit, recreate, reader_tally)
+        })
+        .context("cannot start the row reader")?;
+
+    let progress = Progress::start(
+        total_rows,
+        args.quiet,
+        tally.clone(),
+        sender.clone() as Arc<dyn Live>,
+        "sending",
+    );
+    let breaker = Breaker::default();
+    let entries = writer.sender();
+    let abort_reason = std::sync::Mutex::new(None::<String>);
+    let pending = AtomicU64::new(0);
+    tokio_stream_from(jobs_rx)
+        .for_each_concurrent(campaign.send.concurrency * 2, |job| {
+            let sender = &sender;
+            let entries = &entries;
+            let breaker = &breaker;
+            let tally = &tally;
+            let abort_reason = &abort_reason;
+            let pending = &pending;
+            let campaign_name = &campaign_name;
+            async move {
+                let delivery = sender.create(job.request.body.clone()).await;
+                if let Some(reason) = breaker.record(&delivery) {
+                    sender.stop.cancel();
+                    *abort_reason.lock().expect("not poisoned") = Some(reason);
+                }
+                match &delivery {
+                    Delivery::Created { .. } => Tally::add(&tally.created),
+                    Delivery::Failed { .. } => Tally::add(&tally.failed),
+                    Delivery::NotSent { .. } => {
+                        pending.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Tally::add(&tally.done);
+                let record = record_of(campaign_name, job, delivery);
+                let _ = entries.send(Entry::Write(record));
+            }
+        })
+        .await;
+    progress.finish().await;
+    let produced = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the row reader panicked"))??;
+    drop(entries);
+    writer.finish()?;
+    let target_name = target.describe();
+    if let Some(sandbox) = target.sandbox {
+        sandbox.shutdown().await;
+    }
+
+    let elapsed = started.elapsed();
+    let created = tally.created.load(Ordering::Relaxed);
+    let failed = tally.failed.load(Ordering::Relaxed);
+    let not_sent = pending.load(Ordering::Relaxed) + produced.limited;
+    let attempts = sender.counters.attempts.load(Ordering::Relaxed);
+    let plan = &produced.plan;
+    let mut err = std::io::stderr().lock();
+    plan.print_problems(&mut err)?;
+    writeln!(
+        err,
+        "{} rows: {created} created, {failed} failed, {} invalid, {not_sent} pending, {} already created{}",
+        plan.rows,
+        plan.invalid,
+        plan.done,
+        if plan.changed > 0 && !recreate {
+            format!(" ({} of them changed since)", plan.changed)
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(
+        err,
+        "{attempts} requests ({} retries) to {} in {:.1}s, {:.1} req/s; results in {}",
+        sender.counters.retries.load(Ordering::Relaxed),
+        target_name,
+        elapsed.as_secs_f64(),
+        crate::sender::per_second(attempts, elapsed),
+        output.display()
+    )?;
+    let abort = abort_reason.lock().expect("not poisoned").take();
+    let was_interrupted = interrupted.load(Ordering::Relaxed);
+    if failed > 0 || not_sent > 0 {
+        let why = if produced.limited > 0 && !was_interrupted && abort.is_none() {
+            format!("{} row(s) left pending by --limit; ", produced.limited)
+        } else {
+            String::new()
+        };
+        writeln!(err, "{why}to send the rest: {}", resume_command(&args))?;
+    }
+    if args.json {
+        let summary = serde_json::json!({
+            "command": "run",
+            "campaign": campaign.name,
+            "output": output.display().to_string(),
+            "rows": plan.rows,
+            "created": created,
+            "failed": failed,
+            "invalid": plan.invalid,
+            "pending": not_sent,
+            "already_created": plan.done,
+            "changed": plan.changed,
+            "requests": attempts,
+            "elapsed_seconds": elapsed.as_secs_f64(),
+            "exit": if abort.is_some() { "aborted" } else if was_interrupted { "interrupted" } else if failed + plan.invalid > 0 { "some_rows_failed" } else { "ok" },
+        });
+        println!("{summary}");
+    }
+    if let Some(reason) = abort {
+        writeln!(err, "stopped: {reason}")?;
+        return Ok(Outcome::Aborted);
+    }
+    if was_interrupted {
+        return Ok(Outcome::Interrupted);
+    }
+    Ok(if failed + plan.invalid > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Success
+    })
+}
+
+/// The command that picks up where this run stopped.
+fn resume_command(args: &RunArgs) -> String {
+    let mut command = format!("creem-batch run {}", shell_word(&args.campaign.display().to_string()));
+    if let Some(out) = &args.out {
+        command.push_str(&format!(" --out {}", shell_word(&out.display().to_string())));
+    }
+    if args.host.sandbox {
+        command.push_str(" --sandbox");
+    }
+    if args.host.live {
+        command.push_str(" --live");
+    }
+    command
+}
+
+fn shell_word(text: &str) -> String {
+    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Reads every row, decides against the prior ledger, and queues what must be sent.
+#[allow(clippy::too_many_arguments)]
+fn produce(
+    mut batch: Batch,
+    mut prior: Option<Prior>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
+    entries: std::sync::mpsc::Sender<Entry>,
+    stop: tokio_util::sync::CancellationToken,
+    limit: Option<u64>,
+    recreate: bool,
+    tally: Arc<Tally>,
+) -> anyhow::Result<Produced> {
+    let campaign = batch.campaign.name.clone();
+    let mut produced = Produced::default();
+    produced.plan.rows = batch.total_rows();
+    let mut queued = 0u64;
+    let write = |record: Record| {
+        let _ = entries.send(Entry::Write(record));
+    };
+    while let Some(row_plan) = batch.next_row()? {
+        let row = row_plan.row();
+        if !matches!(row_plan, RowPlan::Ready { .. }) {
+            Tally::add(&tally.done);
+        }
+        let found = match prior.as_mut() {
+            Some(p) => p.lookup(row, row_plan.request_id())?,
+            None => None,
+        };
+        match row_plan {
+            RowPlan::Invalid { rejection, .. } => {
+                produced.plan.invalid(row, &rejection.reason);
+                match found {
+                    // Never drop a created checkout from the ledger because its row broke.
+                    Some((p, span)) if p.status == Status::Created => {
+                        let _ = entries.send(Entry::Keep { row, span });
+                    }
+                    _ => {
+                        let mut record = Record::new(
+                            &campaign,
+                            row,
+                            &rejection.request_id,
+                            &rejection.email,
+                            Status::Invalid,
+                        );
+                        record.error = rejection.reason;
+                        write(record);
+                    }
+                }
+            }
+            RowPlan::Ready { request, .. } => {
+                let prior_record = found.as_ref().map(|(r, _)| r);
+                let decision = decide(prior_record, &request);
+                let mut note = String::new();
+                match decision {
+                    Decision::Done => {
+                        Tally::add(&tally.done);
+                        produced.plan.done += 1;
+                        let span = found.expect("done implies a record").1;
+                        let _ = entries.send(Entry::Keep { row, span });
+                        continue;
+                    }
+                    Decision::Changed => {
+                        let (p, span) = found.as_ref().expect("changed implies a record");
+                        produced.plan.changed(row, p, &request);
+                        if !recreate {
+                            Tally::add(&tally.done);
+                            produced.plan.done += 1;
+                            let _ = entries.send(Entry::Keep { row, span: *span });
+                            continue;
+                        }
+                        note = format!("recreated: the body changed; previous checkout {}", p.checkout_id);
+                    }
+                    Decision::Send { retry: true } => produced.plan.retry += 1,
+                    Decision::Send { retry: false } => produced.plan.new += 1,
+                }
+                let over_limit = limit.is_some_and(|l| queued >= l);
+                if over_limit || stop.is_cancelled() {
+                    if over_limit {
+                        produced.limited += 1;
+                    }
+                    match found {
+                        Some((p, span)) if p.status != Status::Invalid => {
+                            let _ = entries.send(Entry::Keep { row, span });
+                        }
+                        _ => {
+                            let mut record = Record::new(
+                                &campaign,
+                                row,
+                                &request.request_id,
+                                &request.email,
+                                Status::Pending,
+                            );
+                            record.body_sha256 = request.body_sha256;
+                            write(record);
+                        }
+                    }
+                    Tally::add(&tally.done);
+                    continue;
+                }
+                if let Some((_, span)) = found {
+                    let _ = entries.send(Entry::Retire(span));
+                }
+                queued += 1;
+                if jobs.blocking_send(Job { row, request, note }).is_err() {
+                    anyhow::bail!("the senders stopped unexpectedly");
+                }
+            }
+        }
+    }
+    Ok(produced)
+}
+
+fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
+    let request = job.request;
+    let mut record = Record::new(campaign, job.row, &request.request_id, &request.email, Status::Pending);
+    record.body_sha256 = request.body_sha256;
+    record.body = String::from_utf8(request.body).unwrap_or_default();
+    match delivery {
+        Delivery::Created {
+            checkout,
+            http_status,
+            attempts,
+            note,
+        } => {
+            record.status = Status::Created;
+            record.checkout_id = checkout.id;
+            record.checkout_url = checkout.checkout_url;
+            record.checkout_status = checkout.status;
+            record.http_status = Some(http_status);
+            record.attempts = attempts;
+            record.error = [job.note, note]
+                .into_iter()
+                .filter(|n| !n.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+        }
+        Delivery::Failed {
+            http_status,
+            error,
+            attempts,
+            ..
+        } => {
+            record.status = Status::Failed;
+            record.http_status = http_status;
+            record.attempts = attempts;
+            record.error = error;
+        }
+        Delivery::NotSent { attempts } => record.attempts = attempts,
+    }
+    record
+}
+
+impl Live for Sender {
+    fn attempts(&self) -> u64 {
+        self.counters.attempts.load(Ordering::Relaxed)
+    }
+    fn retrying(&self) -> u64 {
+        self.counters.retrying.load(Ordering::Relaxed)
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop starting requests and finish cleanly. Second: exit now.
+fn watch_signals(stop: tokio_util::sync::CancellationToken, interrupted: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        for round in 0..2 {
+            match term.as_mut() {
+                Some(term) => tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                },
+                None => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+            if round == 0 {
+                interrupted.store(true, Ordering::SeqCst);
+                stop.cancel();
+                eprintln!("\ninterrupted: finishing the requests in flight and writing the output (Ctrl-C again to quit at once)");
+            }
+        }
+        eprintln!("quitting at once; the output file keeps every row finished so far");
+        std::process::exit(130);
+    });
+}
+
+/// `--live` on a terminal asks before sending real checkouts, unless `--yes`.
+fn confirm_live(campaign: &Campaign, rows: u64, target: &Target, yes: bool) -> anyhow::Result<()> {
+    if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Ok(());
+    }
+    eprint!(
+        "About to create up to {rows} LIVE checkouts for campaign `{}` (product {}) on {}.\nType yes to go on: ",
+        campaign.name,
+        campaign.checkout.product_id.value,
+        target.describe()
+    );
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        anyhow::bail!("not confirmed; nothing was sent");
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: temp dirs, running the binary.
 #![allow(dead_code)]
 
+pub mod send;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,116 @@
+//! What the user sees while a batch runs: an indicatif bar on a terminal, a plain line every
+//! few seconds otherwise (logs, CI), nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Counts shared between the workers and the display.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub done: AtomicU64,
+    pub created: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Tally {
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Numbers the display reads besides the tally.
+pub trait Live: Send + Sync {
+    fn attempts(&self) -> u64;
+    fn retrying(&self) -> u64;
+}
+
+pub struct Progress {
+    stop: tokio_util::sync::CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// Starts showing progress over `total` rows (to be sent); `quiet` shows nothing.
+    pub fn start(
+        total: u64,
+        quiet: bool,
+        tally: Arc<Tally>,
+        live: Arc<dyn Live>,
+        verb: &'static str,
+    ) -> Progress {
+        let stop = tokio_util::sync::CancellationToken::new();
+        if quiet || total == 0 {
+            return Progress {
+                stop,
+                task: None,
+                bar: None,
+            };
+        }
+        let started = Instant::now();
+        let terminal = std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        let every = if terminal {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(5)
+        };
+        let (token, shown) = (stop.clone(), bar.clone());
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = token.cancelled() => break,
+                }
+                let done = tally.done.load(Ordering::Relaxed);
+                let rate = crate::sender::per_second(live.attempts(), started.elapsed());
+                let line = format!(
+                    "{} created, {} failed, {} retrying, {rate:.1} req/s",
+                    tally.created.load(Ordering::Relaxed),
+                    tally.failed.load(Ordering::Relaxed),
+                    live.retrying(),
+                );
+                match &shown {
+                    Some(bar) => {
+                        bar.set_position(done);
+                        bar.set_message(line);
+                    }
+                    None => eprintln!(
+                        "{verb}: {done}/{total} rows, {line}, {:.0}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                }
+            }
+        });
+        Progress {
+            stop,
+            task: Some(task),
+            bar,
+        }
+    }
+
+    pub async fn finish(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

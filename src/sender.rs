@@ -1,0 +1,597 @@
+//! Sending requests to Creem: one shared HTTP client, a rate limiter and a concurrency bound
+//! that every attempt (retries included) goes through, and the retry policy.
+//!
+//! Rate and concurrency are separate knobs (as in oha): the limiter decides when a request
+//! may start, the semaphore how many may be in flight. A 429 pauses the whole sender, not
+//! just the row that got it, because every other row would hit the same wall.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::api_key::ApiKey;
+use crate::campaign::SendSettings;
+
+/// The longest wait between two attempts of one row, whatever the backoff says.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The shared sending machinery of one run (or one `status` pass).
+pub struct Sender {
+    http: reqwest::Client,
+    base_url: String,
+    key: HeaderValue,
+    limiter: Option<DefaultDirectRateLimiter>,
+    in_flight: Semaphore,
+    paused_until: Mutex<Option<Instant>>,
+    max_attempts: u32,
+    /// Set when no new attempt may start (Ctrl-C, auth rejected, systematic failure).
+    pub stop: CancellationToken,
+    pub counters: Counters,
+}
+
+/// Live numbers for the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub attempts: AtomicU64,
+    pub retries: AtomicU64,
+    pub retrying: AtomicU64,
+}
+
+/// How one row ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Creem answered 200 with a checkout.
+    Created {
+        checkout: Checkout,
+        http_status: u16,
+        attempts: u32,
+        /// Set when an earlier attempt may have created a checkout too (timeout after sending).
+        note: String,
+    },
+    /// Gave up on this row.
+    Failed {
+        http_status: Option<u16>,
+        error: String,
+        attempts: u32,
+        kind: FailureKind,
+    },
+    /// Never sent: the run stopped first.
+    NotSent { attempts: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Creem refused this row (400, 404, 409, ...): sending it again would fail again.
+    Permanent,
+    /// The key was refused (401, 403): the whole run must stop.
+    Auth,
+    /// Retries ran out on 429, 5xx, timeouts or connection errors.
+    Exhausted,
+}
+
+/// The fields of Creem's checkout object this tool uses; the rest is ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Checkout {
+    pub id: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub checkout_url: String,
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(default)]
+    pub order: Option<serde_json::Value>,
+}
+
+enum Attempt {
+    Done(Delivery),
+    Retry {
+        http_status: Option<u16>,
+        error: String,
+        retry_after: Option<Duration>,
+        ambiguous: bool,
+    },
+}
+
+impl Sender {
+    pub fn new(settings: &SendSettings, base_url: &str, key: &ApiKey) -> anyhow::Result<Sender> {
+        let mut builder = reqwest::Client::builder();
+        if crate::target::is_loopback(base_url) {
+            // A proxy from the environment must not swallow requests meant for this machine.
+            builder = builder.no_proxy();
+        }
+        let http = builder
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .pool_max_idle_per_host(settings.concurrency.max(1))
+            .tcp_nodelay(true)
+            .user_agent(concat!("creem-batch/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mut key = HeaderValue::from_str(key.expose())
+            .map_err(|_| anyhow::anyhow!("the API key contains characters a header cannot carry"))?;
+        key.set_sensitive(true);
+        let limiter = settings.rate.map(|rate| {
+            let period = rate.per / rate.count;
+            let burst = NonZeroU32::new(settings.burst.max(1)).expect("at least 1");
+            RateLimiter::direct(
+                Quota::with_period(period)
+                    .expect("a positive period")
+                    .allow_burst(burst),
+            )
+        });
+        Ok(Sender {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key,
+            limiter,
+            in_flight: Semaphore::new(settings.concurrency.max(1)),
+            paused_until: Mutex::new(None),
+            max_attempts: settings.max_attempts.max(1),
+            stop: CancellationToken::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// Creates one checkout, retrying what is worth retrying.
+    pub async fn create(&self, body: Vec<u8>) -> Delivery {
+        let url = format!("{}/v1/checkouts", self.base_url);
+        let body = bytes::Bytes::from(body);
+        self.with_retries(|| {
+            self.http
+                .post(&url)
+                .header("x-api-key", self.key.clone())
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body.clone())
+        })
+        .await
+    }
+
+    /// Fetches one checkout's current state.
+    pub async fn fetch(&self, checkout_id: &str) -> Delivery {
+        let url = format!("{}/v1/checkouts", self.base_url);
+        self.with_retries(|| {
+            self.http
+                .get(&url)
+                .query(&[("checkout_id", checkout_id)])
+                .header("x-api-key", self.key.clone())
+        })
+        .await
+    }
+
+    async fn with_retries(&self, request: impl Fn() -> reqwest::RequestBuilder) -> Delivery {
+        let mut attempts = 0;
+        let mut note = String::new();
+        loop {
+            self.wait_for_pause().await;
+            let permit = tokio::select! {
+                permit = self.in_flight.acquire() => permit.expect("never closed"),
+                _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
+            };
+            if let Some(limiter) = &self.limiter {
+                tokio::select! {
+                    _ = limiter.until_ready() => {}
+                    _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
+                }
+            }
+            if self.stop.is_cancelled() {
+                return Delivery::NotSent { attempts };
+            }
+            attempts += 1;
+            self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            let outcome = classify(request().send().await, attempts).await;
+            drop(permit);
+            match outcome {
+                Attempt::Done(Delivery::Created {
+                    checkout,
+                    http_status,
+                    ..
+                }) => {
+                    return Delivery::Created {
+                        checkout,
+                        http_status,
+                        attempts,
+                        note,
+                    }
+                }
+                Attempt::Done(delivery) => return delivery,
+                Attempt::Retry {
+                    http_status,
+                    error,
+                    retry_after,
+                    ambiguous,
+                } => {
+                    if ambiguous && note.is_empty() {
+                        note = "an earlier attempt timed out or lost its connection after sending; Creem may hold a second checkout for this request_id".to_owned();
+                    }
+                    if attempts >= self.max_attempts {
+                        let error = if note.is_empty() {
+                            format!("gave up after {attempts} attempts: {error}")
+                        } else {
+                            format!("gave up after {attempts} attempts: {error} ({note})")
+                        };
+                        return Delivery::Failed {
+                            http_status,
+                            error,
+                            attempts,
+                            kind: FailureKind::Exhausted,
+                        };
+                    }
+                    let wait = match retry_after {
+                        Some(wait) => {
+                            self.pause_all(wait);
+                            wait
+                        }
+                        None => backoff(attempts),
+                    };
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    self.counters.retrying.fetch_add(1, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.stop.cancelled() => {}
+                    }
+                    self.counters.retrying.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Holds every new attempt until `wait` from now (a 429 applies to the whole batch).
+    fn pause_all(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused = self.paused_until.lock().expect("not poisoned");
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
+    async fn wait_for_pause(&self) {
+        loop {
+            let until = *self.paused_until.lock().expect("not poisoned");
+            match until {
+                Some(until) if until > Instant::now() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(until.into()) => {}
+                        _ = self.stop.cancelled() => return,
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s, ... up to 30 s, each scaled by a
+/// random factor in [0.5, 1] so rows that failed together do not retry together.
+fn backoff(attempts: u32) -> Duration {
+    let base = FIRST_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(16));
+    base.min(MAX_BACKOFF).mul_f64(0.5 + rand::random::<f64>() * 0.5)
+}
+
+async fn classify(result: reqwest::Result<reqwest::Response>, attempts: u32) -> Attempt {
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => {
+            // A timeout or a connection lost after the request went out is ambiguous: Creem
+            // may have created the checkout. A refused connection is not.
+            let ambiguous = e.is_timeout() || !e.is_connect();
+            return Attempt::Retry {
+                http_status: None,
+                error: describe_transport_error(&e),
+                retry_after: None,
+                ambiguous,
+            };
+        }
+    };
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        Err(e) => {
+            return Attempt::Retry {
+                http_status: Some(status.as_u16()),
+                error: describe_transport_error(&e),
+                retry_after: None,
+                ambiguous: status.is_success(),
+            }
+        }
+    };
+    let code = status.as_u16();
+    if status.is_success() {
+        return match serde_json::from_slice::<Checkout>(&body) {
+            Ok(checkout) if !checkout.id.is_empty() => Attempt::Done(Delivery::Created {
+                checkout,
+                http_status: code,
+                attempts,
+                note: String::new(),
+            }),
+            _ => Attempt::Done(Delivery::Failed {
+                http_status: Some(code),
+                error: format!(
+                    "HTTP {code} but the answer is not a checkout (a checkout may exist): {}",
+                    snippet(&body)
+                ),
+                attempts,
+                kind: FailureKind::Permanent,
+            }),
+        };
+    }
+    let error = describe_api_error(status, &body);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Attempt::Retry {
+            http_status: Some(code),
+            error,
+            retry_after: Some(retry_after.unwrap_or(Duration::from_secs(1))),
+            ambiguous: false,
+        };
+    }
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+        return Attempt::Retry {
+            http_status: Some(code),
+            error,
+            retry_after,
+            ambiguous: false,
+        };
+    }
+    let kind = if matches!(code, 401 | 403) {
+        FailureKind::Auth
+    } else {
+        FailureKind::Permanent
+    };
+    Attempt::Done(Delivery::Failed {
+        http_status: Some(code),
+        error,
+        attempts,
+        kind,
+    })
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+/// Creem's error shape: `{"trace_id", "status", "error", "message": [..] | ".." | missing}`.
+#[derive(Deserialize)]
+struct ApiError {
+    #[serde(default)]
+    trace_id: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<serde_json::Value>,
+}
+
+/// "HTTP 400 Bad Request: product not found (trace_id abc)" from whatever Creem answered.
+pub fn describe_api_error(status: StatusCode, body: &[u8]) -> String {
+    let reason = status.canonical_reason().unwrap_or("");
+    let mut text = format!("HTTP {} {reason}", status.as_u16());
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(api) => {
+            let messages = match api.message {
+                Some(serde_json::Value::Array(items)) => items
+                    .iter()
+                    .map(|m| m.as_str().map(str::to_owned).unwrap_or_else(|| m.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                Some(serde_json::Value::String(s)) => s,
+                Some(other) => other.to_string(),
+                None => api.error.unwrap_or_default(),
+            };
+            if !messages.is_empty() {
+                text.push_str(": ");
+                text.push_str(&messages);
+            }
+            if let Some(trace) = api.trace_id {
+                text.push_str(&format!(" (trace_id {trace})"));
+            }
+        }
+        Err(_) if !body.is_empty() => {
+            text.push_str(": ");
+            text.push_str(&snippet(body));
+        }
+        Err(_) => {}
+    }
+    text
+}
+
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(200).collect();
+    text.replace(['\n', '\r'], " ")
+}
+
+/// Names the failure without echoing the URL's query or any header.
+fn describe_transport_error(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection lost while reading the answer"
+    } else {
+        "connection lost"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what} ({detail})")
+    }
+}
+
+/// Shared flag set by the first 401/403 or by a run of identical permanent failures.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    any_success: bool,
+    same_error: u32,
+    last_error: String,
+    tripped: Option<String>,
+}
+
+/// Identical permanent failures, with nothing created yet, before the run stops.
+pub const SYSTEMATIC_FAILURES: u32 = 10;
+
+impl Breaker {
+    /// Records one row's end; returns why the run must stop, the first time it must.
+    pub fn record(&self, delivery: &Delivery) -> Option<String> {
+        let mut state = self.state.lock().expect("not poisoned");
+        if state.tripped.is_some() {
+            return None;
+        }
+        let reason = match delivery {
+            Delivery::Created { .. } => {
+                state.any_success = true;
+                None
+            }
+            Delivery::Failed {
+                kind: FailureKind::Auth,
+                error,
+                ..
+            } => Some(format!(
+                "the API key was rejected ({error}); nothing more was sent. Check CREEM_API_KEY: test keys (creem_test_...) work only on the test host, live keys only with --live"
+            )),
+            Delivery::Failed {
+                kind: FailureKind::Permanent,
+                error,
+                ..
+            } if !state.any_success => {
+                let key = strip_trace(error);
+                if key == state.last_error {
+                    state.same_error += 1;
+                } else {
+                    state.last_error = key;
+                    state.same_error = 1;
+                }
+                (state.same_error >= SYSTEMATIC_FAILURES).then(|| {
+                    format!(
+                        "the first {SYSTEMATIC_FAILURES} rows all failed with the same error, so the run stopped before sending the rest: {error}"
+                    )
+                })
+            }
+            _ => None,
+        };
+        if reason.is_some() {
+            state.tripped.clone_from(&reason);
+        }
+        reason
+    }
+
+    pub fn tripped(&self) -> Option<String> {
+        self.state.lock().expect("not poisoned").tripped.clone()
+    }
+}
+
+/// The same error with a different trace_id is the same error.
+fn strip_trace(error: &str) -> String {
+    match error.find(" (trace_id ") {
+        Some(i) => error[..i].to_owned(),
+        None => error.to_owned(),
+    }
+}
+
+/// Elapsed-time helper shared by the progress display and the summary.
+pub fn per_second(count: u64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        0.0
+    } else {
+        count as f64 / elapsed.as_secs_f64()
+    }
+}
+
+pub type SharedSender = Arc<Sender>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        let later = std::time::SystemTime::now() + Duration::from_secs(30);
+        let wait = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(wait <= Duration::from_secs(30) && wait >= Duration::from_secs(28));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn api_errors_in_every_shape() {
+        let bad = StatusCode::BAD_REQUEST;
+        assert_eq!(
+            describe_api_error(bad, br#"{"trace_id":"t1","status":400,"error":"Bad Request","message":["a","b"]}"#),
+            "HTTP 400 Bad Request: a; b (trace_id t1)"
+        );
+        assert_eq!(
+            describe_api_error(bad, br#"{"message":"just one"}"#),
+            "HTTP 400 Bad Request: just one"
+        );
+        assert_eq!(
+            describe_api_error(bad, br#"{"error":"Bad Request"}"#),
+            "HTTP 400 Bad Request: Bad Request"
+        );
+        assert_eq!(describe_api_error(bad, b"oops"), "HTTP 400 Bad Request: oops");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= FIRST_BACKOFF && backoff(1) >= FIRST_BACKOFF / 2);
+        assert!(backoff(3) >= Duration::from_millis(500));
+        assert!(backoff(40) <= MAX_BACKOFF);
+    }
+
+    #[test]
+    fn breaker_trips_on_ten_identical_permanent_failures_only_before_success() {
+        let failed = |trace: &str| Delivery::Failed {
+            http_status: Some(400),
+            error: format!("HTTP 400 Bad Request: bad product (trace_id {trace})"),
+            attempts: 1,
+            kind: FailureKind::Permanent,
+        };
+        let breaker = Breaker::default();
+        for i in 0..9 {
+            assert_eq!(breaker.record(&failed(&i.to_string())), None);
+        }
+        assert!(breaker.record(&failed("x")).unwrap().contains("first 10 rows"));
+
+        let breaker = Breaker::default();
+        breaker.record(&Delivery::Created {
+            checkout: Checkout::default(),
+            http_status: 200,
+            attempts: 1,
+            note: String::new(),
+        });
+        for i in 0..20 {
+            assert_eq!(breaker.record(&failed(&i.to_string())), None);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `run`: sending against the in-process sandbox and wiremock, the ledger, re-runs, retries.
+
+use creem_batch::sandbox::{Sandbox, SandboxConfig};
+
+use crate::common::send::{campaign, ledger, run, text, KEY};
+
+async fn sandbox(config: SandboxConfig) -> Sandbox {
+    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .expect("sandbox starts")
+}
+
+const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_every_row_once_and_rerun_sends_nothing() {
+    let server = sandbox(SandboxConfig::default()).await;
+    let (dir, _) = campaign(25, FAST);
+    let first = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let rows = ledger(dir.path());
+    assert_eq!(rows.len(), 25);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["row"], (i + 1).to_string(), "input order");
+        assert_eq!(row["status"], "created");
+        assert!(row["checkout_id"].starts_with("ch_"));
+        assert_eq!(row["email"], format!("user{}@example.com", i + 1));
+        assert_eq!(row["body_sha256"].len(), 64);
+    }
+    let stats = server.stats();
+    assert_eq!(stats.created, 25);
+    assert!(stats.created_per_request_id.values().all(|&n| n == 1));
+
+    let again = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert_eq!(server.stats().posts, 25, "a finished campaign sends nothing");
+    assert!(text(&again).contains("25 already created"), "{}", text(&again));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_at_the_server_are_the_dry_run_bodies() {
+    let mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path("/v1/checkouts"))
+        .and(wiremock::matchers::header("x-api-key", KEY))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "ch_1", "object": "checkout", "status": "pending",
+            "checkout_url": "https://checkout.creem.io/ch_1", "mode": "test"
+        })))
+        .expect(3)
+        .mount(&mock)
+        .await;
+    let (dir, _) = campaign(3, FAST);
+    let dry = crate::common::run_in(dir.path(), &["run", "--dry-run", "campaign.yaml"]);
+    let expected: Vec<serde_json::Value> = String::from_utf8_lossy(&dry.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
+        .collect();
+    let out = run(dir.path(), &mock.uri(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let mut received: Vec<serde_json::Value> = mock
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    received.sort_by_key(|b| b["request_id"].as_str().unwrap().to_owned());
+    let mut expected = expected;
+    expected.sort_by_key(|b| b["request_id"].as_str().unwrap().to_owned());
+    assert_eq!(received, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_rows_are_sent_again_on_rerun() {
+    let failing = sandbox(SandboxConfig {
+        reject_all: true,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(3, FAST);
+    let out = run(dir.path(), &failing.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rows = ledger(dir.path());
+    assert!(rows.iter().all(|r| r["status"] == "failed"));
+    assert!(rows[0]["error"].contains("HTTP 400"), "{:?}", rows[0]);
+    assert!(rows[0]["error"].contains("trace_id"), "{:?}", rows[0]);
+    assert!(text(&out).contains("creem-batch run campaign.yaml"), "resume command");
+
+    let healthy = sandbox(SandboxConfig::default()).await;
+    let out = run(dir.path(), &healthy.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(healthy.stats().created, 3);
+    assert!(ledger(dir.path()).iter().all(|r| r["status"] == "created"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_and_dropped_connections_are_retried() {
+    let server = sandbox(SandboxConfig {
+        fail_rate: 0.3,
+        drop_rate: 0.2,
+        seed: 7,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(20, "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n");
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stats = server.stats();
+    assert_eq!(stats.created, 20);
+    assert!(stats.failed + stats.dropped > 0, "faults happened: {stats:?}");
+    assert!(stats.created_per_request_id.values().all(|&n| n == 1));
+    assert!(ledger(dir.path()).iter().any(|r| r["attempts"] != "1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_pauses_and_retries() {
+    let server = sandbox(SandboxConfig {
+        max_rps: Some(4),
+        retry_after: 1,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(10, "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n");
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stats = server.stats();
+    assert_eq!(stats.created, 10);
+    assert!(stats.throttled > 0, "{stats:?}");
+    // Retry-After: 1 was honoured: the last POST came at least a second after the first.
+    let times = &stats.post_times;
+    assert!(times.last().unwrap().saturating_sub(times[0]) >= std::time::Duration::from_millis(900));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_key_stops_at_once_with_exit_3() {
+    let server = sandbox(SandboxConfig {
+        key: Some("creem_test_the_right_one".into()),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(50, "  rate: unlimited\n  concurrency: 2\n");
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("API key was rejected"), "{}", text(&out));
+    assert!(server.stats().posts <= 4, "{:?}", server.stats().posts);
+    let rows = ledger(dir.path());
+    assert_eq!(rows.len(), 50, "every row is in the ledger");
+    assert!(rows.iter().filter(|r| r["status"] == "pending").count() >= 46);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systematic_bad_request_stops_after_ten() {
+    let server = sandbox(SandboxConfig {
+        reject_all: true,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(200, "  rate: unlimited\n  concurrency: 1\n");
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("first 10 rows all failed"), "{}", text(&out));
+    let posts = server.stats().posts;
+    assert!((10..=12).contains(&posts), "{posts}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_holds_from_the_servers_view() {
+    let server = sandbox(SandboxConfig::default()).await;
+    let (dir, _) = campaign(41, "  rate: 20/s\n  burst: 1\n  concurrency: 8\n");
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let times = server.stats().post_times;
+    assert_eq!(times.len(), 41);
+    let span = (*times.last().unwrap() - times[0]).as_secs_f64();
+    let achieved = 40.0 / span;
+    assert!((18.0..=22.0).contains(&achieved), "achieved {achieved}/s");
+    // No one-second window holds more than rate + burst.
+    for (i, start) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .take_while(|t| **t - *start < std::time::Duration::from_secs(1))
+            .count();
+        assert!(in_window <= 21, "{in_window} requests within one second");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_is_never_printed_or_written() {
+    let server = sandbox(SandboxConfig {
+        reject_all: true,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(3, FAST);
+    let out = run(dir.path(), &server.base_url(), &[]).await;
+    assert!(!text(&out).contains(KEY));
+    for entry in walk(dir.path()) {
+        let content = std::fs::read(&entry).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&content).contains("SECRETKEY123456"),
+            "{} holds the key",
+            entry.display()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_sends_a_canary_and_leaves_the_rest_pending() {
+    let server = sandbox(SandboxConfig::default()).await;
+    let (dir, _) = campaign(10, FAST);
+    let out = run(dir.path(), &server.base_url(), &["--limit", "3", "--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("7 row(s) left pending by --limit"), "{}", text(&out));
+    let rows = ledger(dir.path());
+    assert_eq!(rows.iter().filter(|r| r["status"] == "created").count(), 3);
+    assert_eq!(rows.iter().filter(|r| r["status"] == "pending").count(), 7);
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(server.stats().created, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_key_refused_on_live_and_live_key_on_test() {
+    let (dir, _) = campaign(2, FAST);
+    let out = run(dir.path(), "https://api.creem.io", &["--live", "--yes"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--live needs a live API key"), "{}", text(&out));
+    let out = tokio::process::Command::new(crate::common::bin())
+        .args(["run", "campaign.yaml", "--base-url", "http://127.0.0.1:9"])
+        .current_dir(dir.path())
+        .env("CREEM_API_KEY", "creem_LIVEKEY")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not a test key"), "{}", text(&out));
+    assert!(!text(&out).contains("LIVEKEY"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_of_another_campaign_is_refused() {
+    let server = sandbox(SandboxConfig::default()).await;
+    let (dir, yaml) = campaign(2, FAST);
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let renamed = std::fs::read_to_string(&yaml).unwrap().replace("campaign: test-run", "campaign: other");
+    std::fs::write(&yaml, renamed).unwrap();
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("holds the ledger of campaign `test-run`"), "{}", text(&out));
+    let out = run(dir.path(), &server.base_url(), &["--quiet", "--force"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
