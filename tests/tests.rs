@@ -2,3 +2,4 @@
 //! through the real binary or the library's public API.
 
 mod common;
+mod sandbox;

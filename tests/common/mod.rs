@@ -19,3 +19,4 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run creem-batch")
 }
+pub mod sandbox;
