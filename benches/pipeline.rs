@@ -30,8 +30,13 @@ checkout:
 "#;
 
 fn write_inputs(dir: &Path) -> std::path::PathBuf {
-    let mut csv = std::io::BufWriter::new(std::fs::File::create(dir.join("customers.csv")).unwrap());
-    writeln!(csv, "email,first_name,seats,segment,referrer,locale,user_id").unwrap();
+    let mut csv =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("customers.csv")).unwrap());
+    writeln!(
+        csv,
+        "email,first_name,seats,segment,referrer,locale,user_id"
+    )
+    .unwrap();
     for i in 0..ROWS {
         writeln!(
             csv,

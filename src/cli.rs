@@ -180,7 +180,7 @@ pub struct SandboxArgs {
     /// Retry-After seconds sent with 429 answers.
     #[arg(long, default_value_t = 1)]
     pub retry_after: u64,
-    /// Answer 429 beyond this many requests per second.
+    /// Answer 429 beyond this many requests per second (bursts of up to N pass).
     #[arg(long, value_name = "N")]
     pub max_rps: Option<u32>,
     /// Added latency per request, e.g. 20ms, or a range 5ms..50ms.

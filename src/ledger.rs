@@ -222,7 +222,10 @@ impl Span {
     const NONE: Span = Span(u64::MAX);
 
     fn new(offset: u64, len: usize) -> Span {
-        assert!(offset < 1 << 40 && len < 1 << 24, "ledger record out of range");
+        assert!(
+            offset < 1 << 40 && len < 1 << 24,
+            "ledger record out of range"
+        );
         Span(offset << 24 | len as u64)
     }
 
@@ -385,7 +388,10 @@ impl Prior {
             }
             self.by_request_id = Some(index);
         }
-        let span = self.by_request_id.as_ref().and_then(|m| m.get(request_id).copied());
+        let span = self
+            .by_request_id
+            .as_ref()
+            .and_then(|m| m.get(request_id).copied());
         match span {
             Some(span) => Ok(Some((self.read(span)?, span))),
             None => Ok(None),
@@ -427,7 +433,7 @@ fn read_record(file: &File, columns: &ColumnMap, span: Span) -> anyhow::Result<R
 #[derive(Debug)]
 pub enum Entry {
     /// A new or updated record, appended now.
-    Write(Record),
+    Write(Box<Record>),
     /// The prior record stays as it is (a row created earlier).
     Keep { row: u64, span: Span },
     /// The prior record is replaced by a new one for the same request_id.
@@ -577,8 +583,7 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
             .collect(),
     };
     // Records of an older run whose customer is no longer in the CSV would vanish: keep a copy.
-    let kept: std::collections::HashSet<u64> =
-        by_row.iter().chain(&retired).map(|s| s.0).collect();
+    let kept: std::collections::HashSet<u64> = by_row.iter().chain(&retired).map(|s| s.0).collect();
     let dropped_created = prior_spans
         .iter()
         .filter(|s| !kept.contains(&s.0))
@@ -629,8 +634,8 @@ fn backup_path(path: &Path) -> PathBuf {
 
 /// Reads a whole ledger (for `status` and `reconcile`, which rewrite every row anyway).
 pub fn read_all(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let prior = Prior::open(path)?
-        .ok_or_else(|| anyhow::anyhow!("{} does not exist", path.display()))?;
+    let prior =
+        Prior::open(path)?.ok_or_else(|| anyhow::anyhow!("{} does not exist", path.display()))?;
     prior.spans().map(|s| prior.read(s)).collect()
 }
 

@@ -116,8 +116,9 @@ impl Sender {
             .tcp_nodelay(true)
             .user_agent(concat!("creem-batch/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let mut key = HeaderValue::from_str(key.expose())
-            .map_err(|_| anyhow::anyhow!("the API key contains characters a header cannot carry"))?;
+        let mut key = HeaderValue::from_str(key.expose()).map_err(|_| {
+            anyhow::anyhow!("the API key contains characters a header cannot carry")
+        })?;
         key.set_sensitive(true);
         let limiter = settings.rate.map(|rate| {
             let period = rate.per / rate.count;
@@ -273,7 +274,8 @@ impl Sender {
 /// random factor in [0.5, 1] so rows that failed together do not retry together.
 fn backoff(attempts: u32) -> Duration {
     let base = FIRST_BACKOFF.saturating_mul(1 << attempts.saturating_sub(1).min(16));
-    base.min(MAX_BACKOFF).mul_f64(0.5 + rand::random::<f64>() * 0.5)
+    base.min(MAX_BACKOFF)
+        .mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
 async fn classify(result: reqwest::Result<reqwest::Response>, attempts: u32) -> Attempt {
@@ -391,7 +393,11 @@ pub fn describe_api_error(status: StatusCode, body: &[u8]) -> String {
             let messages = match api.message {
                 Some(serde_json::Value::Array(items)) => items
                     .iter()
-                    .map(|m| m.as_str().map(str::to_owned).unwrap_or_else(|| m.to_string()))
+                    .map(|m| {
+                        m.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| m.to_string())
+                    })
                     .collect::<Vec<_>>()
                     .join("; "),
                 Some(serde_json::Value::String(s)) => s,
@@ -548,7 +554,10 @@ mod tests {
     fn api_errors_in_every_shape() {
         let bad = StatusCode::BAD_REQUEST;
         assert_eq!(
-            describe_api_error(bad, br#"{"trace_id":"t1","status":400,"error":"Bad Request","message":["a","b"]}"#),
+            describe_api_error(
+                bad,
+                br#"{"trace_id":"t1","status":400,"error":"Bad Request","message":["a","b"]}"#
+            ),
             "HTTP 400 Bad Request: a; b (trace_id t1)"
         );
         assert_eq!(
@@ -559,7 +568,10 @@ mod tests {
             describe_api_error(bad, br#"{"error":"Bad Request"}"#),
             "HTTP 400 Bad Request: Bad Request"
         );
-        assert_eq!(describe_api_error(bad, b"oops"), "HTTP 400 Bad Request: oops");
+        assert_eq!(
+            describe_api_error(bad, b"oops"),
+            "HTTP 400 Bad Request: oops"
+        );
     }
 
     #[test]
@@ -581,7 +593,10 @@ mod tests {
         for i in 0..9 {
             assert_eq!(breaker.record(&failed(&i.to_string())), None);
         }
-        assert!(breaker.record(&failed("x")).unwrap().contains("first 10 rows"));
+        assert!(breaker
+            .record(&failed("x"))
+            .unwrap()
+            .contains("first 10 rows"));
 
         let breaker = Breaker::default();
         breaker.record(&Delivery::Created {

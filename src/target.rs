@@ -56,7 +56,9 @@ pub async fn resolve(host: &HostArgs, key: &KeyArgs) -> anyhow::Result<Target> {
         );
     };
     if host.live && key.is_test() {
-        anyhow::bail!("--live needs a live API key, but the key is a test key ({key}); nothing was sent");
+        anyhow::bail!(
+            "--live needs a live API key, but the key is a test key ({key}); nothing was sent"
+        );
     }
     if !host.live && !key.is_test() {
         anyhow::bail!(

@@ -464,13 +464,15 @@ fn non_utf8_row_is_invalid_and_the_batch_goes_on() {
 #[test]
 fn blank_lines_and_blank_records_are_not_rows() {
     let run = dry(MINIMAL_YAML, "email\nana@example.com\n\n");
-    run.assert_code(0)
-        .stderr_has(&["plan: 1 rows, 1 to send, 0 invalid"]);
+    run.assert_code(0).stderr_has(&[
+        "plan: 1 rows: 1 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid",
+    ]);
     // A spreadsheet's empty rows (`,,`) and lines of spaces, even between customers.
     let csv = "email,name\n,\nana@example.com,Ana\n  \n\nbo@example.com,Bo\n,,\n";
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(0)
-        .stderr_has(&["plan: 2 rows, 2 to send, 0 invalid"]);
+    run.assert_code(0).stderr_has(&[
+        "plan: 2 rows: 2 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid",
+    ]);
     assert_eq!(run.sent_rows(), [1, 2]);
 }
 
@@ -522,7 +524,7 @@ fn malformed_emails_are_invalid_with_the_reason() {
         );
     }
     run.stderr_has(&[&format!(
-        "plan: {} rows, 1 to send, {} invalid",
+        "plan: {} rows: 1 new, 0 to retry, 0 already created, 0 changed since created, {} invalid",
         cases.len() + 1,
         cases.len()
     )]);
@@ -652,7 +654,7 @@ fn plan_summary_on_stderr() {
         "email\nana@example.com\nbroken\nbo@example.com\n",
     );
     run.assert_code(1).stderr_has(&[
-        "plan: 3 rows, 2 to send, 1 invalid",
+        "plan: 3 rows: 2 new, 0 to retry, 0 already created, 0 changed since created, 1 invalid",
         "  row 2: email `broken` has no @",
     ]);
     assert!(!run.stdout.contains("plan:"), "plan not on stdout\n{run}");
@@ -709,12 +711,22 @@ fn bad_campaign_exits_2_and_prints_no_lines() {
 #[test]
 fn example_campaign_dry_run() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A ledger left by someone trying the example must not change what this test sees.
+    let scratch = tempfile::tempdir().unwrap();
+    let out = scratch.path().join("results.csv");
     let run = Run::from_output(run_in(
         repo,
-        &["run", "--dry-run", "campaigns/spring-sale-2026.yaml"],
+        &[
+            "run",
+            "--dry-run",
+            "campaigns/spring-sale-2026.yaml",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     ));
-    run.assert_code(0)
-        .stderr_has(&["plan: 36 rows, 36 to send, 0 invalid"]);
+    run.assert_code(0).stderr_has(&[
+        "plan: 36 rows: 36 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid",
+    ]);
     let lines = run.json_lines();
     assert_eq!(lines.len(), 36);
     let first = &lines[0]["body"];

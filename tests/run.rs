@@ -33,8 +33,16 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
 
     let again = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert_eq!(server.stats().posts, 25, "a finished campaign sends nothing");
-    assert!(text(&again).contains("25 already created"), "{}", text(&again));
+    assert_eq!(
+        server.stats().posts,
+        25,
+        "a finished campaign sends nothing"
+    );
+    assert!(
+        text(&again).contains("25 already created"),
+        "{}",
+        text(&again)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,10 +51,12 @@ async fn bodies_at_the_server_are_the_dry_run_bodies() {
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .and(wiremock::matchers::path("/v1/checkouts"))
         .and(wiremock::matchers::header("x-api-key", KEY))
-        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-            "id": "ch_1", "object": "checkout", "status": "pending",
-            "checkout_url": "https://checkout.creem.io/ch_1", "mode": "test"
-        })))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "id": "ch_1", "object": "checkout", "status": "pending",
+                "checkout_url": "https://checkout.creem.io/ch_1", "mode": "test"
+            })),
+        )
         .expect(3)
         .mount(&mock)
         .await;
@@ -85,7 +95,10 @@ async fn failed_rows_are_sent_again_on_rerun() {
     assert!(rows.iter().all(|r| r["status"] == "failed"));
     assert!(rows[0]["error"].contains("HTTP 400"), "{:?}", rows[0]);
     assert!(rows[0]["error"].contains("trace_id"), "{:?}", rows[0]);
-    assert!(text(&out).contains("creem-batch run campaign.yaml"), "resume command");
+    assert!(
+        text(&out).contains("creem-batch run campaign.yaml"),
+        "resume command"
+    );
 
     let healthy = sandbox(SandboxConfig::default()).await;
     let out = run(dir.path(), &healthy.base_url(), &["--quiet"]).await;
@@ -103,12 +116,18 @@ async fn server_errors_and_dropped_connections_are_retried() {
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(20, "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n");
+    let (dir, _) = campaign(
+        20,
+        "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n",
+    );
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stats = server.stats();
     assert_eq!(stats.created, 20);
-    assert!(stats.failed + stats.dropped > 0, "faults happened: {stats:?}");
+    assert!(
+        stats.failed + stats.dropped > 0,
+        "faults happened: {stats:?}"
+    );
     assert!(stats.created_per_request_id.values().all(|&n| n == 1));
     assert!(ledger(dir.path()).iter().any(|r| r["attempts"] != "1"));
 }
@@ -121,7 +140,10 @@ async fn too_many_requests_pauses_and_retries() {
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(10, "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n");
+    let (dir, _) = campaign(
+        10,
+        "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n",
+    );
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stats = server.stats();
@@ -129,7 +151,9 @@ async fn too_many_requests_pauses_and_retries() {
     assert!(stats.throttled > 0, "{stats:?}");
     // Retry-After: 1 was honoured: the last POST came at least a second after the first.
     let times = &stats.post_times;
-    assert!(times.last().unwrap().saturating_sub(times[0]) >= std::time::Duration::from_millis(900));
+    assert!(
+        times.last().unwrap().saturating_sub(times[0]) >= std::time::Duration::from_millis(900)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +166,11 @@ async fn rejected_key_stops_at_once_with_exit_3() {
     let (dir, _) = campaign(50, "  rate: unlimited\n  concurrency: 2\n");
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("API key was rejected"), "{}", text(&out));
+    assert!(
+        text(&out).contains("API key was rejected"),
+        "{}",
+        text(&out)
+    );
     assert!(server.stats().posts <= 4, "{:?}", server.stats().posts);
     let rows = ledger(dir.path());
     assert_eq!(rows.len(), 50, "every row is in the ledger");
@@ -159,7 +187,11 @@ async fn systematic_bad_request_stops_after_ten() {
     let (dir, _) = campaign(200, "  rate: unlimited\n  concurrency: 1\n");
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("first 10 rows all failed"), "{}", text(&out));
+    assert!(
+        text(&out).contains("first 10 rows all failed"),
+        "{}",
+        text(&out)
+    );
     let posts = server.stats().posts;
     assert!((10..=12).contains(&posts), "{posts}");
 }
@@ -211,7 +243,11 @@ async fn limit_sends_a_canary_and_leaves_the_rest_pending() {
     let (dir, _) = campaign(10, FAST);
     let out = run(dir.path(), &server.base_url(), &["--limit", "3", "--quiet"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("7 row(s) left pending by --limit"), "{}", text(&out));
+    assert!(
+        text(&out).contains("7 row(s) left pending by --limit"),
+        "{}",
+        text(&out)
+    );
     let rows = ledger(dir.path());
     assert_eq!(rows.iter().filter(|r| r["status"] == "created").count(), 3);
     assert_eq!(rows.iter().filter(|r| r["status"] == "pending").count(), 7);
@@ -225,7 +261,11 @@ async fn test_key_refused_on_live_and_live_key_on_test() {
     let (dir, _) = campaign(2, FAST);
     let out = run(dir.path(), "https://api.creem.io", &["--live", "--yes"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--live needs a live API key"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--live needs a live API key"),
+        "{}",
+        text(&out)
+    );
     let out = tokio::process::Command::new(crate::common::bin())
         .args(["run", "campaign.yaml", "--base-url", "http://127.0.0.1:9"])
         .current_dir(dir.path())
@@ -244,11 +284,17 @@ async fn a_ledger_of_another_campaign_is_refused() {
     let (dir, yaml) = campaign(2, FAST);
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(0));
-    let renamed = std::fs::read_to_string(&yaml).unwrap().replace("campaign: test-run", "campaign: other");
+    let renamed = std::fs::read_to_string(&yaml)
+        .unwrap()
+        .replace("campaign: test-run", "campaign: other");
     std::fs::write(&yaml, renamed).unwrap();
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("holds the ledger of campaign `test-run`"), "{}", text(&out));
+    assert!(
+        text(&out).contains("holds the ledger of campaign `test-run`"),
+        "{}",
+        text(&out)
+    );
     let out = run(dir.path(), &server.base_url(), &["--quiet", "--force"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod dry_run;
+mod run;
+mod sandbox;
 mod signature;
 mod verify_redirect;
-mod run;

@@ -138,7 +138,11 @@ impl Plan {
                 writeln!(err, "  row {row}: {reason}")?;
             }
             if self.invalid > self.invalid_examples.len() as u64 {
-                writeln!(err, "  ... and {} more", self.invalid - self.invalid_examples.len() as u64)?;
+                writeln!(
+                    err,
+                    "  ... and {} more",
+                    self.invalid - self.invalid_examples.len() as u64
+                )?;
             }
         }
         Ok(())
@@ -289,7 +293,16 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let reader = std::thread::Builder::new()
         .name("rows".into())
         .spawn(move || {
-            produce(batch, prior, jobs_tx, entries, stop, limit, recreate, reader_tally)
+            produce(
+                batch,
+                prior,
+                jobs_tx,
+                entries,
+                stop,
+                limit,
+                recreate,
+                reader_tally,
+            )
         })
         .context("cannot start the row reader")?;
 
@@ -328,7 +341,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
                 }
                 Tally::add(&tally.done);
                 let record = record_of(campaign_name, job, delivery);
-                let _ = entries.send(Entry::Write(record));
+                let _ = entries.send(Entry::Write(Box::new(record)));
             }
         })
         .await;
@@ -416,9 +429,15 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
 
 /// The command that picks up where this run stopped.
 fn resume_command(args: &RunArgs) -> String {
-    let mut command = format!("creem-batch run {}", shell_word(&args.campaign.display().to_string()));
+    let mut command = format!(
+        "creem-batch run {}",
+        shell_word(&args.campaign.display().to_string())
+    );
     if let Some(out) = &args.out {
-        command.push_str(&format!(" --out {}", shell_word(&out.display().to_string())));
+        command.push_str(&format!(
+            " --out {}",
+            shell_word(&out.display().to_string())
+        ));
     }
     if args.host.sandbox {
         command.push_str(" --sandbox");
@@ -430,7 +449,10 @@ fn resume_command(args: &RunArgs) -> String {
 }
 
 fn shell_word(text: &str) -> String {
-    if text.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    {
         text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
@@ -460,7 +482,7 @@ fn produce(
     produced.plan.rows = batch.total_rows();
     let mut queued = 0u64;
     let write = |record: Record| {
-        let _ = entries.send(Entry::Write(record));
+        let _ = entries.send(Entry::Write(Box::new(record)));
     };
     while let Some(row_plan) = batch.next_row()? {
         let row = row_plan.row();
@@ -513,7 +535,10 @@ fn produce(
                             let _ = entries.send(Entry::Keep { row, span: *span });
                             continue;
                         }
-                        note = format!("recreated: the body changed; previous checkout {}", p.checkout_id);
+                        note = format!(
+                            "recreated: the body changed; previous checkout {}",
+                            p.checkout_id
+                        );
                     }
                     Decision::Send { retry: true } => produced.plan.retry += 1,
                     Decision::Send { retry: false } => produced.plan.new += 1,
@@ -557,7 +582,13 @@ fn produce(
 
 fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
     let request = job.request;
-    let mut record = Record::new(campaign, job.row, &request.request_id, &request.email, Status::Pending);
+    let mut record = Record::new(
+        campaign,
+        job.row,
+        &request.request_id,
+        &request.email,
+        Status::Pending,
+    );
     record.body_sha256 = request.body_sha256;
     record.body = String::from_utf8(request.body).unwrap_or_default();
     match delivery {

@@ -1,6 +1,73 @@
+//! `creem-batch sandbox`: serve the local Creem stand-in until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::Context;
+
 use crate::cli::SandboxArgs;
 use crate::exit::Outcome;
+use crate::sandbox::{Sandbox, SandboxConfig};
 
-pub fn run(_args: SandboxArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("not implemented yet")
+pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
+    if !args.listen.ip().is_loopback() && !args.public {
+        anyhow::bail!(
+            "refusing to listen on {}: not a loopback address (pass --public to expose the \
+             sandbox to the network)",
+            args.listen
+        );
+    }
+    let config = SandboxConfig::try_from(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let sandbox = Sandbox::start(args.listen, config)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let stop = stop_signal()?;
+        let mut stdout = std::io::stdout();
+        writeln!(stdout, "creem sandbox listening on {}", sandbox.base_url())?;
+        stdout.flush()?;
+        stop.await;
+        let stats = sandbox.stats();
+        sandbox.shutdown().await;
+        let duplicates = stats
+            .created_per_request_id
+            .values()
+            .filter(|&&n| n > 1)
+            .count();
+        eprintln!(
+            "creem sandbox stopped: {} requests, {} checkouts created, {} request_ids created more \
+             than once, {} throttled, {} failed, {} dropped",
+            stats.requests,
+            stats.created,
+            duplicates,
+            stats.throttled,
+            stats.failed,
+            stats.dropped + stats.dropped_after_create,
+        );
+        Ok(Outcome::Success)
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM. Built before the "listening" line is printed, so a script
+/// that signals as soon as it reads that line is never met by the default (abrupt) handler.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: temp dirs, running the binary.
 #![allow(dead_code)]
 
+pub mod sandbox;
 pub mod send;
 
 use std::path::{Path, PathBuf};

@@ -1,1 +1,0 @@
-//! Local stand-in for the Creem checkout API.

@@ -1,0 +1,168 @@
+//! Routes and handlers. Nothing is logged per request, and no lock is held across an await.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use super::conn::DropSwitch;
+use super::faults::Fault;
+use super::state::{bump, json_headers, ok_json, Shared, BODY_LIMIT, REJECT_ALL_MESSAGE};
+use super::store::STATUSES;
+use super::validate;
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/checkouts", post(create_checkout).get(get_checkout))
+        .route("/sandbox/checkouts/{id}/status", post(set_status))
+        .route("/sandbox/stats", get(stats))
+        .route("/checkout/{id}", get(checkout_page))
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            count_request,
+        ))
+        .with_state(shared)
+}
+
+async fn count_request(State(s): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    bump(&s.counters.requests);
+    next.run(request).await
+}
+
+async fn create_checkout(State(s): State<Arc<Shared>>, request: Request) -> Response {
+    bump(&s.counters.posts);
+    let arrival_ns = s.record_post();
+    let (parts, body) = request.into_parts();
+    let fault = match s.misbehave(arrival_ns, &parts.headers).await {
+        Ok(fault) => fault,
+        Err(refusal) => return s.refuse(refusal),
+    };
+    let cut = || {
+        if let Some(ConnectInfo(switch)) = parts.extensions.get::<ConnectInfo<DropSwitch>>() {
+            switch.trip();
+        }
+        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    };
+    if fault == Fault::Drop {
+        bump(&s.counters.dropped);
+        return cut();
+    }
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(_) => {
+            return s.error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                [format!("request body larger than {BODY_LIMIT} bytes")],
+            )
+        }
+    };
+    if s.reject_all {
+        return s.error(StatusCode::BAD_REQUEST, [REJECT_ALL_MESSAGE]);
+    }
+    let checkout = match validate::checkout_request(&body) {
+        Ok(checkout) => checkout,
+        Err(messages) => return s.error(StatusCode::BAD_REQUEST, messages),
+    };
+    let json = s.store.create(checkout, &s.base_url);
+    bump(&s.counters.created);
+    if fault == Fault::DropAfterCreate {
+        bump(&s.counters.dropped_after_create);
+        return cut();
+    }
+    ok_json(json)
+}
+
+async fn get_checkout(
+    State(s): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    bump(&s.counters.gets);
+    let arrival_ns = s.started.elapsed().as_nanos() as u64;
+    if let Err(refusal) = s.misbehave(arrival_ns, &headers).await {
+        return s.refuse(refusal);
+    }
+    let id = query.as_deref().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(name, _)| name == "checkout_id")
+            .map(|(_, id)| id.into_owned())
+    });
+    match id.filter(|id| !id.is_empty()) {
+        None => s.error(StatusCode::BAD_REQUEST, ["checkout_id must be a string"]),
+        Some(id) => match s.store.get(&id) {
+            Some(json) => ok_json(json),
+            None => s.error(StatusCode::NOT_FOUND, ["Checkout not found"]),
+        },
+    }
+}
+
+/// `POST /sandbox/checkouts/{id}/status` with `{"status": "completed"}`: plays the customer
+/// (or time) moving a checkout on, for rehearsing `status`. No key needed.
+async fn set_status(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let status = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("status")?.as_str().map(str::to_owned));
+    let Some(status) = status.filter(|st| STATUSES.contains(&st.as_str())) else {
+        return s.error(
+            StatusCode::BAD_REQUEST,
+            ["status must be one of the following values: pending, processing, completed, expired"],
+        );
+    };
+    match s.store.set_status(&id, &status) {
+        Some(json) => ok_json(json),
+        None => s.error(StatusCode::NOT_FOUND, ["Checkout not found"]),
+    }
+}
+
+async fn stats(State(s): State<Arc<Shared>>) -> Response {
+    let c = &s.counters;
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let body = json!({
+        "requests": get(&c.requests),
+        "posts": get(&c.posts),
+        "gets": get(&c.gets),
+        "created": get(&c.created),
+        "throttled": get(&c.throttled),
+        "failed": get(&c.failed),
+        "rejected": get(&c.rejected),
+        "dropped": get(&c.dropped),
+        "dropped_after_create": get(&c.dropped_after_create),
+        "duplicates": s.store.per_request_id(2),
+    });
+    (StatusCode::OK, json_headers(), body.to_string()).into_response()
+}
+
+/// Where `checkout_url` points: a plain page so a link clicked during a rehearsal shows
+/// something sensible instead of a real payment form.
+async fn checkout_page(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+    let Some(json) = s.store.get(&id) else {
+        return (StatusCode::NOT_FOUND, "No such sandbox checkout.\n").into_response();
+    };
+    let checkout: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+    let field = |name: &str| checkout[name].as_str().unwrap_or("").to_owned();
+    let page = format!(
+        "creem-batch sandbox checkout {id}\nproduct: {}\nstatus: {}\n\nNothing can be paid here; \
+         POST /sandbox/checkouts/{id}/status with {{\"status\":\"completed\"}} to simulate a payment.\n",
+        field("product"),
+        field("status"),
+    );
+    (StatusCode::OK, page).into_response()
+}
+
+/// Creem answers unknown routes the NestJS way: 404 "Cannot METHOD /path".
+async fn not_found(State(s): State<Arc<Shared>>, method: Method, uri: Uri) -> Response {
+    s.error(
+        StatusCode::NOT_FOUND,
+        [format!("Cannot {method} {}", uri.path())],
+    )
+}

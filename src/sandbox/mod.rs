@@ -1,0 +1,168 @@
+//! Local stand-in for the Creem checkout API: `creem-batch sandbox`, `run --sandbox` and the
+//! tests talk to it instead of the real test host, so a batch can be rehearsed offline, with
+//! the failures it must survive on demand.
+//!
+//! Endpoints (the `/v1` ones need a non-empty `x-api-key`, or exactly the configured key):
+//! - `POST /v1/checkouts`: validates the body like Creem (400 with Creem's error shape
+//!   `{trace_id, status, error, message: [..], timestamp}`), then answers 200 with a checkout
+//!   (`id` `ch_...`, `status` `pending`, `mode` `test`, `checkout_url`, echoed `request_id`...).
+//!   Like Creem it does not de-duplicate: the same `request_id` twice makes two checkouts.
+//! - `GET /v1/checkouts?checkout_id=ch_...`: the checkout with its current status, or 404.
+//! - `POST /sandbox/checkouts/{id}/status` with `{"status": "completed"}` (or `pending`,
+//!   `processing`, `expired`): moves a checkout on, as a customer paying would. No key.
+//! - `GET /sandbox/stats`: counters as JSON (`requests`, `created`, `throttled`, ... and
+//!   `duplicates`, the request_ids that were created more than once). No key.
+//! - `GET /checkout/{id}`: the page `checkout_url` points to (plain text).
+//!
+//! Faults, all off by default and reproducible from `seed` for the same request order:
+//! `fail_rate` answers 500, `throttle_rate` answers 429 with `Retry-After`, `max_rps` answers
+//! 429 beyond a token bucket of N per second, `latency` delays answers, `drop_rate` closes the
+//! connection without answering or creating anything, `drop_after_create_rate` creates the
+//! checkout and then closes without answering (the case that tempts a client into duplicates),
+//! and `reject_all` answers every POST with the same 400. The random rates share one draw per
+//! request, so each is the share of all API requests that get that fault.
+
+mod config;
+mod conn;
+mod faults;
+mod http;
+mod state;
+mod store;
+mod validate;
+
+use std::collections::HashMap;
+use std::future::IntoFuture;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{ConfigError, Latency, SandboxConfig};
+
+use conn::{DropSwitch, SandboxListener};
+use state::Shared;
+
+/// How long `shutdown` waits for requests in flight before cutting them off.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running sandbox server. Dropping it stops the server without waiting.
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// A snapshot of what the sandbox has seen since it started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SandboxStats {
+    /// Every HTTP request, whatever its path or answer.
+    pub requests: u64,
+    /// `POST /v1/checkouts` requests.
+    pub posts: u64,
+    /// `GET /v1/checkouts` requests.
+    pub gets: u64,
+    /// Checkouts created, including those whose answer was then dropped.
+    pub created: u64,
+    /// 429 answers (random throttling and the `max_rps` ceiling).
+    pub throttled: u64,
+    /// 500 answers.
+    pub failed: u64,
+    /// Other 4xx answers: auth, validation, unknown checkout or route.
+    pub rejected: u64,
+    /// Connections closed before anything was created.
+    pub dropped: u64,
+    /// Connections closed after the checkout was created.
+    pub dropped_after_create: u64,
+    /// Checkouts created per `request_id` (checkouts without one are not counted here).
+    pub created_per_request_id: HashMap<String, u64>,
+    /// Arrival of every `POST /v1/checkouts` since the server started, in arrival order
+    /// (microsecond resolution).
+    pub post_times: Vec<Duration>,
+}
+
+impl Sandbox {
+    /// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime.
+    pub async fn start(addr: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
+        config
+            .validate()
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config, format!("http://{addr}")));
+        let app = http::router(shared.clone()).into_make_service_with_connect_info::<DropSwitch>();
+        let stop = CancellationToken::new();
+        let server = axum::serve(SandboxListener(listener), app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let task = tokio::spawn(server.into_future());
+        Ok(Sandbox {
+            addr,
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://IP:PORT`, ready to use as an API base URL.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        let c = &self.shared.counters;
+        let get = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let post_times = {
+            let times = self
+                .shared
+                .post_times
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            times.iter().map(|&us| Duration::from_micros(us)).collect()
+        };
+        SandboxStats {
+            requests: get(&c.requests),
+            posts: get(&c.posts),
+            gets: get(&c.gets),
+            created: get(&c.created),
+            throttled: get(&c.throttled),
+            failed: get(&c.failed),
+            rejected: get(&c.rejected),
+            dropped: get(&c.dropped),
+            dropped_after_create: get(&c.dropped_after_create),
+            created_per_request_id: self.shared.store.per_request_id(1),
+            post_times,
+        }
+    }
+
+    /// Same as the control endpoint; `false` if the checkout or the status is unknown.
+    pub fn set_checkout_status(&self, checkout_id: &str, status: &str) -> bool {
+        self.shared.store.set_status(checkout_id, status).is_some()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to a few seconds), then returns.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

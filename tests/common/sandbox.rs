@@ -1,0 +1,108 @@
+//! Helpers for talking to an in-process sandbox over real HTTP.
+
+use creem_batch::sandbox::{Sandbox, SandboxConfig};
+use serde_json::{json, Value};
+
+pub const KEY: &str = "creem_test_sandboxkey";
+
+pub async fn start(config: SandboxConfig) -> Sandbox {
+    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .expect("start sandbox")
+}
+
+/// A client that ignores proxy variables, so requests really reach 127.0.0.1.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("build client")
+}
+
+pub fn checkouts_url(sandbox: &Sandbox) -> String {
+    format!("{}/v1/checkouts", sandbox.base_url())
+}
+
+/// A body with every documented field set.
+pub fn full_body(request_id: &str) -> Value {
+    json!({
+        "product_id": "prod_6tW66i0oZM7w1qXReHJrwg",
+        "request_id": request_id,
+        "units": 5,
+        "discount_code": "NEWUSER20",
+        "locale": "zh-CN",
+        "success_url": "https://yourdomain.com/success",
+        "customer": {"email": "hello@example.com"},
+        "custom_fields": [{"type": "text", "key": "company", "label": "Company"}],
+        "metadata": {"utm_source": "twitter", "visits": 3, "plan_type": "team_annual"},
+    })
+}
+
+/// POSTs `body` (raw text, so malformed JSON can be sent) with the test key.
+pub async fn post_raw(sandbox: &Sandbox, body: impl Into<String>) -> reqwest::Response {
+    client()
+        .post(checkouts_url(sandbox))
+        .header("x-api-key", KEY)
+        .header("content-type", "application/json")
+        .body(body.into())
+        .send()
+        .await
+        .expect("sandbox answers")
+}
+
+pub async fn post(sandbox: &Sandbox, body: &Value) -> reqwest::Response {
+    post_raw(sandbox, body.to_string()).await
+}
+
+pub async fn get_checkout(sandbox: &Sandbox, checkout_id: &str) -> reqwest::Response {
+    client()
+        .get(checkouts_url(sandbox))
+        .query(&[("checkout_id", checkout_id)])
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("sandbox answers")
+}
+
+/// Asserts `response` is `status` in Creem's error shape, exactly these five fields, and
+/// returns its messages.
+pub async fn assert_creem_error(response: reqwest::Response, status: u16) -> Vec<String> {
+    assert_eq!(response.status().as_u16(), status);
+    let reason = response.status().canonical_reason().unwrap().to_owned();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "error answers are JSON"
+    );
+    let body: Value = response.json().await.expect("error body is JSON");
+    let object = body.as_object().expect("error body is an object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["error", "message", "status", "timestamp", "trace_id"],
+        "{body}"
+    );
+    assert_eq!(body["status"], status);
+    assert_eq!(body["error"], reason);
+    assert!(is_uuid_like(body["trace_id"].as_str().unwrap()), "{body}");
+    let timestamp = body["timestamp"].as_u64().expect("timestamp is an integer");
+    assert!(
+        timestamp > 1_700_000_000_000,
+        "timestamp is in ms since epoch: {timestamp}"
+    );
+    let messages = body["message"].as_array().expect("message is an array");
+    assert!(!messages.is_empty(), "{body}");
+    messages
+        .iter()
+        .map(|m| m.as_str().expect("messages are strings").to_owned())
+        .collect()
+}
+
+fn is_uuid_like(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
