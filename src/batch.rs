@@ -10,6 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::{mpsc, Arc};
 
 use crate::campaign::Campaign;
 use crate::customers::{CustomerCsv, Record};
@@ -39,14 +40,38 @@ impl RowPlan {
 }
 
 /// A campaign and its CSV, ready to be read row by row.
+///
+/// Rows are prepared on two threads: one reads the CSV and settles what must be decided in
+/// input order (row problems, duplicates), the other renders bodies; `next_row` hands them
+/// out in input order. On two cores this nearly halves the time of a dry run.
 pub struct Batch {
     pub campaign: Campaign,
+    headers: Vec<String>,
+    total_rows: u64,
+    parts: Option<Parts>,
+    chunks: Option<mpsc::Receiver<Result<Vec<RowPlan>, Diagnostic>>>,
+    current: std::vec::IntoIter<RowPlan>,
+}
+
+/// What the reading and rendering threads take when the first row is asked for.
+struct Parts {
     csv: CustomerCsv,
     renderer: Renderer,
-    total_rows: u64,
     repeated: HashSet<u64>,
-    first_seen: HashMap<u64, u64>,
-    record: Record,
+    key_names: String,
+}
+
+/// Rows handed from the reader to the renderer at a time.
+const CHUNK: usize = 512;
+
+/// A row as the reader leaves it: settled already, or waiting to be rendered.
+enum Pending {
+    Settled(RowPlan),
+    Render {
+        row: u64,
+        fields: csv::StringRecord,
+        request_id: Option<String>,
+    },
 }
 
 impl Batch {
@@ -64,13 +89,17 @@ impl Batch {
             .into());
         }
         Ok(Batch {
+            headers: csv.headers().to_vec(),
+            parts: Some(Parts {
+                key_names: campaign.key.join(", "),
+                csv,
+                renderer,
+                repeated,
+            }),
             campaign,
-            csv,
-            renderer,
             total_rows,
-            repeated,
-            first_seen: HashMap::new(),
-            record: Record::default(),
+            chunks: None,
+            current: Vec::new().into_iter(),
         })
     }
 
@@ -79,72 +108,253 @@ impl Batch {
         self.total_rows
     }
 
+    /// Skips each body's SHA-256: a dry run with no ledger to compare against needs none.
+    /// Only has an effect before the first row is read.
+    pub fn without_body_hashes(&mut self) {
+        if let Some(parts) = &mut self.parts {
+            parts.renderer.set_hash_bodies(false);
+        }
+    }
+
     pub fn headers(&self) -> &[String] {
-        self.csv.headers()
+        &self.headers
     }
 
     /// The next row's plan; `Ok(None)` at the end. An error means the file itself failed.
     pub fn next_row(&mut self) -> Result<Option<RowPlan>, Diagnostic> {
-        if !self.csv.read(&mut self.record)? {
-            return Ok(None);
-        }
-        let row = self.record.row;
-        let fields = match self.csv.fields(&self.record) {
-            Ok(fields) => fields,
-            Err(problem) => {
-                return Ok(Some(RowPlan::Invalid {
-                    row,
-                    rejection: Rejection {
-                        request_id: String::new(),
-                        email: String::new(),
-                        reason: problem.0,
-                    },
-                }))
+        loop {
+            if let Some(plan) = self.current.next() {
+                return Ok(Some(plan));
             }
+            if let Some(parts) = self.parts.take() {
+                self.chunks = Some(start(parts));
+            }
+            let Some(chunks) = &self.chunks else {
+                return Ok(None);
+            };
+            match chunks.recv() {
+                Ok(chunk) => self.current = chunk?.into_iter(),
+                Err(_) => {
+                    self.chunks = None;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Starts the reader and renderer threads; returns where the rendered chunks arrive.
+fn start(parts: Parts) -> mpsc::Receiver<Result<Vec<RowPlan>, Diagnostic>> {
+    let Parts {
+        csv,
+        renderer,
+        repeated,
+        key_names,
+    } = parts;
+    let renderer = Arc::new(renderer);
+    let (pending_tx, pending_rx) = mpsc::sync_channel::<Result<Vec<Pending>, Diagnostic>>(4);
+    let (plans_tx, plans_rx) = mpsc::sync_channel(4);
+    // Records go back to the reader once rendered, so reading a row allocates nothing.
+    let (spare_tx, spare_rx) = mpsc::channel::<csv::ByteRecord>();
+    let reader_renderer = Arc::clone(&renderer);
+    std::thread::Builder::new()
+        .name("csv-reader".into())
+        .spawn(move || {
+            read_rows(
+                csv,
+                &reader_renderer,
+                repeated,
+                &key_names,
+                pending_tx,
+                spare_rx,
+            )
+        })
+        .expect("start the CSV reader thread");
+    std::thread::Builder::new()
+        .name("renderer".into())
+        .spawn(move || {
+            for chunk in pending_rx {
+                let rendered = chunk.map(|items| {
+                    items
+                        .into_iter()
+                        .map(|item| render_pending(&renderer, item, &spare_tx))
+                        .collect()
+                });
+                if plans_tx.send(rendered).is_err() {
+                    return;
+                }
+            }
+        })
+        .expect("start the renderer thread");
+    plans_rx
+}
+
+fn render_pending(
+    renderer: &Renderer,
+    item: Pending,
+    spare: &mpsc::Sender<csv::ByteRecord>,
+) -> RowPlan {
+    match item {
+        Pending::Settled(plan) => plan,
+        Pending::Render {
+            row,
+            fields,
+            request_id,
+        } => {
+            let plan = render_fields(
+                renderer,
+                row,
+                &fields.iter().collect::<Vec<_>>(),
+                request_id,
+            );
+            let _ = spare.send(fields.into_byte_record());
+            plan
+        }
+    }
+}
+
+fn render_fields(
+    renderer: &Renderer,
+    row: u64,
+    fields: &[&str],
+    request_id: Option<String>,
+) -> RowPlan {
+    let request_id = match request_id.map_or_else(|| renderer.request_id(row, fields), Ok) {
+        Ok(id) => id,
+        Err(reason) => {
+            return RowPlan::Invalid {
+                row,
+                rejection: Rejection {
+                    email: renderer.ledger_email(row, fields),
+                    request_id: String::new(),
+                    reason,
+                },
+            }
+        }
+    };
+    match renderer.render(row, fields, request_id) {
+        Ok(request) => RowPlan::Ready { row, request },
+        Err(rejection) => RowPlan::Invalid { row, rejection },
+    }
+}
+
+/// Reads every record in order and settles row problems and duplicates.
+fn read_rows(
+    mut csv: CustomerCsv,
+    renderer: &Renderer,
+    repeated: HashSet<u64>,
+    key_names: &str,
+    out: mpsc::SyncSender<Result<Vec<Pending>, Diagnostic>>,
+    spare: mpsc::Receiver<csv::ByteRecord>,
+) {
+    let mut first_seen = HashMap::new();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    loop {
+        let mut record = Record {
+            fields: spare.try_recv().unwrap_or_default(),
+            ..Record::default()
         };
-        let renderer = &self.renderer;
-        let invalid = |request_id: String, reason: String| RowPlan::Invalid {
+        match csv.read(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let _ = out.send(Err(e));
+                return;
+            }
+        }
+        chunk.push(settle(
+            &csv,
+            renderer,
+            &repeated,
+            &mut first_seen,
+            key_names,
+            record,
+        ));
+        if chunk.len() == CHUNK {
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+            if out.send(Ok(full)).is_err() {
+                return;
+            }
+        }
+    }
+    if !chunk.is_empty() {
+        let _ = out.send(Ok(chunk));
+    }
+}
+
+/// Decides what can only be decided in order: unusable records, empty keys, duplicates.
+fn settle(
+    csv: &CustomerCsv,
+    renderer: &Renderer,
+    repeated: &HashSet<u64>,
+    first_seen: &mut HashMap<u64, u64>,
+    key_names: &str,
+    record: Record,
+) -> Pending {
+    let row = record.row;
+    let invalid = |fields: &[&str], request_id: String, reason: String| {
+        Pending::Settled(RowPlan::Invalid {
             row,
             rejection: Rejection {
-                email: renderer.ledger_email(row, &fields),
+                email: renderer.ledger_email(row, fields),
                 request_id,
                 reason,
             },
-        };
-        let empty = renderer.empty_key_columns(&fields);
-        if !empty.is_empty() {
-            let which = empty.join("`, `");
-            return Ok(Some(invalid(
-                String::new(),
-                format!("key column `{which}` is empty"),
-            )));
+        })
+    };
+    let fields = match csv.fields(&record) {
+        Ok(fields) => fields,
+        Err(problem) => {
+            return Pending::Settled(RowPlan::Invalid {
+                row,
+                rejection: Rejection {
+                    request_id: String::new(),
+                    email: String::new(),
+                    reason: problem.0,
+                },
+            })
         }
-        let digest = renderer.key_digest(&fields);
-        let request_id = match renderer.request_id(row, &fields, &digest) {
+    };
+    let empty = renderer.empty_key_columns(&fields);
+    if !empty.is_empty() {
+        let which = empty.join("`, `");
+        return invalid(
+            &fields,
+            String::new(),
+            format!("key column `{which}` is empty"),
+        );
+    }
+    let key_fp = renderer.key_fingerprint(&fields);
+    if let Some(first) = seen_before(repeated, first_seen, key_fp, row) {
+        let request_id = renderer.request_id(row, &fields).unwrap_or_default();
+        return invalid(
+            &fields,
+            request_id,
+            format!("duplicate of row {first} (same {key_names})"),
+        );
+    }
+    let mut request_id = None;
+    if renderer.has_request_id_template() {
+        let id = match renderer.request_id(row, &fields) {
             Ok(id) => id,
-            Err(reason) => return Ok(Some(invalid(String::new(), reason))),
+            Err(reason) => return invalid(&fields, String::new(), reason),
         };
-        let key_fp = fingerprint_of_digest(&digest);
-        if let Some(first) = seen_before(&self.repeated, &mut self.first_seen, key_fp, row) {
-            let key = self.campaign.key.join(", ");
-            return Ok(Some(invalid(
-                request_id,
-                format!("duplicate of row {first} (same {key})"),
-            )));
+        if let Some(first) = seen_before(repeated, first_seen, fingerprint_of_str(&id), row) {
+            return invalid(
+                &fields,
+                id,
+                format!("duplicate of row {first} (same request_id)"),
+            );
         }
-        if renderer.has_request_id_template() {
-            let id_fp = fingerprint_of_str(&request_id);
-            if let Some(first) = seen_before(&self.repeated, &mut self.first_seen, id_fp, row) {
-                return Ok(Some(invalid(
-                    request_id,
-                    format!("duplicate of row {first} (same request_id)"),
-                )));
-            }
-        }
-        Ok(Some(match renderer.render(row, &fields, request_id) {
-            Ok(request) => RowPlan::Ready { row, request },
-            Err(rejection) => RowPlan::Invalid { row, rejection },
-        }))
+        request_id = Some(id);
+    }
+    drop(fields);
+    let fields = csv::StringRecord::from_byte_record(record.fields)
+        .expect("checked as UTF-8 by CustomerCsv::fields");
+    Pending::Render {
+        row,
+        fields,
+        request_id,
     }
 }
 
@@ -165,10 +375,6 @@ fn seen_before(
             None
         }
     }
-}
-
-fn fingerprint_of_digest(digest: &[u8; 32]) -> u64 {
-    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 fn fingerprint_of_str(text: &str) -> u64 {
@@ -196,13 +402,12 @@ fn first_pass(
         {
             continue;
         }
-        let digest = renderer.key_digest(&fields);
-        let fp = fingerprint_of_digest(&digest);
+        let fp = renderer.key_fingerprint(&fields);
         if filter.insert(fp) {
             repeated.insert(fp);
         }
         if renderer.has_request_id_template() {
-            if let Ok(id) = renderer.request_id(record.row, &fields, &digest) {
+            if let Ok(id) = renderer.request_id(record.row, &fields) {
                 let fp = fingerprint_of_str(&id);
                 if filter.insert(fp) {
                     repeated.insert(fp);
@@ -213,37 +418,29 @@ fn first_pass(
     Ok((rows, repeated))
 }
 
-/// A fixed-size Bloom filter over 64-bit fingerprints: 4 MiB, 4 probes. At a million keys
-/// about one in twenty thousand is a false "maybe seen", which only costs a map entry.
+/// A fixed-size, blocked Bloom filter over 64-bit fingerprints: 4 MiB of 64-bit words,
+/// 4 bits set within one word per key, so a lookup costs one cache miss. At a million keys
+/// about one key in five thousand is a false "maybe seen", which only costs a map entry.
 struct BloomFilter {
-    bits: Vec<u64>,
+    words: Vec<u64>,
 }
 
 impl BloomFilter {
-    const BITS_LOG2: u32 = 25;
-    const PROBES: u64 = 4;
+    const WORDS_LOG2: u32 = 19;
 
     fn new() -> BloomFilter {
         BloomFilter {
-            bits: vec![0; 1 << (Self::BITS_LOG2 - 6)],
+            words: vec![0; 1 << Self::WORDS_LOG2],
         }
     }
 
     /// Adds `fp`; true when it may have been added before.
     fn insert(&mut self, fp: u64) -> bool {
-        let mask = (1u64 << Self::BITS_LOG2) - 1;
-        let h1 = fp;
-        let h2 = fp.rotate_left(32) | 1;
-        let mut all_set = true;
-        for i in 0..Self::PROBES {
-            let bit = h1.wrapping_add(i.wrapping_mul(h2)) & mask;
-            let (word, offset) = ((bit >> 6) as usize, bit & 63);
-            if self.bits[word] & (1 << offset) == 0 {
-                all_set = false;
-                self.bits[word] |= 1 << offset;
-            }
-        }
-        all_set
+        let word = (fp >> (64 - Self::WORDS_LOG2)) as usize;
+        let bits = (0..4).fold(0u64, |bits, i| bits | 1 << ((fp >> (i * 6)) & 63));
+        let seen = self.words[word] & bits == bits;
+        self.words[word] |= bits;
+        seen
     }
 }
 

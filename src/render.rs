@@ -3,12 +3,13 @@
 //! The body is serialised here once and those bytes are what is hashed, printed by
 //! `--dry-run` and sent, so the three can never disagree.
 
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
+use std::ops::Range;
+
 use sha2::{Digest, Sha256};
 
 use crate::campaign::{Campaign, Located};
 use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use crate::json;
 use crate::template::{RowValues, TemplateError, TemplateId, TemplateSet};
 
 /// The byte that separates the campaign and key values in the default request_id's hash.
@@ -20,7 +21,44 @@ const KEY_SEPARATOR: u8 = 0x1F;
 /// Public so a merchant's backend (or a test) can derive the same id.
 pub fn default_request_id(campaign: &str, key_values: &[(&str, &str)]) -> String {
     let digest = key_digest(campaign, key_values.iter().copied());
-    format!("{campaign}-{}", hex::encode(&digest[..8]))
+    let mut id = format!("{campaign}-");
+    push_hex(&digest[..8], &mut id);
+    id
+}
+
+/// Feeds a key value to a hasher the way the request_id rule says: trimmed, and lowercased
+/// for a column named `email` (without allocating for the usual ASCII address).
+fn feed_key_value(column: &str, value: &str, mut feed: impl FnMut(&[u8])) {
+    let value = value.trim();
+    if column != "email" {
+        feed(value.as_bytes());
+    } else if value.is_ascii() {
+        let mut buffer = [0u8; 64];
+        for chunk in value.as_bytes().chunks(buffer.len()) {
+            let lowered = &mut buffer[..chunk.len()];
+            lowered.copy_from_slice(chunk);
+            lowered.make_ascii_lowercase();
+            feed(lowered);
+        }
+    } else {
+        feed(value.to_lowercase().as_bytes());
+    }
+}
+
+/// Appends `bytes` as lowercase hex.
+pub fn push_hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    push_hex(&Sha256::digest(bytes), &mut out);
+    out
 }
 
 fn key_digest<'a>(
@@ -31,12 +69,7 @@ fn key_digest<'a>(
     hasher.update(campaign.as_bytes());
     for (column, value) in key_values {
         hasher.update([KEY_SEPARATOR]);
-        let value = value.trim();
-        if column == "email" {
-            hasher.update(value.to_lowercase().as_bytes());
-        } else {
-            hasher.update(value.as_bytes());
-        }
+        feed_key_value(column, value, |bytes| hasher.update(bytes));
     }
     hasher.finalize().into()
 }
@@ -49,7 +82,8 @@ pub struct Request {
     pub email: String,
     /// The exact JSON body.
     pub body: Vec<u8>,
-    /// Lowercase hex SHA-256 of `body`.
+    /// Lowercase hex SHA-256 of `body` (empty when the batch was opened without hashing,
+    /// as a dry run with no ledger to compare against does).
     pub body_sha256: String,
 }
 
@@ -84,6 +118,8 @@ pub struct Renderer {
     customer_id: Option<TemplateId>,
     plan_type: Option<TemplateId>,
     metadata: Vec<(String, TemplateId)>,
+    hash_bodies: bool,
+    success_url_is_constant: bool,
 }
 
 impl Renderer {
@@ -143,6 +179,16 @@ impl Renderer {
                 compile(&format!("checkout.metadata.{key}"), t).map(|id| (key.clone(), id))
             })
             .collect();
+        // A constant success_url is checked here once, not on every row.
+        let mut success_url_is_constant = false;
+        if let (Some(id), Some(at)) = (success_url, &c.success_url) {
+            if let Some(url) = templates.constant(id) {
+                success_url_is_constant = true;
+                if let Err(e) = check_url(url.trim()) {
+                    problems.push(campaign.diagnostic_at(at, format!("success_url `{url}` {e}")));
+                }
+            }
+        }
         let mut key_columns = Vec::new();
         for column in &campaign.key {
             match headers.iter().position(|h| h == column) {
@@ -184,6 +230,8 @@ impl Renderer {
             customer_id,
             plan_type,
             metadata,
+            hash_bodies: true,
+            success_url_is_constant,
         })
     }
 
@@ -196,6 +244,23 @@ impl Renderer {
                 .iter()
                 .map(|(i, column)| (column.as_str(), fields[*i])),
         )
+    }
+
+    /// A cheap 64-bit fingerprint of the normalised key, for finding duplicate keys: the same
+    /// customer gives the same fingerprint, as with [`key_digest`](Self::key_digest).
+    pub fn key_fingerprint(&self, fields: &[&str]) -> u64 {
+        use std::hash::Hasher;
+        let mut hasher = std::hash::DefaultHasher::new();
+        for (i, column) in &self.key_columns {
+            hasher.write_u8(KEY_SEPARATOR);
+            feed_key_value(column, fields[*i], |bytes| hasher.write(bytes));
+        }
+        hasher.finish()
+    }
+
+    /// Whether `render` computes each body's SHA-256 (only needed to compare with a ledger).
+    pub fn set_hash_bodies(&mut self, hash: bool) {
+        self.hash_bodies = hash;
     }
 
     /// The key columns that are empty in this row.
@@ -212,19 +277,15 @@ impl Renderer {
         self.request_id.is_some()
     }
 
-    /// The row's request_id: the template's rendering, or the default from `key_digest`.
-    pub fn request_id(
-        &self,
-        row: u64,
-        fields: &[&str],
-        key_digest: &[u8; 32],
-    ) -> Result<String, String> {
+    /// The row's request_id: the template's rendering, or the default from the key's digest.
+    pub fn request_id(&self, row: u64, fields: &[&str]) -> Result<String, String> {
         match self.request_id {
             None => {
+                let key_digest = self.key_digest(fields);
                 let mut id = String::with_capacity(self.campaign.len() + 17);
                 id.push_str(&self.campaign);
                 id.push('-');
-                id.push_str(&hex::encode(&key_digest[..8]));
+                push_hex(&key_digest[..8], &mut id);
                 Ok(id)
             }
             Some(template) => {
@@ -276,6 +337,9 @@ impl Renderer {
     }
 
     /// Renders and validates one row; every problem with it is listed in the rejection.
+    ///
+    /// All fields are rendered into one buffer and referred to by range, so a row costs a
+    /// handful of allocations however many templates the campaign has.
     pub fn render(
         &self,
         row: u64,
@@ -284,33 +348,95 @@ impl Renderer {
     ) -> Result<Request, Rejection> {
         let mut problems: Vec<String> = Vec::new();
         let mut renderer = self.templates.row(self.values(row, fields));
-        let mut field = |name: &str, id: Option<TemplateId>, problems: &mut Vec<String>| {
+        let mut text = String::with_capacity(256);
+        // Renders one template into `text`; the trimmed range, or None when empty or broken.
+        let mut field = |name: &dyn Fn() -> String,
+                         id: Option<TemplateId>,
+                         text: &mut String,
+                         problems: &mut Vec<String>|
+         -> Option<Range<usize>> {
             let id = id?;
-            match renderer.render(id) {
-                Ok(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
+            let start = text.len();
+            match renderer.render_into(id, text) {
+                Ok(()) => {
+                    let rendered = &text[start..];
+                    let end = start + rendered.trim_end().len();
+                    let begin = start + (rendered.len() - rendered.trim_start().len());
+                    (end > begin).then_some(begin..end)
+                }
                 Err(e) => {
-                    problems.push(format!("{name}: {e}{}", self.column_note(Some(id))));
+                    text.truncate(start);
+                    problems.push(format!("{}: {e}{}", name(), self.column_note(Some(id))));
                     None
                 }
             }
         };
-        let product_id = field("product_id", Some(self.product_id), &mut problems);
+        let named = |name: &'static str| move || name.to_owned();
+        let product_id = field(
+            &named("product_id"),
+            Some(self.product_id),
+            &mut text,
+            &mut problems,
+        );
         if product_id.is_none() && problems.is_empty() {
             problems.push(format!(
                 "product_id renders empty{}",
                 self.column_note(Some(self.product_id))
             ));
         }
+        let units_text = match &self.units {
+            Some(Units::Template(t)) => field(&named("units"), Some(*t), &mut text, &mut problems),
+            _ => None,
+        };
+        let discount_code = field(
+            &named("discount_code"),
+            self.discount_code,
+            &mut text,
+            &mut problems,
+        );
+        let locale = field(&named("locale"), self.locale, &mut text, &mut problems);
+        let success_url = field(
+            &named("success_url"),
+            self.success_url,
+            &mut text,
+            &mut problems,
+        );
+        let email = field(
+            &named("customer.email"),
+            self.customer_email,
+            &mut text,
+            &mut problems,
+        );
+        let customer_id = field(
+            &named("customer.id"),
+            self.customer_id,
+            &mut text,
+            &mut problems,
+        );
+        let plan_type = field(
+            &named("plan_type"),
+            self.plan_type,
+            &mut text,
+            &mut problems,
+        );
+        let mut metadata_ranges = Vec::with_capacity(self.metadata.len());
+        for (key, id) in &self.metadata {
+            let name = || format!("metadata.{key}");
+            if let Some(range) = field(&name, Some(*id), &mut text, &mut problems) {
+                metadata_ranges.push((key.as_str(), range));
+            }
+        }
+        let get = |range: &Option<Range<usize>>| range.clone().map(|r| &text[r]);
         let units = match &self.units {
             None => None,
             Some(Units::Fixed(n)) => Some(*n),
-            Some(Units::Template(t)) => match field("units", Some(*t), &mut problems) {
+            Some(Units::Template(t)) => match get(&units_text) {
                 None => None,
-                Some(text) => match text.parse::<u64>() {
+                Some(units) => match units.parse::<u64>() {
                     Ok(n) if n >= 1 => Some(n),
                     _ => {
                         problems.push(format!(
-                            "units `{text}` is not an integer >= 1{}",
+                            "units `{units}` is not an integer >= 1{}",
                             self.column_note(Some(*t))
                         ));
                         None
@@ -318,10 +444,7 @@ impl Renderer {
                 },
             },
         };
-        let discount_code = field("discount_code", self.discount_code, &mut problems);
-        let locale = field("locale", self.locale, &mut problems);
-        let success_url = field("success_url", self.success_url, &mut problems);
-        if let Some(url) = &success_url {
+        if let Some(url) = get(&success_url).filter(|_| !self.success_url_is_constant) {
             if let Err(e) = check_url(url) {
                 problems.push(format!(
                     "success_url `{url}` {e}{}",
@@ -329,9 +452,8 @@ impl Renderer {
                 ));
             }
         }
-        let email = field("customer.email", self.customer_email, &mut problems);
-        let customer_id = field("customer.id", self.customer_id, &mut problems);
-        let customer = match (&email, &customer_id) {
+        let (email, customer_id) = (get(&email), get(&customer_id));
+        let customer = match (email, customer_id) {
             (Some(_), Some(_)) => {
                 problems.push("both customer email and customer id are set: give one".to_owned());
                 None
@@ -356,18 +478,17 @@ impl Renderer {
             }
             (None, None) => None,
         };
-        let plan_type = field("plan_type", self.plan_type, &mut problems);
-        let mut metadata = Vec::with_capacity(self.metadata.len() + 1);
-        for (key, id) in &self.metadata {
-            if let Some(value) = field(&format!("metadata.{key}"), Some(*id), &mut problems) {
-                metadata.push((key.as_str(), value));
-            }
-        }
-        if let Some(plan_type) = plan_type {
+        let mut metadata: Vec<(&str, &str)> = Vec::with_capacity(metadata_ranges.len() + 1);
+        metadata.extend(
+            metadata_ranges
+                .iter()
+                .map(|(key, range)| (*key, &text[range.clone()])),
+        );
+        if let Some(plan_type) = get(&plan_type) {
             metadata.push(("plan_type", plan_type));
         }
-        let ledger_email = match (&email, &customer_id) {
-            (Some(e), _) => e.clone(),
+        let ledger_email = match (email, customer_id) {
+            (Some(e), _) => e.to_owned(),
             (None, Some(_)) => String::new(),
             (None, None) => self
                 .email_column
@@ -382,21 +503,26 @@ impl Renderer {
             });
         }
         let body = Body {
-            product_id: product_id.as_deref().unwrap_or_default(),
+            product_id: get(&product_id).unwrap_or_default(),
             request_id: &request_id,
             units,
-            discount_code: discount_code.as_deref(),
-            locale: locale.as_deref(),
-            success_url: success_url.as_deref(),
+            discount_code: get(&discount_code),
+            locale: get(&locale),
+            success_url: get(&success_url),
             customer,
-            metadata: Metadata(&metadata),
+            metadata: &metadata,
         };
-        let body = serde_json::to_vec(&body).expect("strings and integers always serialise");
-        let body_sha256 = hex::encode(Sha256::digest(&body));
+        let mut bytes = Vec::with_capacity(text.len() + 256);
+        body.write(&mut bytes);
+        let body_sha256 = if self.hash_bodies {
+            sha256_hex(&bytes)
+        } else {
+            String::new()
+        };
         Ok(Request {
             request_id,
             email: ledger_email,
-            body,
+            body: bytes,
             body_sha256,
         })
     }
@@ -413,47 +539,71 @@ fn similar_column<'h>(name: &str, headers: &'h [String]) -> Option<&'h str> {
 }
 
 /// The request body, in the field order of Creem's documentation.
-#[derive(Serialize)]
 struct Body<'a> {
     product_id: &'a str,
     request_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     units: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     discount_code: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     locale: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     success_url: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<Customer<'a>>,
-    #[serde(skip_serializing_if = "Metadata::is_empty")]
-    metadata: Metadata<'a>,
+    /// In campaign order.
+    metadata: &'a [(&'a str, &'a str)],
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "lowercase")]
 enum Customer<'a> {
     Email(&'a str),
     Id(&'a str),
 }
 
-/// Metadata entries in campaign order (a JSON object).
-struct Metadata<'a>(&'a [(&'a str, String)]);
-
-impl Metadata<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Metadata<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, v)?;
+impl Body<'_> {
+    /// Writes the body as compact JSON, leaving out fields that are not set.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"product_id\":");
+        json::push_str(out, self.product_id);
+        out.extend_from_slice(b",\"request_id\":");
+        json::push_str(out, self.request_id);
+        if let Some(units) = self.units {
+            out.extend_from_slice(b",\"units\":");
+            out.extend_from_slice(itoa::Buffer::new().format(units).as_bytes());
         }
-        map.end()
+        let optional = [
+            (&b",\"discount_code\":"[..], self.discount_code),
+            (&b",\"locale\":"[..], self.locale),
+            (&b",\"success_url\":"[..], self.success_url),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                out.extend_from_slice(name);
+                json::push_str(out, value);
+            }
+        }
+        match self.customer {
+            Some(Customer::Email(email)) => {
+                out.extend_from_slice(b",\"customer\":{\"email\":");
+                json::push_str(out, email);
+                out.push(b'}');
+            }
+            Some(Customer::Id(id)) => {
+                out.extend_from_slice(b",\"customer\":{\"id\":");
+                json::push_str(out, id);
+                out.push(b'}');
+            }
+            None => {}
+        }
+        if !self.metadata.is_empty() {
+            out.extend_from_slice(b",\"metadata\":{");
+            for (i, (key, value)) in self.metadata.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json::push_str(out, key);
+                out.push(b':');
+                json::push_str(out, value);
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
     }
 }
 
@@ -475,22 +625,23 @@ pub fn check_email(email: &str) -> Result<(), &'static str> {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err("has a misplaced dot before the @");
     }
-    if local.chars().any(|c| "()<>[]\\,;:\"".contains(c)) {
+    if local.contains(['(', ')', '<', '>', '[', ']', '\\', ',', ';', ':', '"']) {
         return Err("has a character not allowed before the @");
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 {
+    if !domain.contains('.') {
         return Err("has no dot in the domain");
     }
-    for label in &labels {
+    let mut last = "";
+    for label in domain.split('.') {
         if label.is_empty() || label.starts_with('-') || label.ends_with('-') {
             return Err("has a malformed domain");
         }
         if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
             return Err("has a character not allowed in the domain");
         }
+        last = label;
     }
-    if labels.last().is_some_and(|tld| tld.chars().count() < 2) {
+    if last.chars().nth(1).is_none() {
         return Err("has a malformed domain");
     }
     Ok(())

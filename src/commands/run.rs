@@ -187,6 +187,9 @@ fn diff_objects(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out:
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
 fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
     let mut prior = Prior::open(&batch.campaign.output)?;
+    if prior.is_none() {
+        batch.without_body_hashes();
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut plan = Plan {
@@ -217,7 +220,7 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
                 }
                 line.clear();
                 line.extend_from_slice(b"{\"request_id\":");
-                serde_json::to_writer(&mut line, &request.request_id)?;
+                crate::json::push_str(&mut line, &request.request_id);
                 line.extend_from_slice(b",\"row\":");
                 line.extend_from_slice(itoa::Buffer::new().format(row).as_bytes());
                 line.extend_from_slice(b",\"body\":");
