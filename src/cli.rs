@@ -47,7 +47,7 @@ pub struct HostArgs {
     #[arg(long, env = "CREEM_API_BASE", value_name = "URL")]
     pub base_url: Option<String>,
     /// Start the built-in sandbox in-process and talk to it (no key needed).
-    #[arg(long, conflicts_with_all = ["live", "base_url"])]
+    #[arg(long, conflicts_with = "live")]
     pub sandbox: bool,
 }
 

@@ -12,8 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -262,6 +262,9 @@ pub struct Prior {
     /// Bytes of whole records; anything after is a torn tail from a crash.
     pub valid_len: u64,
     pub records: u64,
+    /// Exactly one record per row 1..=n, in order, under today's header: a run that changes
+    /// nothing can leave such a file as it is.
+    canonical: bool,
 }
 
 impl Prior {
@@ -300,6 +303,7 @@ impl Prior {
                 campaign: None,
                 valid_len: 0,
                 records: 0,
+                canonical: false,
             }));
         }
         for required in ["request_id", "row", "status", "body_sha256"] {
@@ -315,6 +319,7 @@ impl Prior {
         let mut by_row: Vec<Span> = Vec::new();
         let mut campaign = None;
         let mut records = 0;
+        let mut canonical = header.iter().eq(COLUMNS.iter().copied());
         let mut valid_len = reader.position().byte();
         let mut fields = csv::StringRecord::new();
         loop {
@@ -344,11 +349,24 @@ impl Prior {
                 )
                 .into());
             }
-            let record = Record::from_fields(&fields, &columns).map_err(|m| fail(line, m))?;
-            if campaign.is_none() && !record.campaign.is_empty() {
-                campaign = Some(record.campaign.clone());
+            // Only what the index needs is checked here; whole records are read on lookup.
+            let row_text = columns.get(&fields, "row");
+            let row: usize = row_text
+                .parse()
+                .map_err(|_| fail(line, format!("`row` is `{row_text}`, not a number")))?;
+            let status = columns.get(&fields, "status");
+            if Status::parse(status).is_none() {
+                return Err(fail(
+                    line,
+                    format!("`status` is `{status}`, not created, failed, invalid or pending"),
+                )
+                .into());
             }
-            let row = record.row as usize;
+            if campaign.is_none() {
+                let name = columns.get(&fields, "campaign");
+                campaign = (!name.is_empty()).then(|| name.to_owned());
+            }
+            canonical &= row as u64 == records + 1;
             if by_row.len() <= row {
                 by_row.resize(row + 1, Span::NONE);
             }
@@ -364,6 +382,7 @@ impl Prior {
             campaign,
             valid_len,
             records,
+            canonical,
         }))
     }
 
@@ -420,13 +439,61 @@ fn ends_with_newline(file: &File, len: u64) -> std::io::Result<bool> {
 fn read_record(file: &File, columns: &ColumnMap, span: Span) -> anyhow::Result<Record> {
     let mut bytes = vec![0u8; span.len()];
     file.read_exact_at(&mut bytes, span.offset())?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes.as_slice());
-    let mut fields = csv::StringRecord::new();
-    reader.read_record(&mut fields)?;
+    let fields = parse_line(&bytes)?;
     Record::from_fields(&fields, columns).map_err(|m| anyhow::anyhow!("ledger record: {m}"))
+}
+
+thread_local! {
+    /// Building a CSV parser costs far more than parsing one record, and a re-run parses one
+    /// record per row: so each thread builds one and reuses it.
+    static LINE_PARSER: std::cell::RefCell<csv_core::Reader> =
+        std::cell::RefCell::new(csv_core::Reader::new());
+}
+
+/// Parses one CSV record (a whole line of the ledger).
+fn parse_line(input: &[u8]) -> anyhow::Result<csv::StringRecord> {
+    LINE_PARSER.with(|parser| {
+        let mut parser = parser.borrow_mut();
+        parser.reset();
+        let mut out = vec![0u8; input.len() + 1];
+        let mut ends = vec![0usize; COLUMNS.len() + 8];
+        let (mut read, mut written, mut fields) = (0, 0, 0);
+        loop {
+            let (result, nin, nout, nend) =
+                parser.read_record(&input[read..], &mut out[written..], &mut ends[fields..]);
+            read += nin;
+            written += nout;
+            fields += nend;
+            match result {
+                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => break,
+                csv_core::ReadRecordResult::InputEmpty if read >= input.len() => {
+                    // No trailing newline: an empty read finishes the record.
+                    let (result, _, nout, nend) =
+                        parser.read_record(&[], &mut out[written..], &mut ends[fields..]);
+                    written += nout;
+                    fields += nend;
+                    anyhow::ensure!(
+                        matches!(result, csv_core::ReadRecordResult::Record),
+                        "ledger record is incomplete"
+                    );
+                    break;
+                }
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+                csv_core::ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+            }
+        }
+        let _ = written;
+        let mut record = csv::StringRecord::with_capacity(written, fields);
+        let mut start = 0;
+        for &end in &ends[..fields] {
+            let field = std::str::from_utf8(&out[start..end])
+                .map_err(|_| anyhow::anyhow!("ledger record is not UTF-8"))?;
+            record.push_field(field);
+            start = end;
+        }
+        Ok(record)
+    })
 }
 
 /// What the run tells the writer about each row.
@@ -442,8 +509,34 @@ pub enum Entry {
 
 /// Appends records as they come, and rewrites the file in input order at the end.
 pub struct Writer {
-    tx: mpsc::Sender<Entry>,
+    mailbox: Arc<Mailbox>,
     thread: std::thread::JoinHandle<anyhow::Result<WriterState>>,
+}
+
+/// Where finished rows wait for the writer. Senders only push under a short lock; the writer
+/// wakes on its own every [`FLUSH_EVERY`] and takes everything at once, so a busy run pays no
+/// thread wake-up per row.
+#[derive(Default)]
+struct Mailbox {
+    entries: Mutex<Vec<Entry>>,
+    closed: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// A cloneable handle for giving entries to the ledger writer from any thread or task.
+#[derive(Clone)]
+pub struct EntrySender {
+    mailbox: Arc<Mailbox>,
+}
+
+impl EntrySender {
+    pub fn send(&self, entry: Entry) {
+        self.mailbox
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
+    }
 }
 
 struct WriterState {
@@ -452,10 +545,13 @@ struct WriterState {
     by_row: Vec<Span>,
     prior_spans: Vec<Span>,
     retired: Vec<Span>,
+    /// The prior file is canonical (see [`Prior`]) with one record per row of this run.
+    prior_canonical: bool,
+    wrote: bool,
 }
 
 /// The longest a finished row waits in memory before reaching the kernel.
-const FLUSH_EVERY: Duration = Duration::from_millis(200);
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 impl Writer {
     /// Opens `path` for appending (creating it and its folder if needed). A torn tail left by
@@ -486,27 +582,36 @@ impl Writer {
             by_row: vec![Span::NONE; total_rows as usize + 1],
             prior_spans: prior.map(|p| p.spans().collect()).unwrap_or_default(),
             retired: Vec::new(),
+            prior_canonical: prior.is_some_and(|p| p.canonical && p.records == total_rows),
+            wrote: false,
         };
-        let (tx, rx) = mpsc::channel();
+        let mailbox = Arc::new(Mailbox::default());
+        let inbox = Arc::clone(&mailbox);
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || write_loop(state, rx))?;
-        Ok(Writer { tx, thread })
+            .spawn(move || write_loop(state, &inbox))?;
+        Ok(Writer { mailbox, thread })
     }
 
     /// A handle for sending entries from other threads or tasks.
-    pub fn sender(&self) -> mpsc::Sender<Entry> {
-        self.tx.clone()
+    pub fn sender(&self) -> EntrySender {
+        EntrySender {
+            mailbox: Arc::clone(&self.mailbox),
+        }
     }
 
     pub fn send(&self, entry: Entry) {
-        // The writer only stops on an I/O error, which `finish` reports.
-        let _ = self.tx.send(entry);
+        self.sender().send(entry);
     }
 
     /// Waits for every entry to be written, then rewrites the file in input order.
     pub fn finish(self) -> anyhow::Result<()> {
-        drop(self.tx);
+        *self
+            .mailbox
+            .closed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = true;
+        self.mailbox.wake.notify_all();
         let state = self
             .thread
             .join()
@@ -521,40 +626,53 @@ fn header_line() -> String {
     line
 }
 
-fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Result<WriterState> {
+fn write_loop(mut state: WriterState, mailbox: &Mailbox) -> anyhow::Result<WriterState> {
     let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
     let mut end = state.file.seek(SeekFrom::End(0))?;
-    let mut oldest_unflushed: Option<Instant> = None;
+    let mut taken = Vec::new();
     loop {
-        let entry = match rx.recv_timeout(FLUSH_EVERY) {
-            Ok(entry) => Some(entry),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        };
-        let idle = entry.is_none();
-        match entry {
-            Some(Entry::Write(record)) => {
-                let start = batch.len();
-                record.write_to(&mut batch)?;
-                let span = Span::new(end + start as u64, batch.len() - start);
-                set_span(&mut state.by_row, record.row, span);
-                oldest_unflushed.get_or_insert_with(Instant::now);
+        let closed = {
+            let closed = mailbox.closed.lock().unwrap_or_else(|e| e.into_inner());
+            if *closed {
+                true
+            } else {
+                let (closed, _) = mailbox
+                    .wake
+                    .wait_timeout(closed, FLUSH_EVERY)
+                    .unwrap_or_else(|e| e.into_inner());
+                *closed
             }
-            Some(Entry::Keep { row, span }) => set_span(&mut state.by_row, row, span),
-            Some(Entry::Retire(span)) => state.retired.push(span),
-            None => {}
+        };
+        std::mem::swap(
+            &mut taken,
+            &mut mailbox.entries.lock().unwrap_or_else(|e| e.into_inner()),
+        );
+        for entry in taken.drain(..) {
+            match entry {
+                Entry::Write(record) => {
+                    let start = batch.len();
+                    record.write_to(&mut batch)?;
+                    let span = Span::new(end + start as u64, batch.len() - start);
+                    set_span(&mut state.by_row, record.row, span);
+                }
+                Entry::Keep { row, span } => set_span(&mut state.by_row, row, span),
+                Entry::Retire(span) => state.retired.push(span),
+            }
         }
-        let due = oldest_unflushed.is_some_and(|t| t.elapsed() >= FLUSH_EVERY);
-        if !batch.is_empty() && (due || batch.len() >= 1 << 16 || idle) {
+        if !batch.is_empty() {
             // One write of whole records: a kill can only lose the records not yet written.
+            state.wrote = true;
             state.file.write_all(&batch)?;
             end += batch.len() as u64;
             batch.clear();
-            oldest_unflushed = None;
+        }
+        if closed {
+            break;
         }
     }
-    state.file.write_all(&batch)?;
-    state.file.sync_data()?;
+    if state.wrote {
+        state.file.sync_data()?;
+    }
     Ok(state)
 }
 
@@ -568,12 +686,20 @@ fn set_span(by_row: &mut Vec<Span>, row: u64, span: Span) {
 
 /// Writes one record per input row, in order, to a temp file, then renames it over the ledger.
 fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
+    let unchanged = !state.wrote
+        && state.retired.is_empty()
+        && state.prior_canonical
+        && state.by_row[1..] == state.prior_spans[..];
+    if unchanged {
+        return Ok(()); // already one record per row, in order: nothing to rewrite
+    }
     let WriterState {
         path,
         file,
         by_row,
         prior_spans,
         retired,
+        ..
     } = state;
     let columns = ColumnMap {
         index: COLUMNS
@@ -712,6 +838,18 @@ mod tests {
             assert_eq!(restore(&written), cell);
         }
         assert_eq!(neutralise("ana@example.com"), "ana@example.com");
+    }
+
+    #[test]
+    fn one_line_parses_like_the_csv_crate() {
+        let line = b"a,\"b,\"\"q\"\"\",,\"x\ny\"\n";
+        let parsed = parse_line(line).unwrap();
+        assert_eq!(
+            parsed.iter().collect::<Vec<_>>(),
+            ["a", "b,\"q\"", "", "x\ny"]
+        );
+        let parsed = parse_line(b"1,2").unwrap();
+        assert_eq!(parsed.iter().collect::<Vec<_>>(), ["1", "2"]);
     }
 
     #[test]

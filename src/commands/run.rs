@@ -32,8 +32,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if args.dry_run {
         return dry_run(batch, &args);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread drives every request: HTTP on loopback or to Creem is cheap next to the
+    // cross-thread wake-ups a multi-threaded runtime pays per request.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(send(batch, args))
@@ -344,7 +345,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
                 }
                 Tally::add(&tally.done);
                 let record = record_of(campaign_name, job, delivery);
-                let _ = entries.send(Entry::Write(Box::new(record)));
+                entries.send(Entry::Write(Box::new(record)));
             }
         })
         .await;
@@ -474,7 +475,7 @@ fn produce(
     mut batch: Batch,
     mut prior: Option<Prior>,
     jobs: tokio::sync::mpsc::Sender<Job>,
-    entries: std::sync::mpsc::Sender<Entry>,
+    entries: ledger::EntrySender,
     stop: tokio_util::sync::CancellationToken,
     limit: Option<u64>,
     recreate: bool,
@@ -485,7 +486,7 @@ fn produce(
     produced.plan.rows = batch.total_rows();
     let mut queued = 0u64;
     let write = |record: Record| {
-        let _ = entries.send(Entry::Write(Box::new(record)));
+        entries.send(Entry::Write(Box::new(record)));
     };
     while let Some(row_plan) = batch.next_row()? {
         let row = row_plan.row();
@@ -502,7 +503,7 @@ fn produce(
                 match found {
                     // Never drop a created checkout from the ledger because its row broke.
                     Some((p, span)) if p.status == Status::Created => {
-                        let _ = entries.send(Entry::Keep { row, span });
+                        entries.send(Entry::Keep { row, span });
                     }
                     _ => {
                         let mut record = Record::new(
@@ -526,7 +527,7 @@ fn produce(
                         Tally::add(&tally.done);
                         produced.plan.done += 1;
                         let span = found.expect("done implies a record").1;
-                        let _ = entries.send(Entry::Keep { row, span });
+                        entries.send(Entry::Keep { row, span });
                         continue;
                     }
                     Decision::Changed => {
@@ -535,7 +536,7 @@ fn produce(
                         if !recreate {
                             Tally::add(&tally.done);
                             produced.plan.done += 1;
-                            let _ = entries.send(Entry::Keep { row, span: *span });
+                            entries.send(Entry::Keep { row, span: *span });
                             continue;
                         }
                         note = format!(
@@ -553,7 +554,7 @@ fn produce(
                     }
                     match found {
                         Some((p, span)) if p.status != Status::Invalid => {
-                            let _ = entries.send(Entry::Keep { row, span });
+                            entries.send(Entry::Keep { row, span });
                         }
                         _ => {
                             let mut record = Record::new(
@@ -571,7 +572,7 @@ fn produce(
                     continue;
                 }
                 if let Some((_, span)) = found {
-                    let _ = entries.send(Entry::Retire(span));
+                    entries.send(Entry::Retire(span));
                 }
                 queued += 1;
                 if jobs.blocking_send(Job { row, request, note }).is_err() {

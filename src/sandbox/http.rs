@@ -138,8 +138,33 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         "dropped": get(&c.dropped),
         "dropped_after_create": get(&c.dropped_after_create),
         "duplicates": s.store.per_request_id(2),
+        "post_rate": rate_summary(&s.post_times.lock().unwrap_or_else(|e| e.into_inner())),
     });
     (StatusCode::OK, json_headers(), body.to_string()).into_response()
+}
+
+/// How evenly POSTs arrived, from the sandbox's own clock: the achieved rate between the
+/// first and the last, and the most that arrived within any one second (a sliding window),
+/// which is what a rate limiter promises to bound.
+fn rate_summary(micros: &[u64]) -> serde_json::Value {
+    let (Some(first), Some(last)) = (micros.first(), micros.last()) else {
+        return json!({"count": 0});
+    };
+    let span = (last - first) as f64 / 1e6;
+    let mut max_in_second = 0;
+    let mut start = 0;
+    for (end, t) in micros.iter().enumerate() {
+        while t - micros[start] >= 1_000_000 {
+            start += 1;
+        }
+        max_in_second = max_in_second.max(end - start + 1);
+    }
+    json!({
+        "count": micros.len(),
+        "first_to_last_seconds": span,
+        "achieved_per_second": if span > 0.0 { (micros.len() - 1) as f64 / span } else { 0.0 },
+        "max_in_any_second": max_in_second,
+    })
 }
 
 /// Where `checkout_url` points: a plain page so a link clicked during a rehearsal shows
@@ -165,4 +190,19 @@ async fn not_found(State(s): State<Arc<Shared>>, method: Method, uri: Uri) -> Re
         StatusCode::NOT_FOUND,
         [format!("Cannot {method} {}", uri.path())],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_summary;
+
+    #[test]
+    fn rate_summary_counts_the_busiest_second() {
+        // 0.0 s, 0.5 s, 0.9 s, 1.2 s, 3.0 s: the busiest one-second window holds three.
+        let summary = rate_summary(&[0, 500_000, 900_000, 1_200_000, 3_000_000]);
+        assert_eq!(summary["max_in_any_second"], 3);
+        assert_eq!(summary["count"], 5);
+        assert_eq!(summary["achieved_per_second"], 4.0 / 3.0);
+        assert_eq!(rate_summary(&[])["count"], 0);
+    }
 }
