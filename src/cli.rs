@@ -120,7 +120,8 @@ pub struct RunArgs {
 pub struct StatusArgs {
     /// The output CSV, or the campaign YAML (its output is used).
     pub target: PathBuf,
-    /// Break counts and conversion down by this column of the customers CSV or ledger.
+    /// Break counts and conversion down by this column: one of the customers CSV (when given
+    /// the campaign YAML; it wins on a name clash) or of the ledger.
     #[arg(long, value_name = "COLUMN")]
     pub by: Option<String>,
     /// Skip rows already completed or expired.

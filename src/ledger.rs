@@ -109,6 +109,31 @@ impl Record {
         }
     }
 
+    /// The value of one of [`COLUMNS`] as text (as read back, without the `'` that guards
+    /// formulas in the file); `None` for a name that is not a ledger column.
+    pub fn column(&self, name: &str) -> Option<Cow<'_, str>> {
+        Some(match name {
+            "request_id" => Cow::Borrowed(&self.request_id),
+            "row" => Cow::Owned(self.row.to_string()),
+            "email" => Cow::Borrowed(&self.email),
+            "status" => Cow::Borrowed(self.status.as_str()),
+            "checkout_id" => Cow::Borrowed(&self.checkout_id),
+            "checkout_url" => Cow::Borrowed(&self.checkout_url),
+            "http_status" => {
+                Cow::Owned(self.http_status.map(|s| s.to_string()).unwrap_or_default())
+            }
+            "attempts" => Cow::Owned(self.attempts.to_string()),
+            "error" => Cow::Borrowed(&self.error),
+            "body_sha256" => Cow::Borrowed(&self.body_sha256),
+            "updated_at" => Cow::Borrowed(&self.updated_at),
+            "checkout_status" => Cow::Borrowed(&self.checkout_status),
+            "campaign" => Cow::Borrowed(&self.campaign),
+            "order_id" => Cow::Borrowed(&self.order_id),
+            "body" => Cow::Borrowed(&self.body),
+            _ => return None,
+        })
+    }
+
     /// Appends this record as one CSV line to `buf`.
     fn write_to(&self, buf: &mut Vec<u8>) -> csv::Result<()> {
         let mut out = csv::WriterBuilder::new()
@@ -850,6 +875,17 @@ mod tests {
         );
         let parsed = parse_line(b"1,2").unwrap();
         assert_eq!(parsed.iter().collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    #[test]
+    fn every_column_can_be_read_by_name() {
+        let record = Record::new("c", 7, "c-1", "a@example.com", Status::Created);
+        for name in COLUMNS {
+            assert!(record.column(name).is_some(), "{name}");
+        }
+        assert_eq!(record.column("row").as_deref(), Some("7"));
+        assert_eq!(record.column("status").as_deref(), Some("created"));
+        assert_eq!(record.column("segment"), None);
     }
 
     #[test]

@@ -28,6 +28,39 @@ pub trait Live: Send + Sync {
     fn retrying(&self) -> u64;
 }
 
+impl Live for crate::sender::Sender {
+    fn attempts(&self) -> u64 {
+        self.counters.attempts.load(Ordering::Relaxed)
+    }
+    fn retrying(&self) -> u64 {
+        self.counters.retrying.load(Ordering::Relaxed)
+    }
+}
+
+/// The words a command's progress line uses for what it does and how rows end.
+#[derive(Debug, Clone, Copy)]
+pub struct Labels {
+    /// Shown before the plain periodic lines, e.g. "sending: 10/100 rows, ...".
+    pub verb: &'static str,
+    /// What [`Tally::created`] counts.
+    pub ok: &'static str,
+    /// What [`Tally::failed`] counts.
+    pub failed: &'static str,
+}
+
+impl Labels {
+    pub const SENDING: Labels = Labels {
+        verb: "sending",
+        ok: "created",
+        failed: "failed",
+    };
+    pub const CHECKING: Labels = Labels {
+        verb: "checking",
+        ok: "fetched",
+        failed: "failed",
+    };
+}
+
 pub struct Progress {
     stop: tokio_util::sync::CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -41,7 +74,7 @@ impl Progress {
         quiet: bool,
         tally: Arc<Tally>,
         live: Arc<dyn Live>,
-        verb: &'static str,
+        labels: Labels,
     ) -> Progress {
         let stop = tokio_util::sync::CancellationToken::new();
         if quiet || total == 0 {
@@ -80,9 +113,11 @@ impl Progress {
                 let done = tally.done.load(Ordering::Relaxed);
                 let rate = crate::sender::per_second(live.attempts(), started.elapsed());
                 let line = format!(
-                    "{} created, {} failed, {} retrying, {rate:.1} req/s",
+                    "{} {}, {} {}, {} retrying, {rate:.1} req/s",
                     tally.created.load(Ordering::Relaxed),
+                    labels.ok,
                     tally.failed.load(Ordering::Relaxed),
+                    labels.failed,
                     live.retrying(),
                 );
                 match &shown {
@@ -91,7 +126,8 @@ impl Progress {
                         bar.set_message(line);
                     }
                     None => eprintln!(
-                        "{verb}: {done}/{total} rows, {line}, {:.0}s",
+                        "{}: {done}/{total} rows, {line}, {:.0}s",
+                        labels.verb,
                         started.elapsed().as_secs_f64()
                     ),
                 }

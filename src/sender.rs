@@ -92,6 +92,14 @@ pub struct Checkout {
     pub order: Option<serde_json::Value>,
 }
 
+impl Checkout {
+    /// The order's id once the checkout is paid: `order` is an expanded object with an `id`,
+    /// or just the id.
+    pub fn order_id(&self) -> Option<String> {
+        crate::signature::id_of(self.order.as_ref())
+    }
+}
+
 enum Attempt {
     Done(Delivery),
     Retry {
@@ -484,9 +492,7 @@ impl Breaker {
                 kind: FailureKind::Auth,
                 error,
                 ..
-            } => Some(format!(
-                "the API key was rejected ({error}); nothing more was sent. Check CREEM_API_KEY: test keys (creem_test_...) work only on the test host, live keys only with --live"
-            )),
+            } => Some(key_rejected(error)),
             Delivery::Failed {
                 kind: FailureKind::Permanent,
                 error,
@@ -516,6 +522,13 @@ impl Breaker {
     pub fn tripped(&self) -> Option<String> {
         self.state.lock().expect("not poisoned").tripped.clone()
     }
+}
+
+/// Why a command stops when Creem refuses the key (401/403): every later request would too.
+pub fn key_rejected(error: &str) -> String {
+    format!(
+        "the API key was rejected ({error}); nothing more was sent. Check CREEM_API_KEY: test keys (creem_test_...) work only on the test host, live keys only with --live"
+    )
 }
 
 /// The same error with a different trace_id is the same error.
@@ -572,6 +585,24 @@ mod tests {
             describe_api_error(bad, b"oops"),
             "HTTP 400 Bad Request: oops"
         );
+    }
+
+    #[test]
+    fn order_id_from_an_object_or_a_string() {
+        let checkout = |order: serde_json::Value| Checkout {
+            order: Some(order),
+            ..Checkout::default()
+        };
+        assert_eq!(
+            checkout(serde_json::json!({"id": "ord_1", "amount": 5})).order_id(),
+            Some("ord_1".to_owned())
+        );
+        assert_eq!(
+            checkout(serde_json::json!("ord_2")).order_id(),
+            Some("ord_2".to_owned())
+        );
+        assert_eq!(checkout(serde_json::Value::Null).order_id(), None);
+        assert_eq!(Checkout::default().order_id(), None);
     }
 
     #[test]

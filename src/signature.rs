@@ -273,7 +273,7 @@ fn non_empty_str(v: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// Creem expands related objects in some answers and sends bare ids in others.
-fn id_of(v: Option<&serde_json::Value>) -> Option<String> {
+pub(crate) fn id_of(v: Option<&serde_json::Value>) -> Option<String> {
     match v? {
         serde_json::Value::String(_) => non_empty_str(v),
         serde_json::Value::Object(o) => non_empty_str(o.get("id")),

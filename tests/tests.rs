@@ -5,7 +5,9 @@ mod common;
 
 mod check;
 mod dry_run;
+mod reconcile;
 mod run;
 mod sandbox;
 mod signature;
+mod status;
 mod verify_redirect;

@@ -4,8 +4,12 @@ use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
 
 mod check;
+pub mod conversion;
+mod reconcile;
 mod run;
 mod sandbox;
+mod shared;
+mod status;
 mod verify_redirect;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
@@ -14,8 +18,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::VerifyRedirect(args) => verify_redirect::run(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
-        Command::Status(_) | Command::Reconcile(_) => {
-            anyhow::bail!("not implemented yet")
-        }
+        Command::Status(args) => status::run(args),
+        Command::Reconcile(args) => reconcile::run(args),
     }
 }

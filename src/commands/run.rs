@@ -12,12 +12,13 @@ use std::time::Instant;
 use anyhow::Context;
 use futures::StreamExt;
 
+use super::shared::{apply_send_flags, shell_word, watch_signals};
 use crate::batch::{Batch, RowPlan};
-use crate::campaign::{parse_duration, parse_rate, Campaign, SendSettings};
-use crate::cli::{RunArgs, SendArgs};
+use crate::campaign::Campaign;
+use crate::cli::RunArgs;
 use crate::exit::Outcome;
 use crate::ledger::{self, Entry, Prior, Record, Status};
-use crate::progress::{Live, Progress, Tally};
+use crate::progress::{Labels, Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
 use crate::target::{self, Target};
@@ -32,36 +33,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if args.dry_run {
         return dry_run(batch, &args);
     }
-    // One thread drives every request: HTTP on loopback or to Creem is cheap next to the
-    // cross-thread wake-ups a multi-threaded runtime pays per request.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(send(batch, args))
-}
-
-/// Command-line flags win over the campaign's `send:` section.
-pub fn apply_send_flags(send: &mut SendSettings, flags: &SendArgs) -> anyhow::Result<()> {
-    let usage = |e: String| anyhow::anyhow!(e);
-    if let Some(rate) = &flags.rate {
-        send.rate = parse_rate(rate).map_err(usage)?;
-    }
-    if let Some(burst) = flags.burst {
-        anyhow::ensure!(burst >= 1, "--burst must be at least 1");
-        send.burst = burst;
-    }
-    if let Some(concurrency) = flags.concurrency {
-        anyhow::ensure!(concurrency >= 1, "--concurrency must be at least 1");
-        send.concurrency = concurrency;
-    }
-    if let Some(attempts) = flags.max_attempts {
-        anyhow::ensure!(attempts >= 1, "--max-attempts must be at least 1");
-        send.max_attempts = attempts;
-    }
-    if let Some(timeout) = &flags.timeout {
-        send.timeout = parse_duration(timeout).map_err(usage)?;
-    }
-    Ok(())
+    super::shared::runtime()?.block_on(send(batch, args))
 }
 
 /// What the existing ledger says about a row that is ready to send.
@@ -315,7 +287,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
         args.quiet,
         tally.clone(),
         sender.clone() as Arc<dyn Live>,
-        "sending",
+        Labels::SENDING,
     );
     let breaker = Breaker::default();
     let entries = writer.sender();
@@ -450,17 +422,6 @@ fn resume_command(args: &RunArgs) -> String {
         command.push_str(" --live");
     }
     command
-}
-
-fn shell_word(text: &str) -> String {
-    if text
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-    {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
 }
 
 fn tokio_stream_from<T: Send + 'static>(
@@ -628,41 +589,6 @@ fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
         Delivery::NotSent { attempts } => record.attempts = attempts,
     }
     record
-}
-
-impl Live for Sender {
-    fn attempts(&self) -> u64 {
-        self.counters.attempts.load(Ordering::Relaxed)
-    }
-    fn retrying(&self) -> u64 {
-        self.counters.retrying.load(Ordering::Relaxed)
-    }
-}
-
-/// First Ctrl-C or SIGTERM: stop starting requests and finish cleanly. Second: exit now.
-fn watch_signals(stop: tokio_util::sync::CancellationToken, interrupted: Arc<AtomicBool>) {
-    tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        for round in 0..2 {
-            match term.as_mut() {
-                Some(term) => tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                },
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
-            if round == 0 {
-                interrupted.store(true, Ordering::SeqCst);
-                stop.cancel();
-                eprintln!("\ninterrupted: finishing the requests in flight and writing the output (Ctrl-C again to quit at once)");
-            }
-        }
-        eprintln!("quitting at once; the output file keeps every row finished so far");
-        std::process::exit(130);
-    });
 }
 
 /// `--live` on a terminal asks before sending real checkouts, unless `--yes`.
