@@ -5,7 +5,10 @@ mod common;
 
 mod check;
 mod dry_run;
+mod examples;
+mod init;
 mod run;
 mod sandbox;
+mod schema;
 mod signature;
 mod verify_redirect;

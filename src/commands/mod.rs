@@ -4,14 +4,19 @@ use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
 
 mod check;
+mod init;
 mod run;
 mod sandbox;
+mod schema;
 mod verify_redirect;
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args),
         Command::VerifyRedirect(args) => verify_redirect::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Schema => schema::schema(),
+        Command::Completions(args) => schema::completions(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Status(_) | Command::Reconcile(_) => {
