@@ -15,6 +15,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a commented campaign YAML for a customers CSV, wired to its columns.
+    Init(InitArgs),
     /// Validate the campaign and every CSV row without sending anything.
     Check(CheckArgs),
     /// Send the batch (test host unless --live), or preview it with --dry-run.
@@ -27,6 +29,10 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Run a local stand-in for the Creem checkout API, with optional faults.
     Sandbox(SandboxArgs),
+    /// Print the JSON Schema of the campaign file, for editors.
+    Schema,
+    /// Print a shell completion script, e.g. `creem-batch completions bash`.
+    Completions(CompletionsArgs),
 }
 
 /// Where the API key comes from. Never a flag value: flags end up in shell history and `ps`.
@@ -69,6 +75,28 @@ pub struct SendArgs {
     /// Per-request timeout, e.g. 30s or 1500ms.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The customers CSV; the campaign is written beside it as <name>.yaml.
+    pub customers: PathBuf,
+    /// The Creem product to sell (prod_...), or a template such as "{{ product }}".
+    #[arg(long, value_name = "PRODUCT_ID")]
+    pub product: Option<String>,
+    /// Campaign name; default: the CSV's file name, made safe ([A-Za-z0-9_-]).
+    #[arg(long, value_name = "NAME")]
+    pub campaign: Option<String>,
+    /// Overwrite the campaign file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,9 @@
 //! into a list of pieces at compile time and rendered by concatenation, which produces the
 //! same text minijinja would (a string value renders as itself) at a fraction of the cost per
 //! row. Anything else (filters, conditions, expressions) goes through minijinja.
+//!
+//! A column whose name is not an identifier (`e-mail`, `Email Address`) is read as
+//! `{{ columns["e-mail"] }}`: `columns` maps every column name to the row's value.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -16,6 +19,9 @@ use minijinja::{Environment, UndefinedBehavior};
 /// Names a template may use besides the CSV columns.
 pub const CAMPAIGN_VAR: &str = "campaign";
 pub const ROW_VAR: &str = "row";
+/// Every column by name, for names that are not identifiers: `{{ columns["e-mail"] }}`.
+/// A CSV column literally named `columns` takes precedence.
+pub const COLUMNS_VAR: &str = "columns";
 
 /// Jinja globals that are not CSV columns and so must not be reported as missing ones.
 const JINJA_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self"];
@@ -126,6 +132,7 @@ impl TemplateSet {
     fn is_known(&self, name: &str) -> bool {
         name == CAMPAIGN_VAR
             || name == ROW_VAR
+            || name == COLUMNS_VAR
             || JINJA_GLOBALS.contains(&name)
             || self.headers.iter().any(|h| h == name)
     }
@@ -147,19 +154,30 @@ impl TemplateSet {
                 return Ok(None); // unterminated: let minijinja report it with its own words
             };
             let inner = &after[..end];
-            if inner.starts_with('-') || inner.ends_with('-') || !is_identifier(inner.trim()) {
+            if inner.starts_with('-') || inner.ends_with('-') {
                 return Ok(None);
             }
-            let name = inner.trim();
-            match name {
-                CAMPAIGN_VAR => pieces.push(Piece::Campaign),
-                ROW_VAR => pieces.push(Piece::Row),
-                _ => match self.headers.iter().position(|h| h == name) {
+            let inner = inner.trim();
+            let column = match self.columns_lookup(inner) {
+                Some(name) => Some(name),
+                None if !is_identifier(inner) => return Ok(None),
+                None if inner == CAMPAIGN_VAR => {
+                    pieces.push(Piece::Campaign);
+                    None
+                }
+                None if inner == ROW_VAR => {
+                    pieces.push(Piece::Row);
+                    None
+                }
+                None => Some(inner),
+            };
+            if let Some(name) = column {
+                match self.headers.iter().position(|h| h == name) {
                     Some(index) => pieces.push(Piece::Column(index)),
                     None => {
                         missing.insert(name.to_owned());
                     }
-                },
+                }
             }
             rest = &after[end + 2..];
         }
@@ -172,6 +190,19 @@ impl TemplateSet {
             pieces.push(Piece::Text(rest.to_owned()));
         }
         Ok(Some(pieces))
+    }
+
+    /// The column name in `columns["name"]` or `columns['name']` (a name without quotes or
+    /// backslashes), unless the CSV has a column named `columns` itself.
+    fn columns_lookup<'t>(&self, inner: &'t str) -> Option<&'t str> {
+        if self.headers.iter().any(|h| h == COLUMNS_VAR) {
+            return None;
+        }
+        let index = inner.strip_prefix(COLUMNS_VAR)?.trim_start();
+        let quoted = index.strip_prefix('[')?.strip_suffix(']')?.trim();
+        let quote = quoted.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let name = quoted.strip_prefix(quote)?.strip_suffix(quote)?;
+        (!name.contains(['"', '\'', '\\'])).then_some(name)
     }
 
     /// The CSV columns a template reads, to name them in row problems.
@@ -220,7 +251,24 @@ impl TemplateSet {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+/// How a template reads column `name` of a CSV with `headers`: `email`, or
+/// `columns['e-mail']` for a name that is not an identifier or that `campaign`/`row` shadow.
+/// `None` when no template can name it (quotes or braces in the name, or a CSV that has its
+/// own `columns` column).
+pub fn column_reference(name: &str, headers: &[String]) -> Option<String> {
+    let shadowed = name == CAMPAIGN_VAR || name == ROW_VAR;
+    if is_identifier(name) && !shadowed {
+        return Some(name.to_owned());
+    }
+    let unquotable = name.contains(['\'', '"', '\\']) || name.contains("}}");
+    if unquotable || headers.iter().any(|h| h == COLUMNS_VAR) {
+        return None;
+    }
+    Some(format!("{COLUMNS_VAR}['{name}']"))
+}
+
+/// True for a plain Jinja name: ASCII letters, digits and `_`, not starting with a digit.
+pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
@@ -304,10 +352,19 @@ impl Object for RowContext {
         match key {
             CAMPAIGN_VAR => Some(Value::from(self.campaign.clone())),
             ROW_VAR => Some(Value::from(self.row)),
-            _ => {
-                let index = self.headers.iter().position(|h| h == key)?;
-                Some(Value::from(self.values[index].clone()))
-            }
+            _ => match self.headers.iter().position(|h| h == key) {
+                Some(index) => Some(Value::from(self.values[index].clone())),
+                None if key == COLUMNS_VAR => {
+                    let columns: std::collections::BTreeMap<String, String> = self
+                        .headers
+                        .iter()
+                        .cloned()
+                        .zip(self.values.iter().cloned())
+                        .collect();
+                    Some(Value::from_object(columns))
+                }
+                None => None,
+            },
         }
     }
 }
@@ -374,6 +431,31 @@ mod tests {
         assert_eq!(set.constant(id), Some("SUMMER2025"));
         let id = set.compile("{{ email }}").unwrap();
         assert_eq!(set.constant(id), None);
+    }
+
+    #[test]
+    fn columns_reads_names_that_are_not_identifiers() {
+        let headers: Vec<String> = vec!["E-Mail Address".into(), "seats".into()];
+        let mut set = TemplateSet::new(&headers);
+        let fast = set.compile("{{ columns['E-Mail Address'] }}").unwrap();
+        let fast2 = set.compile("{{columns[\"E-Mail Address\"]}}").unwrap();
+        let slow = set
+            .compile("{{ columns['E-Mail Address'] | upper }}")
+            .unwrap();
+        assert!(set.constant(fast).is_none());
+        let columns = ["a@b.co", "3"];
+        assert_eq!(render(&set, fast, &columns).unwrap(), "a@b.co");
+        assert_eq!(render(&set, fast2, &columns).unwrap(), "a@b.co");
+        assert_eq!(render(&set, slow, &columns).unwrap(), "A@B.CO");
+        assert_eq!(set.columns(fast), vec!["E-Mail Address"]);
+        let reference = column_reference("E-Mail Address", &headers).unwrap();
+        assert_eq!(reference, "columns['E-Mail Address']");
+        assert_eq!(column_reference("seats", &headers).unwrap(), "seats");
+        let err = set.compile("{{ columns['Email'] }}").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "names column `Email`, which the CSV does not have"
+        );
     }
 
     #[test]

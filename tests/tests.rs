@@ -5,9 +5,12 @@ mod common;
 
 mod check;
 mod dry_run;
+mod examples;
+mod init;
 mod reconcile;
 mod run;
 mod sandbox;
+mod schema;
 mod signature;
 mod status;
 mod verify_redirect;

@@ -5,9 +5,11 @@ use crate::exit::Outcome;
 
 mod check;
 pub mod conversion;
+mod init;
 mod reconcile;
 mod run;
 mod sandbox;
+mod schema;
 mod shared;
 mod status;
 mod verify_redirect;
@@ -16,6 +18,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Sandbox(args) => sandbox::run(args),
         Command::VerifyRedirect(args) => verify_redirect::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Schema => schema::schema(),
+        Command::Completions(args) => schema::completions(args),
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Status(args) => status::run(args),

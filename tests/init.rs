@@ -1,0 +1,371 @@
+//! `creem-batch init CUSTOMERS.csv`: a commented campaign beside the CSV, wired to its
+//! columns, that passes `check` as written.
+
+use std::path::Path;
+
+use crate::common::{expected_request_id, run_in, temp_dir, Run};
+
+/// Writes `csv` as `file` in `dir` and runs `init file args...`; returns the run and the
+/// campaign text (empty when none was written).
+fn init_in(dir: &Path, file: &str, csv: &str, args: &[&str]) -> (Run, String) {
+    std::fs::write(dir.join(file), csv).expect("write the CSV");
+    let mut all = vec!["init", file];
+    all.extend_from_slice(args);
+    let run = Run::from_output(run_in(dir, &all));
+    let yaml = Path::new(file).with_extension("yaml");
+    let text = std::fs::read_to_string(dir.join(yaml)).unwrap_or_default();
+    (run, text)
+}
+
+/// `check` on the written campaign: exit 0, every row valid.
+#[track_caller]
+fn assert_checks(dir: &Path, yaml: &str, rows: u64) {
+    let run = Run::from_output(run_in(dir, &["check", yaml]));
+    run.assert_code(0)
+        .stdout_has(&[&format!("{rows} rows, {rows} valid, 0 invalid")]);
+}
+
+/// The dry-run body of data row 1.
+fn first_body(dir: &Path, yaml: &str) -> serde_json::Value {
+    let run = Run::from_output(run_in(dir, &["run", "--dry-run", yaml]));
+    run.assert_code(0);
+    run.line_for_row(1).expect("row 1 is sent")
+}
+
+#[test]
+fn email_column_named_email() {
+    let dir = temp_dir();
+    let csv = "email,first_name,plan\nana@example.com,Ana,pro\nbo@example.com,Bo,team\n";
+    let (run, yaml) = init_in(dir.path(), "customers.csv", csv, &[]);
+    run.assert_code(0).stdout_has(&[
+        "wrote customers.yaml",
+        "customer email: column `email`",
+        "next: creem-batch check customers.yaml",
+    ]);
+    assert!(yaml.contains("    email: \"{{ email }}\""), "{yaml}");
+    assert!(yaml.contains("key: [email]"), "{yaml}");
+    assert!(yaml.contains("campaign: customers "), "{yaml}");
+    assert!(
+        yaml.contains("    first_name: \"{{ first_name }}\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("    plan: \"{{ plan }}\""), "{yaml}");
+    assert!(yaml.contains("    campaign: \"{{ campaign }}\""), "{yaml}");
+    assert_checks(dir.path(), "customers.yaml", 2);
+    let line = first_body(dir.path(), "customers.yaml");
+    assert_eq!(line["body"]["customer"]["email"], "ana@example.com");
+    assert_eq!(line["body"]["metadata"]["first_name"], "Ana");
+    assert_eq!(
+        line["request_id"],
+        expected_request_id("customers", &[("email", "ana@example.com")])
+    );
+}
+
+#[test]
+fn every_seed_field_is_explained_on_its_line() {
+    let dir = temp_dir();
+    let (run, yaml) = init_in(dir.path(), "c.csv", "email\nana@example.com\n", &[]);
+    run.assert_code(0);
+    assert!(
+        yaml.starts_with("# yaml-language-server: $schema="),
+        "{yaml}"
+    );
+    for field in [
+        "campaign:",
+        "customers:",
+        "output:",
+        "key:",
+        "request_id:",
+        "product_id:",
+        "units:",
+        "discount_code:",
+        "locale:",
+        "plan_type:",
+        "success_url:",
+        "customer:",
+        "email:",
+        "metadata:",
+        "csv:",
+        "delimiter:",
+        "send:",
+        "rate:",
+        "burst:",
+        "concurrency:",
+        "max_attempts:",
+        "timeout:",
+    ] {
+        let code = |l: &str| {
+            l.trim_start()
+                .trim_start_matches('#')
+                .trim_start()
+                .to_owned()
+        };
+        let line = yaml
+            .lines()
+            .find(|l| code(l).starts_with(field))
+            .unwrap_or_else(|| panic!("no `{field}` line\n{yaml}"));
+        let code = code(line);
+        assert!(code.contains("  # "), "`{field}` has no comment: {line}");
+    }
+}
+
+#[test]
+fn email_column_named_capital_email() {
+    let dir = temp_dir();
+    let csv = "Name,Email,Seats\nAna,Ana@Example.com,2\nBo,bo@example.com,1\n";
+    let (run, yaml) = init_in(dir.path(), "people.csv", csv, &[]);
+    run.assert_code(0)
+        .stdout_has(&["customer email: column `Email`", "units: column `Seats`"]);
+    assert!(yaml.contains("    email: \"{{ Email }}\""), "{yaml}");
+    assert!(yaml.contains("key: [Email]"), "{yaml}");
+    assert!(yaml.contains("  units: \"{{ Seats }}\""), "{yaml}");
+    assert!(yaml.contains("    Name: \"{{ Name }}\""), "{yaml}");
+    assert!(
+        !yaml.contains("Seats }}\"\n    "),
+        "seats not in metadata\n{yaml}"
+    );
+    assert_checks(dir.path(), "people.yaml", 2);
+    let line = first_body(dir.path(), "people.yaml");
+    assert_eq!(line["body"]["customer"]["email"], "Ana@Example.com");
+    assert_eq!(line["body"]["units"], 2);
+    // Keyed on `Email` as written: not lowercased (only a column named `email` is).
+    assert_eq!(
+        line["request_id"],
+        expected_request_id("people", &[("Email", "Ana@Example.com")])
+    );
+}
+
+#[test]
+fn email_column_named_e_mail() {
+    let dir = temp_dir();
+    let csv = "e-mail,First Name\nana@example.com,Ana\nbo@example.com,Bo\n";
+    let (run, yaml) = init_in(dir.path(), "list.csv", csv, &[]);
+    run.assert_code(0)
+        .stdout_has(&["customer email: column `e-mail`"]);
+    assert!(
+        yaml.contains("    email: \"{{ columns['e-mail'] }}\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("key: [e-mail]"), "{yaml}");
+    assert!(
+        yaml.contains("    first_name: \"{{ columns['First Name'] }}\""),
+        "{yaml}"
+    );
+    assert_checks(dir.path(), "list.yaml", 2);
+    let line = first_body(dir.path(), "list.yaml");
+    assert_eq!(line["body"]["customer"]["email"], "ana@example.com");
+    assert_eq!(line["body"]["metadata"]["first_name"], "Ana");
+}
+
+#[test]
+fn email_column_named_mail() {
+    let dir = temp_dir();
+    let csv = "id,mail\n1,ana@example.com\n2,bo@example.com\n";
+    let (run, yaml) = init_in(dir.path(), "m.csv", csv, &[]);
+    run.assert_code(0);
+    assert!(yaml.contains("    email: \"{{ mail }}\""), "{yaml}");
+    assert!(yaml.contains("key: [mail]"), "{yaml}");
+    assert!(yaml.contains("    id: \"{{ id }}\""), "metadata id\n{yaml}");
+    assert_checks(dir.path(), "m.yaml", 2);
+}
+
+#[test]
+fn semicolon_csv_with_email_address_header() {
+    let dir = temp_dir();
+    let csv =
+        "Vorname;E-Mail Address;Sprache\nJürgen;juergen@example.de;de\nZoë;zoe@example.nl;nl\n";
+    let (run, yaml) = init_in(dir.path(), "kunden.csv", csv, &[]);
+    run.assert_code(0)
+        .stdout_has(&["customer email: column `E-Mail Address`"]);
+    assert!(yaml.contains("  delimiter: \";\""), "{yaml}");
+    assert!(
+        yaml.contains("    email: \"{{ columns['E-Mail Address'] }}\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("key: [\"E-Mail Address\"]"), "{yaml}");
+    assert_checks(dir.path(), "kunden.yaml", 2);
+    let line = first_body(dir.path(), "kunden.yaml");
+    assert_eq!(line["body"]["customer"]["email"], "juergen@example.de");
+    assert_eq!(line["body"]["metadata"]["Vorname"], "Jürgen");
+    assert_eq!(line["body"]["metadata"]["Sprache"], "de");
+}
+
+#[test]
+fn email_column_found_by_its_values() {
+    let dir = temp_dir();
+    let csv = "name,contact\nAna,ana@example.com\nBo,bo@example.com\n";
+    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
+    run.assert_code(0)
+        .stdout_has(&["customer email: column `contact`"]);
+    assert!(yaml.contains("    email: \"{{ contact }}\""), "{yaml}");
+    assert_checks(dir.path(), "c.yaml", 2);
+}
+
+#[test]
+fn no_email_column_leaves_customer_commented_out() {
+    let dir = temp_dir();
+    let csv = "name,city\nAna,Paris\nBo,Lyon\n";
+    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
+    run.assert_code(0).stdout_has(&["no email column found"]);
+    assert!(yaml.contains("  # customer:"), "{yaml}");
+    assert!(yaml.contains("  #   email: \"{{ email }}\""), "{yaml}");
+    assert!(yaml.contains("no email column found in c.csv"), "{yaml}");
+    assert!(yaml.contains("key: [name]"), "{yaml}");
+    assert_checks(dir.path(), "c.yaml", 2);
+    let line = first_body(dir.path(), "c.yaml");
+    assert!(line["body"].get("customer").is_none(), "{line}");
+}
+
+#[test]
+fn creem_customer_ids_are_used_when_there_is_no_email() {
+    let dir = temp_dir();
+    let csv = "creem_customer_id,name\ncust_1abc,Ana\ncust_2def,Bo\n";
+    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
+    run.assert_code(0)
+        .stdout_has(&["customer id: column `creem_customer_id`"]);
+    assert!(
+        yaml.contains("    id: \"{{ creem_customer_id }}\""),
+        "{yaml}"
+    );
+    assert!(yaml.contains("key: [creem_customer_id]"), "{yaml}");
+    assert_checks(dir.path(), "c.yaml", 2);
+    let line = first_body(dir.path(), "c.yaml");
+    assert_eq!(line["body"]["customer"]["id"], "cust_1abc");
+}
+
+#[test]
+fn product_and_campaign_flags() {
+    let dir = temp_dir();
+    let (run, yaml) = init_in(
+        dir.path(),
+        "c.csv",
+        "email\nana@example.com\n",
+        &[
+            "--product",
+            "prod_6tW66i0oZM7w1qXReHJrwg",
+            "--campaign",
+            "may_2026",
+        ],
+    );
+    run.assert_code(0);
+    assert!(
+        yaml.contains("  product_id: prod_6tW66i0oZM7w1qXReHJrwg "),
+        "{yaml}"
+    );
+    assert!(yaml.contains("campaign: may_2026 "), "{yaml}");
+    let line = first_body(dir.path(), "c.yaml");
+    assert_eq!(line["body"]["product_id"], "prod_6tW66i0oZM7w1qXReHJrwg");
+    assert!(line["request_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("may_2026-"));
+
+    let (run, _) = init_in(
+        dir.path(),
+        "d.csv",
+        "email\nana@example.com\n",
+        &["--campaign", "may 2026!"],
+    );
+    run.assert_code(2).stderr_has(&["--campaign `may 2026!`"]);
+    assert!(!dir.path().join("d.yaml").exists());
+}
+
+#[test]
+fn without_product_a_placeholder_and_a_reminder() {
+    let dir = temp_dir();
+    let (run, yaml) = init_in(dir.path(), "c.csv", "email\nana@example.com\n", &[]);
+    run.assert_code(0)
+        .stdout_has(&["prod_REPLACE_ME", "--product"]);
+    assert!(yaml.contains("  product_id: prod_REPLACE_ME"), "{yaml}");
+}
+
+#[test]
+fn product_column_is_wired_when_it_holds_product_ids() {
+    let dir = temp_dir();
+    let csv = "email,product,seats\nana@example.com,prod_A1,3\nbo@example.com,prod_B2,1\n";
+    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
+    run.assert_code(0)
+        .stdout_has(&["product_id: column `product`"]);
+    assert!(yaml.contains("  product_id: \"{{ product }}\""), "{yaml}");
+    let line = first_body(dir.path(), "c.yaml");
+    assert_eq!(line["body"]["product_id"], "prod_A1");
+    assert_eq!(line["body"]["units"], 3);
+}
+
+#[test]
+fn campaign_name_comes_from_the_file_name_made_safe() {
+    let dir = temp_dir();
+    let (run, yaml) = init_in(
+        dir.path(),
+        "Spring Sale (EU).csv",
+        "email\nana@example.com\n",
+        &[],
+    );
+    run.assert_code(0)
+        .stdout_has(&["next: creem-batch check 'Spring Sale (EU).yaml'"]);
+    assert!(yaml.contains("campaign: Spring-Sale-EU "), "{yaml}");
+    assert!(
+        yaml.contains("customers: \"Spring Sale (EU).csv\""),
+        "{yaml}"
+    );
+    assert_checks(dir.path(), "Spring Sale (EU).yaml", 1);
+}
+
+#[test]
+fn refuses_to_overwrite_without_force() {
+    let dir = temp_dir();
+    let csv = "email\nana@example.com\n";
+    init_in(dir.path(), "c.csv", csv, &[]).0.assert_code(0);
+    let yaml = dir.path().join("c.yaml");
+    std::fs::write(&yaml, "# my edits\n").unwrap();
+
+    let (run, text) = init_in(dir.path(), "c.csv", csv, &[]);
+    run.assert_code(2)
+        .stderr_has(&["c.yaml already exists", "--force"]);
+    assert_eq!(text, "# my edits\n", "the file is left alone");
+
+    let (run, text) = init_in(dir.path(), "c.csv", csv, &["--force"]);
+    run.assert_code(0);
+    assert!(text.starts_with("# yaml-language-server:"), "{text}");
+    assert_checks(dir.path(), "c.yaml", 1);
+}
+
+#[test]
+fn writes_beside_the_csv_and_points_at_the_nearest_schema() {
+    let dir = temp_dir();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("campaigns")).unwrap();
+    std::fs::write(root.join("campaigns/campaign.schema.json"), "{}").unwrap();
+    std::fs::create_dir_all(root.join("data/may")).unwrap();
+    std::fs::write(root.join("data/may/list.csv"), "email\nana@example.com\n").unwrap();
+    let run = Run::from_output(run_in(root, &["init", "data/may/list.csv"]));
+    run.assert_code(0)
+        .stdout_has(&["next: creem-batch check data/may/list.yaml"]);
+    let yaml = std::fs::read_to_string(root.join("data/may/list.yaml")).unwrap();
+    assert!(
+        yaml.starts_with("# yaml-language-server: $schema=../../campaigns/campaign.schema.json\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("customers: list.csv "), "{yaml}");
+    assert_checks(root, "data/may/list.yaml", 1);
+}
+
+#[test]
+fn without_a_schema_file_the_bare_name_and_how_to_write_it() {
+    let dir = temp_dir();
+    let (run, yaml) = init_in(dir.path(), "c.csv", "email\nana@example.com\n", &[]);
+    run.assert_code(0)
+        .stdout_has(&["creem-batch schema > campaign.schema.json"]);
+    assert!(
+        yaml.starts_with("# yaml-language-server: $schema=campaign.schema.json\n"),
+        "{yaml}"
+    );
+}
+
+#[test]
+fn an_unreadable_csv_is_a_usage_error() {
+    let dir = temp_dir();
+    let run = Run::from_output(run_in(dir.path(), &["init", "missing.csv"]));
+    run.assert_code(2)
+        .stderr_has(&["missing.csv", "cannot open"]);
+}
