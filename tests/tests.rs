@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod dry_run;
+mod resilience;
 mod run;
 mod sandbox;
 mod signature;

@@ -16,7 +16,7 @@ use crate::batch::{Batch, RowPlan};
 use crate::campaign::{parse_duration, parse_rate, Campaign, SendSettings};
 use crate::cli::{RunArgs, SendArgs};
 use crate::exit::Outcome;
-use crate::ledger::{self, Entry, Prior, Record, Status};
+use crate::ledger::{self, Entry, Prior, Record, Span, Status};
 use crate::progress::{Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
@@ -101,6 +101,8 @@ struct Plan {
     invalid: u64,
     invalid_examples: Vec<(u64, String)>,
     changed_examples: Vec<(u64, String)>,
+    /// Rows that would be sent but are held back by `--limit` (dry run).
+    limited: u64,
 }
 
 const EXAMPLES: usize = 10;
@@ -194,6 +196,7 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
         ..Plan::default()
     };
     let mut line = Vec::with_capacity(1024);
+    let mut to_send = 0u64;
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
             RowPlan::Ready { row, request } => {
@@ -215,6 +218,12 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
                     Decision::Send { retry: true } => plan.retry += 1,
                     Decision::Send { retry: false } => plan.new += 1,
                 }
+                // The same cut as a real run: the first N rows that would be sent.
+                if args.limit.is_some_and(|limit| to_send >= limit) {
+                    plan.limited += 1;
+                    continue;
+                }
+                to_send += 1;
                 line.clear();
                 line.extend_from_slice(b"{\"request_id\":");
                 serde_json::to_writer(&mut line, &request.request_id)?;
@@ -235,6 +244,14 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
         "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
         plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
     )?;
+    if plan.limited > 0 {
+        writeln!(
+            err,
+            "--limit {}: {to_send} row(s) would be sent now, {} left pending",
+            args.limit.unwrap_or_default(),
+            plan.limited
+        )?;
+    }
     plan.print_problems(&mut err)?;
     Ok(if plan.invalid == 0 {
         Outcome::Success
@@ -248,6 +265,10 @@ struct Job {
     row: u64,
     request: Request,
     note: String,
+    /// The row's record in the existing ledger. Retired only once the row really was sent:
+    /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
+    /// must not lose its checkout id because of a Ctrl-C).
+    prior: Option<Span>,
 }
 
 /// What the reader thread decided, for the summary.
@@ -263,7 +284,16 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let output = campaign.output.clone();
     let target = target::resolve(&args.host, &args.key).await?;
     let _lock = ledger::Lock::acquire(&output)?;
-    let prior = Prior::open(&output)?;
+    let mut prior = Prior::open(&output)?;
+    if prior.as_ref().is_some_and(|p| !p.standard_layout()) {
+        let backup = ledger::normalise(&output)?;
+        eprintln!(
+            "note: the columns of {} were changed (in a spreadsheet?); it was rewritten with the standard columns, the original is kept as {}",
+            output.display(),
+            backup.display()
+        );
+        prior = Prior::open(&output)?;
+    }
     if let Some(other) = prior.as_ref().and_then(|p| p.campaign.clone()) {
         if other != campaign.name && !args.force {
             anyhow::bail!(
@@ -279,7 +309,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let writer = ledger::Writer::start(&output, prior.as_ref(), batch.total_rows())?;
     let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
     let interrupted = Arc::new(AtomicBool::new(false));
-    watch_signals(sender.stop.clone(), interrupted.clone());
+    watch_signals(sender.stop.clone(), interrupted.clone())?;
 
     let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(campaign.send.concurrency * 4 + 64);
     let entries = writer.sender();
@@ -340,8 +370,19 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
                     }
                 }
                 Tally::add(&tally.done);
-                let record = record_of(campaign_name, job, delivery);
-                let _ = entries.send(Entry::Write(Box::new(record)));
+                let (row, prior) = (job.row, job.prior);
+                match (&delivery, prior) {
+                    (Delivery::NotSent { .. }, Some(span)) => {
+                        let _ = entries.send(Entry::Keep { row, span });
+                    }
+                    _ => {
+                        let record = record_of(campaign_name, job, delivery);
+                        let _ = entries.send(Entry::Write(Box::new(record)));
+                        if let Some(span) = prior {
+                            let _ = entries.send(Entry::Retire(span));
+                        }
+                    }
+                }
             }
         })
         .await;
@@ -388,7 +429,9 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let abort = abort_reason.lock().expect("not poisoned").take();
     let was_interrupted = interrupted.load(Ordering::Relaxed);
     if failed > 0 || not_sent > 0 {
-        let why = if produced.limited > 0 && !was_interrupted && abort.is_none() {
+        let why = if was_interrupted {
+            "interrupted; ".to_owned()
+        } else if produced.limited > 0 && abort.is_none() {
             format!("{} row(s) left pending by --limit; ", produced.limited)
         } else {
             String::new()
@@ -427,23 +470,48 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The command that picks up where this run stopped.
+/// The command that picks up where this run stopped: the same campaign, output, host, key
+/// source and send settings (not `--limit`: the rest is what is left to send).
 fn resume_command(args: &RunArgs) -> String {
     let mut command = format!(
         "creem-batch run {}",
         shell_word(&args.campaign.display().to_string())
     );
-    if let Some(out) = &args.out {
-        command.push_str(&format!(
-            " --out {}",
-            shell_word(&out.display().to_string())
-        ));
-    }
-    if args.host.sandbox {
-        command.push_str(" --sandbox");
-    }
-    if args.host.live {
-        command.push_str(" --live");
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            command.push_str(&format!(" {name} {}", shell_word(&value)));
+        }
+    };
+    flag("--out", args.out.as_ref().map(|p| p.display().to_string()));
+    flag("--base-url", args.host.base_url.clone());
+    flag(
+        "--api-key-file",
+        args.key
+            .api_key_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    flag("--rate", args.send.rate.clone());
+    flag("--burst", args.send.burst.map(|n| n.to_string()));
+    flag(
+        "--concurrency",
+        args.send.concurrency.map(|n| n.to_string()),
+    );
+    flag(
+        "--max-attempts",
+        args.send.max_attempts.map(|n| n.to_string()),
+    );
+    flag("--timeout", args.send.timeout.clone());
+    for (set, name) in [
+        (args.host.sandbox, "--sandbox"),
+        (args.host.live, "--live"),
+        (args.force, "--force"),
+        (args.recreate_changed, "--recreate-changed"),
+    ] {
+        if set {
+            command.push(' ');
+            command.push_str(name);
+        }
     }
     command
 }
@@ -451,7 +519,7 @@ fn resume_command(args: &RunArgs) -> String {
 fn shell_word(text: &str) -> String {
     if text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:@=".contains(c))
     {
         text.to_owned()
     } else {
@@ -567,11 +635,15 @@ fn produce(
                     Tally::add(&tally.done);
                     continue;
                 }
-                if let Some((_, span)) = found {
-                    let _ = entries.send(Entry::Retire(span));
-                }
                 queued += 1;
-                if jobs.blocking_send(Job { row, request, note }).is_err() {
+                let prior = found.map(|(_, span)| span);
+                let job = Job {
+                    row,
+                    request,
+                    note,
+                    prior,
+                };
+                if jobs.blocking_send(job).is_err() {
                     anyhow::bail!("the senders stopped unexpectedly");
                 }
             }
@@ -636,19 +708,22 @@ impl Live for Sender {
 }
 
 /// First Ctrl-C or SIGTERM: stop starting requests and finish cleanly. Second: exit now.
-fn watch_signals(stop: tokio_util::sync::CancellationToken, interrupted: Arc<AtomicBool>) {
+///
+/// The handlers are installed here, before any request starts, and each stream lives for the
+/// whole run: a signal that comes before the task first runs, or between the first and the
+/// second, is then still seen (instead of killing the process or being lost).
+fn watch_signals(
+    stop: tokio_util::sync::CancellationToken,
+    interrupted: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         for round in 0..2 {
-            match term.as_mut() {
-                Some(term) => tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                },
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
             if round == 0 {
                 interrupted.store(true, Ordering::SeqCst);
@@ -659,6 +734,7 @@ fn watch_signals(stop: tokio_util::sync::CancellationToken, interrupted: Arc<Ato
         eprintln!("quitting at once; the output file keeps every row finished so far");
         std::process::exit(130);
     });
+    Ok(())
 }
 
 /// `--live` on a terminal asks before sending real checkouts, unless `--yes`.
