@@ -1,8 +1,9 @@
 //! The output CSV, which is also the ledger that makes re-runs safe.
 //!
 //! During a run, every finished row is appended as one whole record and handed to the kernel
-//! within a second (so `kill -9` loses at most the rows in flight, and never leaves half a
-//! record behind except for a torn tail, which the next run cuts off). At the end the file is
+//! as soon as the writer thread receives it (no timer: records that queue up meanwhile share
+//! one `write`). So `kill -9` loses at most the rows in flight, and never leaves half a record
+//! behind except for a torn tail, which the next run cuts off. At the end the file is
 //! rewritten in input order, atomically (temp file, fsync, rename). Rows are located by byte
 //! offset rather than kept in memory, so a million-row ledger costs 8 bytes a row.
 
@@ -12,8 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::mpsc;
 
 use anyhow::Context;
 
@@ -156,7 +156,7 @@ impl Record {
             &self.body_sha256,
             &self.updated_at,
             &neutralise(&self.checkout_status),
-            &self.campaign,
+            &neutralise(&self.campaign),
             &neutralise(&self.order_id),
             &self.body,
         ])?;
@@ -184,7 +184,7 @@ impl Record {
             body_sha256: get("body_sha256").to_owned(),
             updated_at: get("updated_at").to_owned(),
             checkout_status: restore(get("checkout_status")),
-            campaign: get("campaign").to_owned(),
+            campaign: restore(get("campaign")),
             order_id: restore(get("order_id")),
             body: get("body").to_owned(),
         })
@@ -193,9 +193,11 @@ impl Record {
 
 /// Cells a spreadsheet would run as formulas get a leading `'` (OWASP CSV injection advice).
 /// Applied to text that comes from the input or the API; the API always gets the real value.
+/// A cell that already starts with `'` gets one more, so that [`restore`] gives back exactly
+/// what was written (a request_id `'=x` must not come back as `=x`, or its row is sent again).
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
     match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => Cow::Owned(format!("'{cell}")),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\'') => Cow::Owned(format!("'{cell}")),
         _ => Cow::Borrowed(cell),
     }
 }
@@ -203,7 +205,7 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// Undoes [`neutralise`] when reading the ledger back.
 fn restore(cell: &str) -> String {
     match cell.as_bytes() {
-        [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r', ..] => cell[1..].to_owned(),
+        [b'\'', b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\'', ..] => cell[1..].to_owned(),
         _ => cell.to_owned(),
     }
 }
@@ -281,6 +283,11 @@ pub struct Prior {
     file: File,
     columns: ColumnMap,
     by_row: Vec<Span>,
+    /// Records a later record with the same row number displaced from `by_row`: an older
+    /// record of the same request_id, or another customer's when rows moved in the CSV (a
+    /// customer inserted at the top) and a killed run appended records under reused numbers.
+    /// Still found by request_id, so a moved customer's checkout is never forgotten.
+    shadowed: Vec<Span>,
     by_request_id: Option<HashMap<String, Span>>,
     /// The campaign named in the file, if it has any record.
     pub campaign: Option<String>,
@@ -290,6 +297,13 @@ pub struct Prior {
     /// Exactly one record per row 1..=n, in order, under today's header: a run that changes
     /// nothing can leave such a file as it is.
     canonical: bool,
+    /// The line where a torn last record (cut off by a crash mid-write) starts, if any.
+    pub torn_line: Option<u64>,
+    /// The last record is whole but the file does not end with a newline (saved by an
+    /// editor): the writer adds one before appending.
+    missing_newline: bool,
+    /// The header is exactly [`COLUMNS`], so appended records match it.
+    standard: bool,
 }
 
 impl Prior {
@@ -324,11 +338,15 @@ impl Prior {
                 file,
                 columns: ColumnMap { index },
                 by_row: Vec::new(),
+                shadowed: Vec::new(),
                 by_request_id: None,
                 campaign: None,
                 valid_len: 0,
                 records: 0,
                 canonical: false,
+                torn_line: None,
+                missing_newline: false,
+                standard: true,
             }));
         }
         for required in ["request_id", "row", "status", "body_sha256"] {
@@ -340,12 +358,16 @@ impl Prior {
                 .into());
             }
         }
+        let standard = header.iter().eq(COLUMNS);
         let columns = ColumnMap { index };
         let mut by_row: Vec<Span> = Vec::new();
+        let mut shadowed = Vec::new();
         let mut campaign = None;
         let mut records = 0;
         let mut canonical = header.iter().eq(COLUMNS.iter().copied());
         let mut valid_len = reader.position().byte();
+        let mut torn_line = None;
+        let mut missing_newline = false;
         let mut fields = csv::StringRecord::new();
         loop {
             let start = reader.position().byte();
@@ -359,9 +381,26 @@ impl Prior {
             }
             let end = reader.position().byte();
             let line = fields.position().map_or(0, |p| p.line());
-            let torn = end == file_len && !ends_with_newline(&file, file_len)?;
-            if torn {
-                break; // the record a crash cut in half: its row was in flight
+            if end == file_len && !ends_with_newline(&file, file_len)? {
+                // No newline at the end: a record a crash cut short, or a whole record in a
+                // file an editor saved without a final newline. Only the first is dropped:
+                // dropping a whole `created` record would send its row again.
+                let mut bytes = vec![0u8; (end - start) as usize];
+                file.read_exact_at(&mut bytes, start)?;
+                let quotes_closed = bytes.iter().filter(|&&b| b == b'"').count() % 2 == 0;
+                if quotes_closed && is_whole(&fields, header.len(), &columns) {
+                    missing_newline = true;
+                } else if !bytes.contains(&b'\n') {
+                    torn_line = Some(line); // its row was in flight: it counts as not recorded
+                    break;
+                } else if !quotes_closed {
+                    return Err(fail(
+                        line,
+                        "a quoted cell that starts in this record is never closed (edited by hand?)"
+                            .to_owned(),
+                    )
+                    .into());
+                }
             }
             if fields.len() != header.len() {
                 return Err(fail(
@@ -395,6 +434,9 @@ impl Prior {
             if by_row.len() <= row {
                 by_row.resize(row + 1, Span::NONE);
             }
+            if !by_row[row].is_none() {
+                shadowed.push(by_row[row]);
+            }
             by_row[row] = Span::new(start, (end - start) as usize);
             records += 1;
             valid_len = end;
@@ -403,12 +445,22 @@ impl Prior {
             file,
             columns,
             by_row,
+            shadowed,
             by_request_id: None,
             campaign,
             valid_len,
             records,
             canonical,
+            torn_line,
+            missing_newline,
+            standard,
         }))
+    }
+
+    /// False when the header is not this version's (columns reordered, added or removed in a
+    /// spreadsheet): records appended during a run would not match it, see [`normalise`].
+    pub fn standard_layout(&self) -> bool {
+        self.standard
     }
 
     /// The prior record for this row's request_id: found at the same row number when the
@@ -417,7 +469,13 @@ impl Prior {
         if request_id.is_empty() {
             return Ok(None);
         }
-        if let Some(&span) = self.by_row.get(row as usize) {
+        // The row-number shortcut holds only when no record was displaced: else a later
+        // record of this request_id may sit elsewhere.
+        if let Some(&span) = self
+            .by_row
+            .get(row as usize)
+            .filter(|_| self.shadowed.is_empty())
+        {
             if !span.is_none() {
                 let record = self.read(span)?;
                 if record.request_id == request_id {
@@ -426,8 +484,11 @@ impl Prior {
             }
         }
         if self.by_request_id.is_none() {
+            // In file order, so the latest record of each request_id wins.
+            let mut spans: Vec<Span> = self.spans().collect();
+            spans.sort_unstable_by_key(|s| s.offset());
             let mut index = HashMap::new();
-            for &span in self.by_row.iter().filter(|s| !s.is_none()) {
+            for span in spans {
                 index.insert(self.read(span)?.request_id, span);
             }
             self.by_request_id = Some(index);
@@ -446,10 +507,23 @@ impl Prior {
         read_record(&self.file, &self.columns, span)
     }
 
-    /// Spans of every record, by the row number it carries.
+    /// Spans of every record: the last of each row number, then the displaced ones.
     fn spans(&self) -> impl Iterator<Item = Span> + '_ {
-        self.by_row.iter().copied().filter(|s| !s.is_none())
+        self.by_row
+            .iter()
+            .copied()
+            .filter(|s| !s.is_none())
+            .chain(self.shadowed.iter().copied())
     }
+}
+
+/// A last record with every field, valid values and (if any) a body that is whole JSON: a
+/// record cut inside its last cell (`body`) fails the JSON test, one cut earlier the count.
+fn is_whole(fields: &csv::StringRecord, header_len: usize, columns: &ColumnMap) -> bool {
+    let body = columns.get(fields, "body");
+    fields.len() == header_len
+        && Record::from_fields(fields, columns).is_ok()
+        && (body.is_empty() || serde_json::from_str::<serde_json::Value>(body).is_ok())
 }
 
 fn ends_with_newline(file: &File, len: u64) -> std::io::Result<bool> {
@@ -534,33 +608,20 @@ pub enum Entry {
 
 /// Appends records as they come, and rewrites the file in input order at the end.
 pub struct Writer {
-    mailbox: Arc<Mailbox>,
+    tx: mpsc::Sender<Entry>,
     thread: std::thread::JoinHandle<anyhow::Result<WriterState>>,
-}
-
-/// Where finished rows wait for the writer. Senders only push under a short lock; the writer
-/// wakes on its own every [`FLUSH_EVERY`] and takes everything at once, so a busy run pays no
-/// thread wake-up per row.
-#[derive(Default)]
-struct Mailbox {
-    entries: Mutex<Vec<Entry>>,
-    closed: Mutex<bool>,
-    wake: Condvar,
 }
 
 /// A cloneable handle for giving entries to the ledger writer from any thread or task.
 #[derive(Clone)]
 pub struct EntrySender {
-    mailbox: Arc<Mailbox>,
+    tx: mpsc::Sender<Entry>,
 }
 
 impl EntrySender {
     pub fn send(&self, entry: Entry) {
-        self.mailbox
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(entry);
+        // The writer only stops on an I/O error, which `Writer::finish` reports.
+        let _ = self.tx.send(entry);
     }
 }
 
@@ -575,8 +636,9 @@ struct WriterState {
     wrote: bool,
 }
 
-/// The longest a finished row waits in memory before reaching the kernel.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// The most bytes of records gathered into one `write` when results arrive faster than
+/// they can be written.
+const BATCH_BYTES: usize = 1 << 16;
 
 impl Writer {
     /// Opens `path` for appending (creating it and its folder if needed). A torn tail left by
@@ -594,7 +656,19 @@ impl Writer {
             .open(path)
             .with_context(|| format!("cannot open {} for writing", path.display()))?;
         match prior {
-            Some(prior) if prior.valid_len > 0 => file.set_len(prior.valid_len)?,
+            Some(prior) if prior.valid_len > 0 => {
+                file.set_len(prior.valid_len)?;
+                if let Some(line) = prior.torn_line {
+                    eprintln!(
+                        "note: {}:{line}: removed an incomplete last record (a run was killed while writing it); that row counts as not recorded",
+                        path.display()
+                    );
+                }
+                if prior.missing_newline {
+                    file.seek(SeekFrom::End(0))?;
+                    file.write_all(b"\n")?;
+                }
+            }
             _ => {
                 file.set_len(0)?;
                 file.write_all(header_line().as_bytes())?;
@@ -610,18 +684,17 @@ impl Writer {
             prior_canonical: prior.is_some_and(|p| p.canonical && p.records == total_rows),
             wrote: false,
         };
-        let mailbox = Arc::new(Mailbox::default());
-        let inbox = Arc::clone(&mailbox);
+        let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || write_loop(state, &inbox))?;
-        Ok(Writer { mailbox, thread })
+            .spawn(move || write_loop(state, rx))?;
+        Ok(Writer { tx, thread })
     }
 
     /// A handle for sending entries from other threads or tasks.
     pub fn sender(&self) -> EntrySender {
         EntrySender {
-            mailbox: Arc::clone(&self.mailbox),
+            tx: self.tx.clone(),
         }
     }
 
@@ -631,12 +704,7 @@ impl Writer {
 
     /// Waits for every entry to be written, then rewrites the file in input order.
     pub fn finish(self) -> anyhow::Result<()> {
-        *self
-            .mailbox
-            .closed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = true;
-        self.mailbox.wake.notify_all();
+        drop(self.tx);
         let state = self
             .thread
             .join()
@@ -651,28 +719,16 @@ fn header_line() -> String {
     line
 }
 
-fn write_loop(mut state: WriterState, mailbox: &Mailbox) -> anyhow::Result<WriterState> {
-    let mut batch: Vec<u8> = Vec::with_capacity(1 << 16);
+fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Result<WriterState> {
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
     let mut end = state.file.seek(SeekFrom::End(0))?;
-    let mut taken = Vec::new();
-    loop {
-        let closed = {
-            let closed = mailbox.closed.lock().unwrap_or_else(|e| e.into_inner());
-            if *closed {
-                true
-            } else {
-                let (closed, _) = mailbox
-                    .wake
-                    .wait_timeout(closed, FLUSH_EVERY)
-                    .unwrap_or_else(|e| e.into_inner());
-                *closed
-            }
-        };
-        std::mem::swap(
-            &mut taken,
-            &mut mailbox.entries.lock().unwrap_or_else(|e| e.into_inner()),
-        );
-        for entry in taken.drain(..) {
+    // Wait for one entry, take whatever else is already queued, and write it all at once.
+    // A result reaches the kernel as soon as this thread gets to it, never after a timer:
+    // a timer would leave finished rows in memory, and a `kill -9` then would make the next
+    // run send them again. Under load, the records that queued up meanwhile share a write.
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(entry) = next.take() {
             match entry {
                 Entry::Write(record) => {
                     let start = batch.len();
@@ -683,6 +739,9 @@ fn write_loop(mut state: WriterState, mailbox: &Mailbox) -> anyhow::Result<Write
                 Entry::Keep { row, span } => set_span(&mut state.by_row, row, span),
                 Entry::Retire(span) => state.retired.push(span),
             }
+            if batch.len() < BATCH_BYTES {
+                next = rx.try_recv().ok();
+            }
         }
         if !batch.is_empty() {
             // One write of whole records: a kill can only lose the records not yet written.
@@ -690,9 +749,6 @@ fn write_loop(mut state: WriterState, mailbox: &Mailbox) -> anyhow::Result<Write
             state.file.write_all(&batch)?;
             end += batch.len() as u64;
             batch.clear();
-        }
-        if closed {
-            break;
         }
     }
     if state.wrote {
@@ -734,22 +790,16 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
             .collect(),
     };
     // Records of an older run whose customer is no longer in the CSV would vanish: keep a copy.
+    // Only request_ids that are not written again count (a record superseded by a later one
+    // of the same request_id, left by a killed run, is not a loss).
     let kept: std::collections::HashSet<u64> = by_row.iter().chain(&retired).map(|s| s.0).collect();
-    let dropped_created = prior_spans
+    let mut dropped: std::collections::HashSet<String> = prior_spans
         .iter()
         .filter(|s| !kept.contains(&s.0))
         .filter_map(|&s| read_record(&file, &columns, s).ok())
         .filter(|r| r.status == Status::Created)
-        .count();
-    if dropped_created > 0 {
-        let backup = backup_path(&path);
-        std::fs::copy(&path, &backup)?;
-        eprintln!(
-            "warning: {dropped_created} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
-            path.display(),
-            backup.display()
-        );
-    }
+        .map(|r| r.request_id)
+        .collect();
     let temp = path.with_extension("csv.tmp");
     let mut out = BufWriter::with_capacity(1 << 18, File::create(&temp)?);
     out.write_all(header_line().as_bytes())?;
@@ -760,6 +810,9 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
         }
         let mut record = read_record(&file, &columns, *span)?;
         record.row = row as u64;
+        if !dropped.is_empty() {
+            dropped.remove(&record.request_id);
+        }
         line.clear();
         record.write_to(&mut line)?;
         out.write_all(&line)?;
@@ -767,6 +820,16 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
     let out = out.into_inner().map_err(|e| e.into_error())?;
     out.sync_all()?;
     drop(out);
+    if !dropped.is_empty() {
+        let backup = backup_path(&path);
+        std::fs::copy(&path, &backup)?;
+        eprintln!(
+            "warning: {} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
+            dropped.len(),
+            path.display(),
+            backup.display()
+        );
+    }
     std::fs::rename(&temp, &path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(dir) = File::open(dir) {
@@ -787,7 +850,43 @@ fn backup_path(path: &Path) -> PathBuf {
 pub fn read_all(path: &Path) -> anyhow::Result<Vec<Record>> {
     let prior =
         Prior::open(path)?.ok_or_else(|| anyhow::anyhow!("{} does not exist", path.display()))?;
-    prior.spans().map(|s| prior.read(s)).collect()
+    if prior.shadowed.is_empty() {
+        return prior.spans().map(|s| prior.read(s)).collect();
+    }
+    // A killed run left displaced records: keep the latest of each request_id (records
+    // without one only where no later record took their row), ordered by row.
+    let mut records = prior
+        .spans()
+        .map(|s| Ok((s, prior.read(s)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut latest: HashMap<&str, u64> = HashMap::new();
+    for (span, record) in &records {
+        let offset = latest.entry(&record.request_id).or_default();
+        *offset = (*offset).max(span.offset());
+    }
+    let keep: Vec<bool> = records
+        .iter()
+        .map(|(span, r)| match r.request_id.as_str() {
+            "" => !prior.shadowed.contains(span),
+            id => latest[id] == span.offset(),
+        })
+        .collect();
+    let mut keep = keep.into_iter();
+    records.retain(|_| keep.next().unwrap_or(false));
+    records.sort_by_key(|(span, r)| (r.row, span.offset()));
+    Ok(records.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Rewrites a ledger whose header is not this version's in the standard layout, keeping the
+/// original beside it as a backup; returns the backup's path. A run appends records in the
+/// standard layout, so without this a reordered or trimmed header would not match them.
+pub fn normalise(path: &Path) -> anyhow::Result<PathBuf> {
+    let records = read_all(path)?;
+    let backup = backup_path(path);
+    std::fs::copy(path, &backup)
+        .with_context(|| format!("cannot back up {} as {}", path.display(), backup.display()))?;
+    write_all(path, &records)?;
+    Ok(backup)
 }
 
 /// Replaces the ledger at `path` with `records` (in the order given), atomically.
@@ -823,25 +922,43 @@ impl Lock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("cannot create lock file {}", path.display()))?;
-        if !fs4::fs_std::FileExt::try_lock_exclusive(&file).unwrap_or(false) {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            anyhow::bail!(
-                "{} is in use by another creem-batch run (pid {}); wait for it to finish",
-                output.display(),
-                holder.trim()
-            );
-        }
+        let mut tries = 0;
+        let mut file = loop {
+            tries += 1;
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(|| format!("cannot create lock file {}", path.display()))?;
+            if !fs4::fs_std::FileExt::try_lock_exclusive(&file).unwrap_or(false) {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                anyhow::bail!(
+                    "{} is in use by another creem-batch run (pid {}); wait for it to finish, or use another --out (nothing was sent)",
+                    output.display(),
+                    holder.trim()
+                );
+            }
+            // The run that held the lock deletes the file as it ends. If it did so between our
+            // open and our lock, we hold a lock on a file no other run will see: start over
+            // (a few times: a file system without stable inode numbers must not loop forever).
+            if tries >= 5 || is_same_file(&file, &path) {
+                break file;
+            }
+        };
         file.set_len(0)?;
         file.write_all(std::process::id().to_string().as_bytes())?;
         Ok(Lock { _file: file, path })
+    }
+}
+
+fn is_same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -857,7 +974,7 @@ mod tests {
 
     #[test]
     fn formulas_are_neutralised_and_restored() {
-        for cell in ["=1+1", "+33", "-2", "@SUM(A1)"] {
+        for cell in ["=1+1", "+33", "-2", "@SUM(A1)", "'=x", "'plain"] {
             let written = neutralise(cell);
             assert_eq!(written, format!("'{cell}"));
             assert_eq!(restore(&written), cell);
@@ -886,6 +1003,44 @@ mod tests {
         assert_eq!(record.column("row").as_deref(), Some("7"));
         assert_eq!(record.column("status").as_deref(), Some("created"));
         assert_eq!(record.column("segment"), None);
+    }
+
+    #[test]
+    fn read_all_keeps_displaced_customers_and_drops_superseded_records() {
+        let record = |row, id: &str, status| Record::new("c", row, id, "", status);
+        let mut bytes = header_line().into_bytes();
+        for r in [
+            record(1, "a", Status::Created),
+            record(2, "b", Status::Failed),
+            // A killed run after a customer was inserted at the top: `x` took row 1, and
+            // `b` (now row 3) was sent again.
+            record(1, "x", Status::Created),
+            record(3, "b", Status::Created),
+        ] {
+            r.write_to(&mut bytes).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.csv");
+        std::fs::write(&path, bytes).unwrap();
+        let read: Vec<(u64, String, Status)> = read_all(&path)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.row, r.request_id, r.status))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                (1, "a".to_owned(), Status::Created),
+                (1, "x".to_owned(), Status::Created),
+                (3, "b".to_owned(), Status::Created),
+            ]
+        );
+        let mut prior = Prior::open(&path).unwrap().unwrap();
+        assert_eq!(prior.lookup(3, "a").unwrap().unwrap().0.row, 1);
+        assert_eq!(
+            prior.lookup(2, "b").unwrap().unwrap().0.status,
+            Status::Created
+        );
     }
 
     #[test]

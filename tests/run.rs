@@ -199,13 +199,14 @@ async fn systematic_bad_request_stops_after_ten() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_holds_from_the_servers_view() {
     let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(41, "  rate: 20/s\n  burst: 1\n  concurrency: 8\n");
+    // Four seconds of sending, so a scheduling hiccup on a busy machine averages out.
+    let (dir, _) = campaign(81, "  rate: 20/s\n  burst: 1\n  concurrency: 8\n");
     let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let times = server.stats().post_times;
-    assert_eq!(times.len(), 41);
+    assert_eq!(times.len(), 81);
     let span = (*times.last().unwrap() - times[0]).as_secs_f64();
-    let achieved = 40.0 / span;
+    let achieved = 80.0 / span;
     assert!((18.0..=22.0).contains(&achieved), "achieved {achieved}/s");
     // No one-second window holds more than rate + burst.
     for (i, start) in times.iter().enumerate() {

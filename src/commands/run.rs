@@ -17,7 +17,7 @@ use crate::batch::{Batch, RowPlan};
 use crate::campaign::Campaign;
 use crate::cli::RunArgs;
 use crate::exit::Outcome;
-use crate::ledger::{self, Entry, Prior, Record, Status};
+use crate::ledger::{self, Entry, Prior, Record, Span, Status};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
@@ -74,6 +74,8 @@ struct Plan {
     invalid: u64,
     invalid_examples: Vec<(u64, String)>,
     changed_examples: Vec<(u64, String)>,
+    /// Rows that would be sent but are held back by `--limit` (dry run).
+    limited: u64,
 }
 
 const EXAMPLES: usize = 10;
@@ -170,6 +172,7 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
         ..Plan::default()
     };
     let mut line = Vec::with_capacity(1024);
+    let mut to_send = 0u64;
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
             RowPlan::Ready { row, request } => {
@@ -191,6 +194,12 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
                     Decision::Send { retry: true } => plan.retry += 1,
                     Decision::Send { retry: false } => plan.new += 1,
                 }
+                // The same cut as a real run: the first N rows that would be sent.
+                if args.limit.is_some_and(|limit| to_send >= limit) {
+                    plan.limited += 1;
+                    continue;
+                }
+                to_send += 1;
                 line.clear();
                 line.extend_from_slice(b"{\"request_id\":");
                 crate::json::push_str(&mut line, &request.request_id);
@@ -211,6 +220,14 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
         "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
         plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
     )?;
+    if plan.limited > 0 {
+        writeln!(
+            err,
+            "--limit {}: {to_send} row(s) would be sent now, {} left pending",
+            args.limit.unwrap_or_default(),
+            plan.limited
+        )?;
+    }
     plan.print_problems(&mut err)?;
     Ok(if plan.invalid == 0 {
         Outcome::Success
@@ -224,6 +241,10 @@ struct Job {
     row: u64,
     request: Request,
     note: String,
+    /// The row's record in the existing ledger. Retired only once the row really was sent:
+    /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
+    /// must not lose its checkout id because of a Ctrl-C).
+    prior: Option<Span>,
 }
 
 /// What the reader thread decided, for the summary.
@@ -239,7 +260,16 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let output = campaign.output.clone();
     let target = target::resolve(&args.host, &args.key).await?;
     let _lock = ledger::Lock::acquire(&output)?;
-    let prior = Prior::open(&output)?;
+    let mut prior = Prior::open(&output)?;
+    if prior.as_ref().is_some_and(|p| !p.standard_layout()) {
+        let backup = ledger::normalise(&output)?;
+        eprintln!(
+            "note: the columns of {} were changed (in a spreadsheet?); it was rewritten with the standard columns, the original is kept as {}",
+            output.display(),
+            backup.display()
+        );
+        prior = Prior::open(&output)?;
+    }
     if let Some(other) = prior.as_ref().and_then(|p| p.campaign.clone()) {
         if other != campaign.name && !args.force {
             anyhow::bail!(
@@ -255,7 +285,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let writer = ledger::Writer::start(&output, prior.as_ref(), batch.total_rows())?;
     let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
     let interrupted = Arc::new(AtomicBool::new(false));
-    watch_signals(sender.stop.clone(), interrupted.clone());
+    watch_signals(sender.stop.clone(), interrupted.clone())?;
 
     let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(campaign.send.concurrency * 4 + 64);
     let entries = writer.sender();
@@ -316,8 +346,19 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
                     }
                 }
                 Tally::add(&tally.done);
-                let record = record_of(campaign_name, job, delivery);
-                entries.send(Entry::Write(Box::new(record)));
+                let (row, prior) = (job.row, job.prior);
+                match (&delivery, prior) {
+                    (Delivery::NotSent { .. }, Some(span)) => {
+                        entries.send(Entry::Keep { row, span });
+                    }
+                    _ => {
+                        let record = record_of(campaign_name, job, delivery);
+                        entries.send(Entry::Write(Box::new(record)));
+                        if let Some(span) = prior {
+                            entries.send(Entry::Retire(span));
+                        }
+                    }
+                }
             }
         })
         .await;
@@ -364,7 +405,9 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let abort = abort_reason.lock().expect("not poisoned").take();
     let was_interrupted = interrupted.load(Ordering::Relaxed);
     if failed > 0 || not_sent > 0 {
-        let why = if produced.limited > 0 && !was_interrupted && abort.is_none() {
+        let why = if was_interrupted {
+            "interrupted; ".to_owned()
+        } else if produced.limited > 0 && abort.is_none() {
             format!("{} row(s) left pending by --limit; ", produced.limited)
         } else {
             String::new()
@@ -403,23 +446,48 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// The command that picks up where this run stopped.
+/// The command that picks up where this run stopped: the same campaign, output, host, key
+/// source and send settings (not `--limit`: the rest is what is left to send).
 fn resume_command(args: &RunArgs) -> String {
     let mut command = format!(
         "creem-batch run {}",
         shell_word(&args.campaign.display().to_string())
     );
-    if let Some(out) = &args.out {
-        command.push_str(&format!(
-            " --out {}",
-            shell_word(&out.display().to_string())
-        ));
-    }
-    if args.host.sandbox {
-        command.push_str(" --sandbox");
-    }
-    if args.host.live {
-        command.push_str(" --live");
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            command.push_str(&format!(" {name} {}", shell_word(&value)));
+        }
+    };
+    flag("--out", args.out.as_ref().map(|p| p.display().to_string()));
+    flag("--base-url", args.host.base_url.clone());
+    flag(
+        "--api-key-file",
+        args.key
+            .api_key_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    flag("--rate", args.send.rate.clone());
+    flag("--burst", args.send.burst.map(|n| n.to_string()));
+    flag(
+        "--concurrency",
+        args.send.concurrency.map(|n| n.to_string()),
+    );
+    flag(
+        "--max-attempts",
+        args.send.max_attempts.map(|n| n.to_string()),
+    );
+    flag("--timeout", args.send.timeout.clone());
+    for (set, name) in [
+        (args.host.sandbox, "--sandbox"),
+        (args.host.live, "--live"),
+        (args.force, "--force"),
+        (args.recreate_changed, "--recreate-changed"),
+    ] {
+        if set {
+            command.push(' ');
+            command.push_str(name);
+        }
     }
     command
 }
@@ -532,11 +600,15 @@ fn produce(
                     Tally::add(&tally.done);
                     continue;
                 }
-                if let Some((_, span)) = found {
-                    entries.send(Entry::Retire(span));
-                }
                 queued += 1;
-                if jobs.blocking_send(Job { row, request, note }).is_err() {
+                let prior = found.map(|(_, span)| span);
+                let job = Job {
+                    row,
+                    request,
+                    note,
+                    prior,
+                };
+                if jobs.blocking_send(job).is_err() {
                     anyhow::bail!("the senders stopped unexpectedly");
                 }
             }

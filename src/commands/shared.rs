@@ -41,19 +41,23 @@ pub fn apply_send_flags(send: &mut SendSettings, flags: &SendArgs) -> anyhow::Re
 }
 
 /// First Ctrl-C or SIGTERM: stop starting requests and finish cleanly. Second: exit now.
-pub fn watch_signals(stop: tokio_util::sync::CancellationToken, interrupted: Arc<AtomicBool>) {
+///
+/// The handlers are installed here, before any request starts, and each stream lives for the
+/// whole run: a signal that comes before the task first runs, or between the first and the
+/// second, is then still seen (instead of killing the process or being lost).
+pub fn watch_signals(
+    stop: tokio_util::sync::CancellationToken,
+    interrupted: Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         for round in 0..2 {
-            match term.as_mut() {
-                Some(term) => tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                },
-                None => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
             if round == 0 {
                 interrupted.store(true, Ordering::SeqCst);
@@ -64,6 +68,7 @@ pub fn watch_signals(stop: tokio_util::sync::CancellationToken, interrupted: Arc
         eprintln!("quitting at once; the output file keeps every row finished so far");
         std::process::exit(130);
     });
+    Ok(())
 }
 
 /// Is `path` a campaign file (rather than an output CSV)?
@@ -77,7 +82,7 @@ pub fn is_campaign_file(path: &std::path::Path) -> bool {
 pub fn shell_word(text: &str) -> String {
     if text
         .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "/._-:@=".contains(c))
     {
         text.to_owned()
     } else {

@@ -355,7 +355,7 @@ async fn fetch(
     let target = target::resolve(&args.host, &args.key).await?;
     let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key)?);
     let interrupted = Arc::new(AtomicBool::new(false));
-    watch_signals(sender.stop.clone(), interrupted.clone());
+    watch_signals(sender.stop.clone(), interrupted.clone())?;
     let tally = Arc::new(Tally::default());
     let progress = Progress::start(
         rows.len() as u64,
