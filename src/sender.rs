@@ -473,7 +473,8 @@ struct BreakerState {
     tripped: Option<String>,
 }
 
-/// Identical permanent failures, with nothing created yet, before the run stops.
+/// Identical final failures (permanent, or retries run out), with nothing created yet,
+/// before the run stops.
 pub const SYSTEMATIC_FAILURES: u32 = 10;
 
 impl Breaker {
@@ -493,8 +494,10 @@ impl Breaker {
                 error,
                 ..
             } => Some(key_rejected(error)),
+            // Retries that ran out count too: a host that refuses every connection must not
+            // take 100,000 rows times the retry schedule to give up.
             Delivery::Failed {
-                kind: FailureKind::Permanent,
+                kind: FailureKind::Permanent | FailureKind::Exhausted,
                 error,
                 ..
             } if !state.any_success => {
@@ -628,6 +631,18 @@ mod tests {
             .record(&failed("x"))
             .unwrap()
             .contains("first 10 rows"));
+
+        let refused = Delivery::Failed {
+            http_status: None,
+            error: "gave up after 5 attempts: could not connect (Connection refused)".into(),
+            attempts: 5,
+            kind: FailureKind::Exhausted,
+        };
+        let breaker = Breaker::default();
+        for _ in 0..9 {
+            assert_eq!(breaker.record(&refused), None);
+        }
+        assert!(breaker.record(&refused).is_some());
 
         let breaker = Breaker::default();
         breaker.record(&Delivery::Created {

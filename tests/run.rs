@@ -312,3 +312,28 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_refuses_connections_stops_the_run() {
+    // Bind and drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (dir, _) = campaign(
+        100,
+        "  rate: unlimited\n  concurrency: 4\n  max_attempts: 1\n",
+    );
+    let out = run(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}"),
+        &["--quiet"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("could not connect"), "{}", text(&out));
+    let rows = ledger(dir.path());
+    assert_eq!(rows.len(), 100);
+    assert!(rows.iter().filter(|r| r["status"] == "pending").count() >= 80);
+}
