@@ -1,9 +1,9 @@
 //! The output CSV, which is also the ledger that makes re-runs safe.
 //!
-//! During a run, every finished row is appended as one whole record and handed to the kernel
-//! as soon as the writer thread receives it (no timer: records that queue up meanwhile share
-//! one `write`). So `kill -9` loses at most the rows in flight, and never leaves half a record
-//! behind except for a torn tail, which the next run cuts off. At the end the file is
+//! During a run, every finished row is appended as one whole record, with one `write`, before
+//! the code that finished it moves on (no thread hand-off, no timer). So `kill -9` loses at
+//! most the rows in flight, and never leaves half a record behind except for a torn tail,
+//! which the next run cuts off. At the end the file is
 //! rewritten in input order, atomically (temp file, fsync, rename). Rows are located by byte
 //! offset rather than kept in memory, so a million-row ledger costs 8 bytes a row.
 
@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
@@ -608,20 +608,59 @@ pub enum Entry {
 
 /// Appends records as they come, and rewrites the file in input order at the end.
 pub struct Writer {
-    tx: mpsc::Sender<Entry>,
-    thread: std::thread::JoinHandle<anyhow::Result<WriterState>>,
+    shared: Arc<Mutex<Appender>>,
 }
 
 /// A cloneable handle for giving entries to the ledger writer from any thread or task.
+///
+/// A record is written to the file before `send` returns: one `write` of the whole record,
+/// with no thread hand-off or timer in between. That is both the durability rule (a
+/// `kill -9` loses only rows still in flight) and cheaper than waking a writer thread for
+/// every row.
 #[derive(Clone)]
 pub struct EntrySender {
-    tx: mpsc::Sender<Entry>,
+    shared: Arc<Mutex<Appender>>,
 }
 
 impl EntrySender {
     pub fn send(&self, entry: Entry) {
-        // The writer only stops on an I/O error, which `Writer::finish` reports.
-        let _ = self.tx.send(entry);
+        let mut appender = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        if appender.error.is_none() {
+            if let Err(e) = appender.take(entry) {
+                appender.error = Some(e);
+            }
+        }
+    }
+}
+
+/// The writer's state behind its lock.
+struct Appender {
+    state: WriterState,
+    /// File length: where the next record goes.
+    end: u64,
+    line: Vec<u8>,
+    /// The first write error; reported by `finish`.
+    error: Option<anyhow::Error>,
+}
+
+impl Appender {
+    fn take(&mut self, entry: Entry) -> anyhow::Result<()> {
+        match entry {
+            Entry::Write(record) => {
+                self.line.clear();
+                record.write_to(&mut self.line)?;
+                // One write of the whole record: a kill can never leave half of it behind
+                // except at the very end, which the next run cuts off.
+                self.state.file.write_all(&self.line)?;
+                let span = Span::new(self.end, self.line.len());
+                self.end += self.line.len() as u64;
+                self.state.wrote = true;
+                set_span(&mut self.state.by_row, record.row, span);
+            }
+            Entry::Keep { row, span } => set_span(&mut self.state.by_row, row, span),
+            Entry::Retire(span) => self.state.retired.push(span),
+        }
+        Ok(())
     }
 }
 
@@ -635,10 +674,6 @@ struct WriterState {
     prior_canonical: bool,
     wrote: bool,
 }
-
-/// The most bytes of records gathered into one `write` when results arrive faster than
-/// they can be written.
-const BATCH_BYTES: usize = 1 << 16;
 
 impl Writer {
     /// Opens `path` for appending (creating it and its folder if needed). A torn tail left by
@@ -674,7 +709,7 @@ impl Writer {
                 file.write_all(header_line().as_bytes())?;
             }
         }
-        file.seek(SeekFrom::End(0))?;
+        let end = file.seek(SeekFrom::End(0))?;
         let state = WriterState {
             path: path.to_path_buf(),
             file,
@@ -684,17 +719,21 @@ impl Writer {
             prior_canonical: prior.is_some_and(|p| p.canonical && p.records == total_rows),
             wrote: false,
         };
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("ledger".into())
-            .spawn(move || write_loop(state, rx))?;
-        Ok(Writer { tx, thread })
+        let appender = Appender {
+            state,
+            end,
+            line: Vec::with_capacity(1024),
+            error: None,
+        };
+        Ok(Writer {
+            shared: Arc::new(Mutex::new(appender)),
+        })
     }
 
     /// A handle for sending entries from other threads or tasks.
     pub fn sender(&self) -> EntrySender {
         EntrySender {
-            tx: self.tx.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -702,14 +741,20 @@ impl Writer {
         self.sender().send(entry);
     }
 
-    /// Waits for every entry to be written, then rewrites the file in input order.
+    /// Syncs what was appended, then rewrites the file in input order. Every sender must be
+    /// done (dropped or idle) by now.
     pub fn finish(self) -> anyhow::Result<()> {
-        drop(self.tx);
-        let state = self
-            .thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the ledger writer panicked"))??;
-        rewrite_in_order(state)
+        let appender = Arc::try_unwrap(self.shared)
+            .map_err(|_| anyhow::anyhow!("the ledger is still being written to"))?
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(error) = appender.error {
+            return Err(error.context("cannot write the output file"));
+        }
+        if appender.state.wrote {
+            appender.state.file.sync_data()?;
+        }
+        rewrite_in_order(appender.state)
     }
 }
 
@@ -717,44 +762,6 @@ fn header_line() -> String {
     let mut line = COLUMNS.join(",");
     line.push('\n');
     line
-}
-
-fn write_loop(mut state: WriterState, rx: mpsc::Receiver<Entry>) -> anyhow::Result<WriterState> {
-    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES);
-    let mut end = state.file.seek(SeekFrom::End(0))?;
-    // Wait for one entry, take whatever else is already queued, and write it all at once.
-    // A result reaches the kernel as soon as this thread gets to it, never after a timer:
-    // a timer would leave finished rows in memory, and a `kill -9` then would make the next
-    // run send them again. Under load, the records that queued up meanwhile share a write.
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(entry) = next.take() {
-            match entry {
-                Entry::Write(record) => {
-                    let start = batch.len();
-                    record.write_to(&mut batch)?;
-                    let span = Span::new(end + start as u64, batch.len() - start);
-                    set_span(&mut state.by_row, record.row, span);
-                }
-                Entry::Keep { row, span } => set_span(&mut state.by_row, row, span),
-                Entry::Retire(span) => state.retired.push(span),
-            }
-            if batch.len() < BATCH_BYTES {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !batch.is_empty() {
-            // One write of whole records: a kill can only lose the records not yet written.
-            state.wrote = true;
-            state.file.write_all(&batch)?;
-            end += batch.len() as u64;
-            batch.clear();
-        }
-    }
-    if state.wrote {
-        state.file.sync_data()?;
-    }
-    Ok(state)
 }
 
 fn set_span(by_row: &mut Vec<Span>, row: u64, span: Span) {

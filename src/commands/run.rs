@@ -287,7 +287,9 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;
 
-    let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(campaign.send.concurrency * 4 + 64);
+    // Jobs travel in small batches: one hand-off (and at most one thread wake-up) per batch.
+    let (jobs_tx, jobs_rx) =
+        tokio::sync::mpsc::channel::<Vec<Job>>(campaign.send.concurrency.div_ceil(JOB_BATCH) + 2);
     let entries = writer.sender();
     let stop = sender.stop.clone();
     let limit = args.limit;
@@ -324,6 +326,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let abort_reason = std::sync::Mutex::new(None::<String>);
     let pending = AtomicU64::new(0);
     tokio_stream_from(jobs_rx)
+        .flat_map(futures::stream::iter)
         .for_each_concurrent(campaign.send.concurrency * 2, |job| {
             let sender = &sender;
             let entries = &entries;
@@ -503,7 +506,7 @@ fn tokio_stream_from<T: Send + 'static>(
 fn produce(
     mut batch: Batch,
     mut prior: Option<Prior>,
-    jobs: tokio::sync::mpsc::Sender<Job>,
+    jobs: tokio::sync::mpsc::Sender<Vec<Job>>,
     entries: ledger::EntrySender,
     stop: tokio_util::sync::CancellationToken,
     limit: Option<u64>,
@@ -514,6 +517,7 @@ fn produce(
     let mut produced = Produced::default();
     produced.plan.rows = batch.total_rows();
     let mut queued = 0u64;
+    let mut ready = Vec::with_capacity(JOB_BATCH);
     let write = |record: Record| {
         entries.send(Entry::Write(Box::new(record)));
     };
@@ -608,14 +612,24 @@ fn produce(
                     note,
                     prior,
                 };
-                if jobs.blocking_send(job).is_err() {
-                    anyhow::bail!("the senders stopped unexpectedly");
+                ready.push(job);
+                if ready.len() >= JOB_BATCH {
+                    let full = std::mem::replace(&mut ready, Vec::with_capacity(JOB_BATCH));
+                    if jobs.blocking_send(full).is_err() {
+                        anyhow::bail!("the senders stopped unexpectedly");
+                    }
                 }
             }
         }
     }
+    if !ready.is_empty() && jobs.blocking_send(ready).is_err() {
+        anyhow::bail!("the senders stopped unexpectedly");
+    }
     Ok(produced)
 }
+
+/// Rows handed to the senders at a time.
+const JOB_BATCH: usize = 16;
 
 fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
     let request = job.request;
