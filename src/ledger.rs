@@ -807,37 +807,49 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
         .filter(|r| r.status == Status::Created)
         .map(|r| r.request_id)
         .collect();
+    replace_atomically(&path, |out| {
+        let mut line = Vec::with_capacity(1 << 12);
+        for (row, span) in by_row.iter().enumerate().skip(1) {
+            if span.is_none() {
+                continue;
+            }
+            let mut record = read_record(&file, &columns, *span)?;
+            record.row = row as u64;
+            if !dropped.is_empty() {
+                dropped.remove(&record.request_id);
+            }
+            line.clear();
+            record.write_to(&mut line)?;
+            out.write_all(&line)?;
+        }
+        if !dropped.is_empty() {
+            let backup = backup_path(&path);
+            std::fs::copy(&path, &backup)?;
+            eprintln!(
+                "warning: {} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
+                dropped.len(),
+                path.display(),
+                backup.display()
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Replaces the file at `path` with a header line and what `write` adds, so that readers see
+/// the old file or the new one, never a mix: temp file, fsync, rename, fsync of the folder.
+fn replace_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let temp = path.with_extension("csv.tmp");
     let mut out = BufWriter::with_capacity(1 << 18, File::create(&temp)?);
     out.write_all(header_line().as_bytes())?;
-    let mut line = Vec::with_capacity(1 << 12);
-    for (row, span) in by_row.iter().enumerate().skip(1) {
-        if span.is_none() {
-            continue;
-        }
-        let mut record = read_record(&file, &columns, *span)?;
-        record.row = row as u64;
-        if !dropped.is_empty() {
-            dropped.remove(&record.request_id);
-        }
-        line.clear();
-        record.write_to(&mut line)?;
-        out.write_all(&line)?;
-    }
+    write(&mut out)?;
     let out = out.into_inner().map_err(|e| e.into_error())?;
     out.sync_all()?;
     drop(out);
-    if !dropped.is_empty() {
-        let backup = backup_path(&path);
-        std::fs::copy(&path, &backup)?;
-        eprintln!(
-            "warning: {} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
-            dropped.len(),
-            path.display(),
-            backup.display()
-        );
-    }
-    std::fs::rename(&temp, &path)?;
+    std::fs::rename(&temp, path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(dir) = File::open(dir) {
             let _ = dir.sync_all();
@@ -898,20 +910,15 @@ pub fn normalise(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// Replaces the ledger at `path` with `records` (in the order given), atomically.
 pub fn write_all(path: &Path, records: &[Record]) -> anyhow::Result<()> {
-    let temp = path.with_extension("csv.tmp");
-    let mut out = BufWriter::new(File::create(&temp)?);
-    out.write_all(header_line().as_bytes())?;
-    let mut line = Vec::new();
-    for record in records {
-        line.clear();
-        record.write_to(&mut line)?;
-        out.write_all(&line)?;
-    }
-    let out = out.into_inner().map_err(|e| e.into_error())?;
-    out.sync_all()?;
-    drop(out);
-    std::fs::rename(&temp, path)?;
-    Ok(())
+    replace_atomically(path, |out| {
+        let mut line = Vec::new();
+        for record in records {
+            line.clear();
+            record.write_to(&mut line)?;
+            out.write_all(&line)?;
+        }
+        Ok(())
+    })
 }
 
 /// Holds an exclusive lock on `<output>.lock` for as long as it lives. The OS releases the
