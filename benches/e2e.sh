@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of creem-batch on this machine (release build). Prints a table.
 #
-#   bash benches/e2e.sh            # 10k / 100k / 1M dry runs, sends of 10k rows, rate, re-run
+#   bash benches/e2e.sh            # 10k / 100k / 1M dry runs, sends of 100k rows, rate, re-run
 #   SEND_1M=1 bash benches/e2e.sh  # also send 1,000,000 rows to the sandbox (a few minutes)
 #
 # Everything talks to the built-in sandbox on 127.0.0.1; nothing leaves the machine.
@@ -77,13 +77,13 @@ done
 export CREEM_API_KEY=creem_test_benchmark
 for c in 8 32 64; do
   start_sandbox
-  campaign "send$c" "c10000.csv" unlimited $c
+  campaign "send$c" "c100000.csv" unlimited $c
   read -r secs rss < <(measure "$BIN" run --quiet --base-url "$SANDBOX_URL" "$WORK/send$c.yaml")
-  printf '%-44s %9.0f/s %9.1f MB\n' "send 10000 rows, no rate limit, concurrency $c" "$(echo "10000 / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+  printf '%-44s %9.0f/s %9.1f MB\n' "send 100000 rows, no rate limit, concurrency $c" "$(echo "100000 / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
   if command -v oha > /dev/null; then
     body='{"product_id":"prod_6tW66i0oZM7w1qXReHJrwg","request_id":"x","units":1,"customer":{"email":"a@example.com"}}'
-    oha_rps=$(oha -n 10000 -c $c --no-tui -j -m POST -H "x-api-key: $CREEM_API_KEY" -H 'content-type: application/json' -d "$body" "$SANDBOX_URL/v1/checkouts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["requestsPerSec"])')
-    printf '%-44s %9.0f/s  (creem-batch = %.0f%% of oha)\n' "  oha, same server, concurrency $c" "$oha_rps" "$(echo "100 * 10000 / $secs / $oha_rps" | bc -l)"
+    oha_rps=$(oha -n 100000 -c $c --no-tui -j -m POST -H "x-api-key: $CREEM_API_KEY" -H 'content-type: application/json' -d "$body" "$SANDBOX_URL/v1/checkouts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["requestsPerSec"])')
+    printf '%-44s %9.0f/s  (creem-batch = %.0f%% of oha)\n' "  oha, same server, concurrency $c" "$oha_rps" "$(echo "100 * 100000 / $secs / $oha_rps" | bc -l)"
   elif command -v wrk > /dev/null; then
     # wrk: a C load generator, fixed body, same server and connection count, 5 seconds.
     cat > "$WORK/post.lua" <<'LUA'
@@ -93,7 +93,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-api-key"] = "creem_test_benchmark"
 LUA
     wrk_rps=$(wrk -t2 -c$c -d5s -s "$WORK/post.lua" "$SANDBOX_URL/v1/checkouts" | awk '/Requests\/sec/ {print $2}')
-    printf '%-44s %9.0f/s  (creem-batch = %.0f%% of wrk)\n' "  wrk, same server, $c connections" "$wrk_rps" "$(echo "100 * 10000 / $secs / $wrk_rps" | bc -l)"
+    printf '%-44s %9.0f/s  (creem-batch = %.0f%% of wrk)\n' "  wrk, same server, $c connections" "$wrk_rps" "$(echo "100 * 100000 / $secs / $wrk_rps" | bc -l)"
   fi
   stop_sandbox
 done

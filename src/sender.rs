@@ -187,7 +187,7 @@ impl Sender {
             };
             if let Some(limiter) = &self.limiter {
                 tokio::select! {
-                    _ = limiter.until_ready() => {}
+                    _ = wait_for_slot(limiter) => {}
                     _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
                 }
             }
@@ -273,6 +273,32 @@ impl Sender {
                     }
                 }
                 _ => return,
+            }
+        }
+    }
+}
+
+/// Waits until the rate limiter lets one request start.
+///
+/// governor's own `until_ready` sleeps the whole wait on a timer thread; each wake-up then
+/// lands a fraction of a millisecond late, and with `burst: 1` that lateness is never made
+/// up, so a batch paced at 50/s achieved about 49/s. Here the coarse part of the wait is
+/// slept and the last two milliseconds are spent yielding to other tasks while re-checking,
+/// so a request starts within microseconds of its slot. The limiter still decides every
+/// start, so the rate + burst ceiling holds exactly as before.
+async fn wait_for_slot(limiter: &DefaultDirectRateLimiter) {
+    use governor::clock::Clock;
+    const SPIN: Duration = Duration::from_millis(2);
+    loop {
+        match limiter.check() {
+            Ok(()) => return,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(limiter.clock().now());
+                if wait > SPIN {
+                    tokio::time::sleep(wait - SPIN).await;
+                } else {
+                    tokio::task::yield_now().await;
+                }
             }
         }
     }
