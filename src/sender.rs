@@ -27,7 +27,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The shared sending machinery of one run (or one `status` pass).
 pub struct Sender {
     http: reqwest::Client,
-    base_url: String,
+    /// `<base>/v1/checkouts`, built once: both endpoints live there.
+    checkouts_url: String,
     key: HeaderValue,
     limiter: Option<DefaultDirectRateLimiter>,
     in_flight: Semaphore,
@@ -139,7 +140,7 @@ impl Sender {
         });
         Ok(Sender {
             http,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            checkouts_url: format!("{}/v1/checkouts", base_url.trim_end_matches('/')),
             key,
             limiter,
             in_flight: Semaphore::new(settings.concurrency.max(1)),
@@ -152,11 +153,10 @@ impl Sender {
 
     /// Creates one checkout, retrying what is worth retrying.
     pub async fn create(&self, body: Vec<u8>) -> Delivery {
-        let url = format!("{}/v1/checkouts", self.base_url);
         let body = bytes::Bytes::from(body);
         self.with_retries(|| {
             self.http
-                .post(&url)
+                .post(&self.checkouts_url)
                 .header("x-api-key", self.key.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone())
@@ -166,10 +166,9 @@ impl Sender {
 
     /// Fetches one checkout's current state.
     pub async fn fetch(&self, checkout_id: &str) -> Delivery {
-        let url = format!("{}/v1/checkouts", self.base_url);
         self.with_retries(|| {
             self.http
-                .get(&url)
+                .get(&self.checkouts_url)
                 .query(&[("checkout_id", checkout_id)])
                 .header("x-api-key", self.key.clone())
         })

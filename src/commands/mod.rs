@@ -6,6 +6,7 @@ use crate::exit::Outcome;
 mod check;
 pub mod conversion;
 mod init;
+mod plan;
 mod reconcile;
 mod run;
 mod sandbox;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use futures::StreamExt;
 
+use super::plan::{Plan, Planner, Verdict};
 use super::shared::{apply_send_flags, shell_word, watch_signals};
 use crate::batch::{Batch, RowPlan};
 use crate::campaign::Campaign;
@@ -36,170 +37,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     super::shared::runtime()?.block_on(send(batch, args))
 }
 
-/// What the existing ledger says about a row that is ready to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    /// No record of it, or the last attempt failed or never happened.
-    Send { retry: bool },
-    /// Created before with the same body.
-    Done,
-    /// Created before with a different body.
-    Changed,
-}
-
-fn decide(prior: Option<&Record>, request: &Request) -> Decision {
-    match prior {
-        Some(p) if p.status == Status::Created => {
-            if p.body_sha256 == request.body_sha256 {
-                Decision::Done
-            } else {
-                Decision::Changed
-            }
-        }
-        Some(p) => Decision::Send {
-            retry: p.status != Status::Invalid,
-        },
-        None => Decision::Send { retry: false },
-    }
-}
-
-/// Counts for the plan (dry run) and the summary (run).
-#[derive(Debug, Default)]
-struct Plan {
-    rows: u64,
-    new: u64,
-    retry: u64,
-    done: u64,
-    changed: u64,
-    invalid: u64,
-    invalid_examples: Vec<(u64, String)>,
-    changed_examples: Vec<(u64, String)>,
-    /// Rows that would be sent but are held back by `--limit` (dry run).
-    limited: u64,
-}
-
-const EXAMPLES: usize = 10;
-
-impl Plan {
-    fn invalid(&mut self, row: u64, reason: &str) {
-        self.invalid += 1;
-        if self.invalid_examples.len() < EXAMPLES {
-            self.invalid_examples.push((row, reason.to_owned()));
-        }
-    }
-
-    fn changed(&mut self, row: u64, prior: &Record, request: &Request) {
-        self.changed += 1;
-        if self.changed_examples.len() < EXAMPLES {
-            let fields = changed_fields(&prior.body, &request.body);
-            self.changed_examples.push((row, fields));
-        }
-    }
-
-    fn print_problems(&self, err: &mut impl Write) -> std::io::Result<()> {
-        if self.changed > 0 {
-            writeln!(
-                err,
-                "{} created row(s) have a different body now (not re-sent; --recreate-changed makes new checkouts):",
-                self.changed
-            )?;
-            for (row, fields) in &self.changed_examples {
-                writeln!(err, "  row {row}: {fields}")?;
-            }
-        }
-        if self.invalid > 0 {
-            writeln!(err, "{} invalid row(s):", self.invalid)?;
-            for (row, reason) in &self.invalid_examples {
-                writeln!(err, "  row {row}: {reason}")?;
-            }
-            if self.invalid > self.invalid_examples.len() as u64 {
-                writeln!(
-                    err,
-                    "  ... and {} more",
-                    self.invalid - self.invalid_examples.len() as u64
-                )?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Names the body fields that differ, e.g. "discount_code, metadata.segment".
-fn changed_fields(before: &str, after: &[u8]) -> String {
-    let before: serde_json::Value = serde_json::from_str(before).unwrap_or_default();
-    let after: serde_json::Value = serde_json::from_slice(after).unwrap_or_default();
-    let mut names = Vec::new();
-    diff_objects("", &before, &after, &mut names);
-    if names.is_empty() {
-        "body changed".to_owned()
-    } else {
-        format!("changed {}", names.join(", "))
-    }
-}
-
-fn diff_objects(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-    let empty = serde_json::Map::new();
-    let a_map = a.as_object().unwrap_or(&empty);
-    let b_map = b.as_object().unwrap_or(&empty);
-    let mut keys: Vec<&String> = a_map.keys().chain(b_map.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    for key in keys {
-        let (x, y) = (a_map.get(key), b_map.get(key));
-        if x == y {
-            continue;
-        }
-        let name = format!("{prefix}{key}");
-        match (x, y) {
-            (Some(x), Some(y)) if x.is_object() && y.is_object() && key == "metadata" => {
-                diff_objects(&format!("{name}."), x, y, out)
-            }
-            _ => out.push(name),
-        }
-    }
-}
-
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
 fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let mut prior = Prior::open(&batch.campaign.output)?;
+    let prior = Prior::open(&batch.campaign.output)?;
     if prior.is_none() {
         batch.without_body_hashes();
     }
+    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut plan = Plan {
-        rows: batch.total_rows(),
-        ..Plan::default()
-    };
     let mut line = Vec::with_capacity(1024);
-    let mut to_send = 0u64;
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
             RowPlan::Ready { row, request } => {
-                let prior_record = match prior.as_mut() {
-                    Some(p) => p.lookup(row, &request.request_id)?.map(|(r, _)| r),
-                    None => None,
-                };
-                match decide(prior_record.as_ref(), &request) {
-                    Decision::Done => {
-                        plan.done += 1;
-                        continue;
-                    }
-                    Decision::Changed => {
-                        plan.changed(row, prior_record.as_ref().expect("created"), &request);
-                        if !args.recreate_changed {
-                            continue;
-                        }
-                    }
-                    Decision::Send { retry: true } => plan.retry += 1,
-                    Decision::Send { retry: false } => plan.new += 1,
-                }
-                // The same cut as a real run: the first N rows that would be sent.
-                if args.limit.is_some_and(|limit| to_send >= limit) {
-                    plan.limited += 1;
+                if !matches!(planner.ready(row, &request)?, Verdict::Send { .. }) {
                     continue;
                 }
-                to_send += 1;
                 line.clear();
                 line.extend_from_slice(b"{\"request_id\":");
                 crate::json::push_str(&mut line, &request.request_id);
@@ -210,10 +63,13 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
                 line.extend_from_slice(b"}\n");
                 out.write_all(&line)?;
             }
-            RowPlan::Invalid { row, rejection } => plan.invalid(row, &rejection.reason),
+            RowPlan::Invalid { row, rejection } => {
+                planner.invalid(row, &rejection)?;
+            }
         }
     }
     out.flush()?;
+    let plan = planner.plan;
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
@@ -223,8 +79,9 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
     if plan.limited > 0 {
         writeln!(
             err,
-            "--limit {}: {to_send} row(s) would be sent now, {} left pending",
+            "--limit {}: {} row(s) would be sent now, {} left pending",
             args.limit.unwrap_or_default(),
+            plan.chosen,
             plan.limited
         )?;
     }
@@ -245,13 +102,6 @@ struct Job {
     /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
     /// must not lose its checkout id because of a Ctrl-C).
     prior: Option<Span>,
-}
-
-/// What the reader thread decided, for the summary.
-#[derive(Default)]
-struct Produced {
-    plan: Plan,
-    limited: u64,
 }
 
 async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
@@ -292,26 +142,14 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
         tokio::sync::mpsc::channel::<Vec<Job>>(campaign.send.concurrency.div_ceil(JOB_BATCH) + 2);
     let entries = writer.sender();
     let stop = sender.stop.clone();
-    let limit = args.limit;
-    let recreate = args.recreate_changed;
+    let planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
     let campaign_name = campaign.name.clone();
     let tally = Arc::new(Tally::default());
     let total_rows = batch.total_rows();
     let reader_tally = tally.clone();
     let reader = std::thread::Builder::new()
         .name("rows".into())
-        .spawn(move || {
-            produce(
-                batch,
-                prior,
-                jobs_tx,
-                entries,
-                stop,
-                limit,
-                recreate,
-                reader_tally,
-            )
-        })
+        .spawn(move || produce(batch, planner, jobs_tx, entries, stop, reader_tally))
         .context("cannot start the row reader")?;
 
     let progress = Progress::start(
@@ -366,7 +204,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
         })
         .await;
     progress.finish().await;
-    let produced = reader
+    let plan = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the row reader panicked"))??;
     drop(entries);
@@ -379,9 +217,8 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     let elapsed = started.elapsed();
     let created = tally.created.load(Ordering::Relaxed);
     let failed = tally.failed.load(Ordering::Relaxed);
-    let not_sent = pending.load(Ordering::Relaxed) + produced.limited;
+    let not_sent = pending.load(Ordering::Relaxed) + plan.limited;
     let attempts = sender.counters.attempts.load(Ordering::Relaxed);
-    let plan = &produced.plan;
     let mut err = std::io::stderr().lock();
     plan.print_problems(&mut err)?;
     writeln!(
@@ -389,8 +226,8 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
         "{} rows: {created} created, {failed} failed, {} invalid, {not_sent} pending, {} already created{}",
         plan.rows,
         plan.invalid,
-        plan.done,
-        if plan.changed > 0 && !recreate {
+        plan.kept(),
+        if plan.changed > 0 && !plan.recreate_changed {
             format!(" ({} of them changed since)", plan.changed)
         } else {
             String::new()
@@ -410,8 +247,8 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
     if failed > 0 || not_sent > 0 {
         let why = if was_interrupted {
             "interrupted; ".to_owned()
-        } else if produced.limited > 0 && abort.is_none() {
-            format!("{} row(s) left pending by --limit; ", produced.limited)
+        } else if plan.limited > 0 && abort.is_none() {
+            format!("{} row(s) left pending by --limit; ", plan.limited)
         } else {
             String::new()
         };
@@ -427,7 +264,7 @@ async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
             "failed": failed,
             "invalid": plan.invalid,
             "pending": not_sent,
-            "already_created": plan.done,
+            "already_created": plan.kept(),
             "changed": plan.changed,
             "requests": attempts,
             "elapsed_seconds": elapsed.as_secs_f64(),
@@ -501,44 +338,34 @@ fn tokio_stream_from<T: Send + 'static>(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-/// Reads every row, decides against the prior ledger, and queues what must be sent.
-#[allow(clippy::too_many_arguments)]
+/// Reads every row, decides with the planner, and queues what must be sent; every other row
+/// gets its ledger entry here (kept, invalid, or pending).
 fn produce(
     mut batch: Batch,
-    mut prior: Option<Prior>,
+    mut planner: Planner,
     jobs: tokio::sync::mpsc::Sender<Vec<Job>>,
     entries: ledger::EntrySender,
     stop: tokio_util::sync::CancellationToken,
-    limit: Option<u64>,
-    recreate: bool,
     tally: Arc<Tally>,
-) -> anyhow::Result<Produced> {
+) -> anyhow::Result<Plan> {
     let campaign = batch.campaign.name.clone();
-    let mut produced = Produced::default();
-    produced.plan.rows = batch.total_rows();
-    let mut queued = 0u64;
     let mut ready = Vec::with_capacity(JOB_BATCH);
-    let write = |record: Record| {
-        entries.send(Entry::Write(Box::new(record)));
+    let mut queue = |job: Job| -> anyhow::Result<()> {
+        ready.push(job);
+        if ready.len() >= JOB_BATCH {
+            let full = std::mem::replace(&mut ready, Vec::with_capacity(JOB_BATCH));
+            jobs.blocking_send(full)
+                .map_err(|_| anyhow::anyhow!("the senders stopped unexpectedly"))?;
+        }
+        Ok(())
     };
     while let Some(row_plan) = batch.next_row()? {
-        let row = row_plan.row();
-        if !matches!(row_plan, RowPlan::Ready { .. }) {
-            Tally::add(&tally.done);
-        }
-        let found = match prior.as_mut() {
-            Some(p) => p.lookup(row, row_plan.request_id())?,
-            None => None,
-        };
-        match row_plan {
-            RowPlan::Invalid { rejection, .. } => {
-                produced.plan.invalid(row, &rejection.reason);
-                match found {
-                    // Never drop a created checkout from the ledger because its row broke.
-                    Some((p, span)) if p.status == Status::Created => {
-                        entries.send(Entry::Keep { row, span });
-                    }
-                    _ => {
+        let (row, request) = match row_plan {
+            RowPlan::Invalid { row, rejection } => {
+                Tally::add(&tally.done);
+                match planner.invalid(row, &rejection)? {
+                    Some(span) => entries.send(Entry::Keep { row, span }),
+                    None => {
                         let mut record = Record::new(
                             &campaign,
                             row,
@@ -547,85 +374,51 @@ fn produce(
                             Status::Invalid,
                         );
                         record.error = rejection.reason;
-                        write(record);
+                        entries.send(Entry::Write(Box::new(record)));
                     }
                 }
+                continue;
             }
-            RowPlan::Ready { request, .. } => {
-                let prior_record = found.as_ref().map(|(r, _)| r);
-                let decision = decide(prior_record, &request);
-                let mut note = String::new();
-                match decision {
-                    Decision::Done => {
-                        Tally::add(&tally.done);
-                        produced.plan.done += 1;
-                        let span = found.expect("done implies a record").1;
-                        entries.send(Entry::Keep { row, span });
-                        continue;
-                    }
-                    Decision::Changed => {
-                        let (p, span) = found.as_ref().expect("changed implies a record");
-                        produced.plan.changed(row, p, &request);
-                        if !recreate {
-                            Tally::add(&tally.done);
-                            produced.plan.done += 1;
-                            entries.send(Entry::Keep { row, span: *span });
-                            continue;
-                        }
-                        note = format!(
-                            "recreated: the body changed; previous checkout {}",
-                            p.checkout_id
-                        );
-                    }
-                    Decision::Send { retry: true } => produced.plan.retry += 1,
-                    Decision::Send { retry: false } => produced.plan.new += 1,
-                }
-                let over_limit = limit.is_some_and(|l| queued >= l);
-                if over_limit || stop.is_cancelled() {
-                    if over_limit {
-                        produced.limited += 1;
-                    }
-                    match found {
-                        Some((p, span)) if p.status != Status::Invalid => {
-                            entries.send(Entry::Keep { row, span });
-                        }
-                        _ => {
-                            let mut record = Record::new(
-                                &campaign,
-                                row,
-                                &request.request_id,
-                                &request.email,
-                                Status::Pending,
-                            );
-                            record.body_sha256 = request.body_sha256;
-                            write(record);
-                        }
-                    }
-                    Tally::add(&tally.done);
-                    continue;
-                }
-                queued += 1;
-                let prior = found.map(|(_, span)| span);
-                let job = Job {
+            RowPlan::Ready { row, request } => (row, request),
+        };
+        let prior = match planner.ready(row, &request)? {
+            Verdict::Keep(span) => {
+                Tally::add(&tally.done);
+                entries.send(Entry::Keep { row, span });
+                continue;
+            }
+            Verdict::Send { prior, note } if !stop.is_cancelled() => {
+                queue(Job {
                     row,
                     request,
                     note,
-                    prior,
-                };
-                ready.push(job);
-                if ready.len() >= JOB_BATCH {
-                    let full = std::mem::replace(&mut ready, Vec::with_capacity(JOB_BATCH));
-                    if jobs.blocking_send(full).is_err() {
-                        anyhow::bail!("the senders stopped unexpectedly");
-                    }
-                }
+                    prior: prior.map(|p| p.span),
+                })?;
+                continue;
+            }
+            Verdict::Send { prior, .. } | Verdict::Hold { prior } => prior,
+        };
+        // Not sent now: held back by --limit, or the run is stopping.
+        Tally::add(&tally.done);
+        match prior {
+            Some(p) if p.keepable => entries.send(Entry::Keep { row, span: p.span }),
+            _ => {
+                let mut record = Record::new(
+                    &campaign,
+                    row,
+                    &request.request_id,
+                    &request.email,
+                    Status::Pending,
+                );
+                record.body_sha256 = request.body_sha256;
+                entries.send(Entry::Write(Box::new(record)));
             }
         }
     }
     if !ready.is_empty() && jobs.blocking_send(ready).is_err() {
         anyhow::bail!("the senders stopped unexpectedly");
     }
-    Ok(produced)
+    Ok(planner.plan)
 }
 
 /// Rows handed to the senders at a time.
