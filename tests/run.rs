@@ -337,3 +337,20 @@ async fn a_host_that_refuses_connections_stops_the_run() {
     assert_eq!(rows.len(), 100);
     assert!(rows.iter().filter(|r| r["status"] == "pending").count() >= 80);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_that_changes_nothing_leaves_the_file_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let server = sandbox(SandboxConfig::default()).await;
+    let (dir, _) = campaign(5, FAST);
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let path = dir.path().join("out/results.csv");
+    let before = std::fs::metadata(&path).unwrap();
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = std::fs::metadata(&path).unwrap();
+    // Not rewritten (a rewrite renames a new file into place, with a new inode).
+    assert_eq!(before.ino(), after.ino());
+    assert_eq!(before.len(), after.len());
+}
