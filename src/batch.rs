@@ -41,15 +41,16 @@ impl RowPlan {
 
 /// A campaign and its CSV, ready to be read row by row.
 ///
-/// Rows are prepared on two threads: one reads the CSV and settles what must be decided in
-/// input order (row problems, duplicates), the other renders bodies; `next_row` hands them
-/// out in input order. On two cores this nearly halves the time of a dry run.
+/// Rows are prepared on several threads: one reads the CSV and settles what must be decided
+/// in input order (row problems, duplicates) and deals chunks of rows to renderer threads;
+/// `next_row` collects the rendered chunks in the order they were dealt, so rows come out in
+/// input order. The renderers, the costliest part, then use both cores.
 pub struct Batch {
     pub campaign: Campaign,
     headers: Vec<String>,
     total_rows: u64,
     parts: Option<Parts>,
-    chunks: Option<mpsc::Receiver<Result<Vec<RowPlan>, Diagnostic>>>,
+    chunks: Option<Rendered>,
     current: std::vec::IntoIter<RowPlan>,
 }
 
@@ -129,12 +130,12 @@ impl Batch {
             if let Some(parts) = self.parts.take() {
                 self.chunks = Some(start(parts));
             }
-            let Some(chunks) = &self.chunks else {
+            let Some(chunks) = &mut self.chunks else {
                 return Ok(None);
             };
             match chunks.recv() {
-                Ok(chunk) => self.current = chunk?.into_iter(),
-                Err(_) => {
+                Some(chunk) => self.current = chunk?.into_iter(),
+                None => {
                     self.chunks = None;
                     return Ok(None);
                 }
@@ -143,8 +144,29 @@ impl Batch {
     }
 }
 
+/// Threads that render: the reader deals chunks to them in turn, and [`Rendered`] collects
+/// in the same turn, so rows come out in input order.
+const RENDER_WORKERS: usize = 2;
+
+type Chunk<T> = Result<Vec<T>, Diagnostic>;
+
+/// Rendered chunks, collected from the workers in the order they were dealt.
+struct Rendered {
+    workers: Vec<mpsc::Receiver<Chunk<RowPlan>>>,
+    next: usize,
+}
+
+impl Rendered {
+    /// The next chunk in input order; `None` when the reader has finished.
+    fn recv(&mut self) -> Option<Chunk<RowPlan>> {
+        let chunk = self.workers[self.next].recv().ok()?;
+        self.next = (self.next + 1) % self.workers.len();
+        Some(chunk)
+    }
+}
+
 /// Starts the reader and renderer threads; returns where the rendered chunks arrive.
-fn start(parts: Parts) -> mpsc::Receiver<Result<Vec<RowPlan>, Diagnostic>> {
+fn start(parts: Parts) -> Rendered {
     let Parts {
         csv,
         renderer,
@@ -152,41 +174,41 @@ fn start(parts: Parts) -> mpsc::Receiver<Result<Vec<RowPlan>, Diagnostic>> {
         key_names,
     } = parts;
     let renderer = Arc::new(renderer);
-    let (pending_tx, pending_rx) = mpsc::sync_channel::<Result<Vec<Pending>, Diagnostic>>(4);
-    let (plans_tx, plans_rx) = mpsc::sync_channel(4);
     // Records go back to the reader once rendered, so reading a row allocates nothing.
     let (spare_tx, spare_rx) = mpsc::channel::<csv::ByteRecord>();
-    let reader_renderer = Arc::clone(&renderer);
+    let mut to_workers = Vec::with_capacity(RENDER_WORKERS);
+    let mut from_workers = Vec::with_capacity(RENDER_WORKERS);
+    for _ in 0..RENDER_WORKERS {
+        let (pending_tx, pending_rx) = mpsc::sync_channel::<Chunk<Pending>>(2);
+        let (plans_tx, plans_rx) = mpsc::sync_channel(2);
+        to_workers.push(pending_tx);
+        from_workers.push(plans_rx);
+        let (renderer, spare_tx) = (Arc::clone(&renderer), spare_tx.clone());
+        std::thread::Builder::new()
+            .name("renderer".into())
+            .spawn(move || {
+                for chunk in pending_rx {
+                    let rendered = chunk.map(|items| {
+                        items
+                            .into_iter()
+                            .map(|item| render_pending(&renderer, item, &spare_tx))
+                            .collect()
+                    });
+                    if plans_tx.send(rendered).is_err() {
+                        return;
+                    }
+                }
+            })
+            .expect("start a renderer thread");
+    }
     std::thread::Builder::new()
         .name("csv-reader".into())
-        .spawn(move || {
-            read_rows(
-                csv,
-                &reader_renderer,
-                repeated,
-                &key_names,
-                pending_tx,
-                spare_rx,
-            )
-        })
+        .spawn(move || read_rows(csv, &renderer, repeated, &key_names, to_workers, spare_rx))
         .expect("start the CSV reader thread");
-    std::thread::Builder::new()
-        .name("renderer".into())
-        .spawn(move || {
-            for chunk in pending_rx {
-                let rendered = chunk.map(|items| {
-                    items
-                        .into_iter()
-                        .map(|item| render_pending(&renderer, item, &spare_tx))
-                        .collect()
-                });
-                if plans_tx.send(rendered).is_err() {
-                    return;
-                }
-            }
-        })
-        .expect("start the renderer thread");
-    plans_rx
+    Rendered {
+        workers: from_workers,
+        next: 0,
+    }
 }
 
 fn render_pending(
@@ -244,11 +266,14 @@ fn read_rows(
     renderer: &Renderer,
     repeated: HashSet<u64>,
     key_names: &str,
-    out: mpsc::SyncSender<Result<Vec<Pending>, Diagnostic>>,
+    workers: Vec<mpsc::SyncSender<Chunk<Pending>>>,
     spare: mpsc::Receiver<csv::ByteRecord>,
 ) {
     let mut first_seen = HashMap::new();
     let mut chunk = Vec::with_capacity(CHUNK);
+    // Chunks are dealt to the workers in turn; `Rendered` collects them in the same turn.
+    let mut turn = (0..workers.len()).cycle();
+    let mut out = |chunk: Chunk<Pending>| workers[turn.next().expect("endless")].send(chunk);
     loop {
         let mut record = Record {
             fields: spare.try_recv().unwrap_or_default(),
@@ -258,7 +283,7 @@ fn read_rows(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                let _ = out.send(Err(e));
+                let _ = out(Err(e));
                 return;
             }
         }
@@ -272,13 +297,13 @@ fn read_rows(
         ));
         if chunk.len() == CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if out.send(Ok(full)).is_err() {
+            if out(Ok(full)).is_err() {
                 return;
             }
         }
     }
     if !chunk.is_empty() {
-        let _ = out.send(Ok(chunk));
+        let _ = out(Ok(chunk));
     }
 }
 

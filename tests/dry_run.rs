@@ -736,3 +736,31 @@ fn example_campaign_dry_run() {
     assert_eq!(first["metadata"]["plan_type"], "team_annual");
     assert_eq!(first["metadata"]["userId"], "u_1001");
 }
+
+#[test]
+fn many_chunks_come_out_in_input_order() {
+    // Rows are rendered by several threads in chunks of 512; this spans eight chunks, with
+    // an invalid row and a duplicate in different chunks.
+    let dir = temp_dir();
+    let mut csv = String::from("email\n");
+    for i in 1..=4000 {
+        match i {
+            1500 => csv.push_str("not-an-email\n"),
+            3900 => csv.push_str("user7@example.com\n"),
+            _ => csv.push_str(&format!("user{i}@example.com\n")),
+        }
+    }
+    write_campaign(dir.path(), MINIMAL_YAML, csv);
+    let run = dry_run(dir.path());
+    run.assert_code(1);
+    let expected: Vec<u64> = (1..=4000).filter(|r| ![1500, 3900].contains(r)).collect();
+    assert_eq!(run.sent_rows(), expected);
+    for line in run.json_lines() {
+        let row = line["row"].as_u64().unwrap();
+        assert_eq!(
+            line["body"]["customer"]["email"],
+            format!("user{row}@example.com")
+        );
+    }
+    run.stderr_has(&["row 3900: duplicate of row 7"]);
+}
