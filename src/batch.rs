@@ -20,21 +20,35 @@ use crate::render::{Rejection, Renderer, Request};
 /// What became of one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowPlan {
-    Ready { row: u64, request: Request },
-    Invalid { row: u64, rejection: Rejection },
+    Ready {
+        row: u64,
+        request: Request,
+    },
+    Invalid {
+        row: u64,
+        rejection: Rejection,
+    },
+    /// Created before from exactly these inputs (see [`Batch::skip_unchanged`]): not rendered.
+    Unchanged {
+        row: u64,
+    },
 }
 
 impl RowPlan {
     pub fn row(&self) -> u64 {
         match self {
-            RowPlan::Ready { row, .. } | RowPlan::Invalid { row, .. } => *row,
+            RowPlan::Ready { row, .. }
+            | RowPlan::Invalid { row, .. }
+            | RowPlan::Unchanged { row } => *row,
         }
     }
 
-    pub fn request_id(&self) -> &str {
+    /// The row's request_id, when it was worked out (not for an unchanged row).
+    pub fn request_id(&self) -> Option<&str> {
         match self {
-            RowPlan::Ready { request, .. } => &request.request_id,
-            RowPlan::Invalid { rejection, .. } => &rejection.request_id,
+            RowPlan::Ready { request, .. } => Some(&request.request_id),
+            RowPlan::Invalid { rejection, .. } => Some(&rejection.request_id),
+            RowPlan::Unchanged { .. } => None,
         }
     }
 }
@@ -60,6 +74,7 @@ struct Parts {
     renderer: Renderer,
     repeated: HashSet<u64>,
     key_names: String,
+    unchanged: Option<Arc<Vec<u64>>>,
 }
 
 /// Rows handed from the reader to the renderer at a time.
@@ -96,6 +111,7 @@ impl Batch {
                 csv,
                 renderer,
                 repeated,
+                unchanged: None,
             }),
             campaign,
             total_rows,
@@ -114,6 +130,17 @@ impl Batch {
     pub fn without_body_hashes(&mut self) {
         if let Some(parts) = &mut self.parts {
             parts.renderer.set_hash_bodies(false);
+        }
+    }
+
+    /// Rows whose [`input_hash`](Renderer::input_hash) equals the one given for their row
+    /// number (a created record's, from [`Prior::unchanged_rows`](crate::ledger::Prior::unchanged_rows))
+    /// come out as [`RowPlan::Unchanged`] without being rendered: a re-run over a finished
+    /// ledger then costs a hash per row instead of a rendering. Only has an effect before the
+    /// first row is read.
+    pub fn skip_unchanged(&mut self, input_hashes: Arc<Vec<u64>>) {
+        if let Some(parts) = &mut self.parts {
+            parts.unchanged = Some(input_hashes);
         }
     }
 
@@ -172,6 +199,7 @@ fn start(parts: Parts) -> Rendered {
         renderer,
         repeated,
         key_names,
+        unchanged,
     } = parts;
     let renderer = Arc::new(renderer);
     // Records go back to the reader once rendered, so reading a row allocates nothing.
@@ -184,6 +212,7 @@ fn start(parts: Parts) -> Rendered {
         to_workers.push(pending_tx);
         from_workers.push(plans_rx);
         let (renderer, spare_tx) = (Arc::clone(&renderer), spare_tx.clone());
+        let unchanged = unchanged.clone();
         std::thread::Builder::new()
             .name("renderer".into())
             .spawn(move || {
@@ -191,7 +220,14 @@ fn start(parts: Parts) -> Rendered {
                     let rendered = chunk.map(|items| {
                         items
                             .into_iter()
-                            .map(|item| render_pending(&renderer, item, &spare_tx))
+                            .map(|item| {
+                                render_pending(
+                                    &renderer,
+                                    unchanged.as_deref().map(Vec::as_slice),
+                                    item,
+                                    &spare_tx,
+                                )
+                            })
                             .collect()
                     });
                     if plans_tx.send(rendered).is_err() {
@@ -213,6 +249,7 @@ fn start(parts: Parts) -> Rendered {
 
 fn render_pending(
     renderer: &Renderer,
+    unchanged: Option<&[u64]>,
     item: Pending,
     spare: &mpsc::Sender<csv::ByteRecord>,
 ) -> RowPlan {
@@ -223,12 +260,14 @@ fn render_pending(
             fields,
             request_id,
         } => {
-            let plan = render_fields(
-                renderer,
-                row,
-                &fields.iter().collect::<Vec<_>>(),
-                request_id,
-            );
+            let cells = fields.iter().collect::<Vec<_>>();
+            let known = unchanged.and_then(|hashes| hashes.get(row as usize).copied());
+            let plan = if known.is_some_and(|hash| hash == renderer.input_hash(row, &cells)) {
+                RowPlan::Unchanged { row }
+            } else {
+                render_fields(renderer, row, &cells, request_id)
+            };
+            drop(cells);
             let _ = spare.send(fields.into_byte_record());
             plan
         }
@@ -472,6 +511,73 @@ impl BloomFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CSV: &str = "email,segment\na@example.com,smb\nb@example.com,smb\nc@example.com,vip\n";
+
+    fn open(dir: &std::path::Path, csv: &str, discount: &str) -> Batch {
+        std::fs::write(dir.join("customers.csv"), csv).unwrap();
+        let yaml = format!(
+            "campaign: c\ncustomers: customers.csv\noutput: out.csv\ncheckout:\n  product_id: prod_1\n  discount_code: {discount}\n  customer:\n    email: \"{{{{ email }}}}\"\n  metadata:\n    segment: \"{{{{ segment }}}}\"\n"
+        );
+        let campaign = Campaign::parse(&dir.join("campaign.yaml"), yaml).unwrap();
+        Batch::open(campaign).unwrap()
+    }
+
+    fn plans(mut batch: Batch) -> Vec<RowPlan> {
+        std::iter::from_fn(|| batch.next_row().unwrap()).collect()
+    }
+
+    fn input_hashes(plans: &[RowPlan]) -> Vec<u64> {
+        let mut hashes = vec![0];
+        for plan in plans {
+            match plan {
+                RowPlan::Ready { request, .. } => hashes.push(request.input_hash),
+                other => panic!("not rendered: {other:?}"),
+            }
+        }
+        hashes
+    }
+
+    fn kinds(plans: &[RowPlan]) -> Vec<&'static str> {
+        plans
+            .iter()
+            .map(|p| match p {
+                RowPlan::Ready { .. } => "ready",
+                RowPlan::Invalid { .. } => "invalid",
+                RowPlan::Unchanged { .. } => "unchanged",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_whose_inputs_match_their_record_are_not_rendered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = plans(open(dir.path(), CSV, "SPRING"));
+        let hashes = input_hashes(&first);
+        assert!(hashes[1..].iter().all(|&h| h != 0));
+        assert_ne!(hashes[1], hashes[2], "rows differ in email");
+
+        // The same inputs: nothing is rendered. A row whose record had another hash is.
+        let mut batch = open(dir.path(), CSV, "SPRING");
+        let mut known = hashes.clone();
+        known[2] ^= 1;
+        batch.skip_unchanged(Arc::new(known));
+        assert_eq!(kinds(&plans(batch)), ["unchanged", "ready", "unchanged"]);
+
+        // A changed cell, or a changed template, is a changed input.
+        let mut batch = open(dir.path(), &CSV.replace("vip", "smb"), "SPRING");
+        batch.skip_unchanged(Arc::new(hashes.clone()));
+        assert_eq!(kinds(&plans(batch)), ["unchanged", "unchanged", "ready"]);
+        let mut batch = open(dir.path(), CSV, "SUMMER");
+        batch.skip_unchanged(Arc::new(hashes.clone()));
+        assert_eq!(kinds(&plans(batch)), ["ready", "ready", "ready"]);
+
+        // A customer moved to another row is rendered (templates may use the row number).
+        let moved = "email,segment\nb@example.com,smb\na@example.com,smb\nc@example.com,vip\n";
+        let mut batch = open(dir.path(), moved, "SPRING");
+        batch.skip_unchanged(Arc::new(hashes));
+        assert_eq!(kinds(&plans(batch)), ["ready", "ready", "unchanged"]);
+    }
 
     #[test]
     fn bloom_filter_remembers() {

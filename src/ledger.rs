@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 
 /// The columns, in order. SPEC's columns first; then ours.
-pub const COLUMNS: [&str; 15] = [
+pub const COLUMNS: [&str; 16] = [
     "request_id",
     "row",
     "email",
@@ -33,6 +33,7 @@ pub const COLUMNS: [&str; 15] = [
     "checkout_status",
     "campaign",
     "order_id",
+    "input_hash",
     "body",
 ];
 
@@ -83,6 +84,10 @@ pub struct Record {
     pub checkout_status: String,
     pub campaign: String,
     pub order_id: String,
+    /// A digest of everything the body is made from (the campaign's checkout settings, the
+    /// CSV header, the row number and cells): while it matches, the body cannot have
+    /// changed, so a re-run need not render the row again to know it is done.
+    pub input_hash: String,
     /// The exact JSON body sent (or that would be sent), to show what changed on a re-run.
     pub body: String,
 }
@@ -105,6 +110,7 @@ impl Record {
             checkout_status: String::new(),
             campaign: campaign.to_owned(),
             order_id: String::new(),
+            input_hash: String::new(),
             body: String::new(),
         }
     }
@@ -129,6 +135,7 @@ impl Record {
             "checkout_status" => Cow::Borrowed(&self.checkout_status),
             "campaign" => Cow::Borrowed(&self.campaign),
             "order_id" => Cow::Borrowed(&self.order_id),
+            "input_hash" => Cow::Borrowed(&self.input_hash),
             "body" => Cow::Borrowed(&self.body),
             _ => return None,
         })
@@ -158,6 +165,7 @@ impl Record {
             &neutralise(&self.checkout_status),
             &neutralise(&self.campaign),
             &neutralise(&self.order_id),
+            &self.input_hash,
             &self.body,
         ])?;
         out.flush()?;
@@ -186,6 +194,7 @@ impl Record {
             checkout_status: restore(get("checkout_status")),
             campaign: restore(get("campaign")),
             order_id: restore(get("order_id")),
+            input_hash: get("input_hash").to_owned(),
             body: get("body").to_owned(),
         })
     }
@@ -304,11 +313,19 @@ pub struct Prior {
     missing_newline: bool,
     /// The header is exactly [`COLUMNS`], so appended records match it.
     standard: bool,
+    /// By row number: the `input_hash` of the row's `created` record (0 for none), when every
+    /// record is found at its row (nothing displaced). See [`Prior::unchanged_rows`].
+    unchanged: Option<Arc<Vec<u64>>>,
 }
 
 impl Prior {
     /// Reads the ledger at `path`, if it exists.
     pub fn open(path: &Path) -> anyhow::Result<Option<Prior>> {
+        Prior::open_with(path, true)
+    }
+
+    /// `fast_index`: try [`index_lines`] first (off only to test it against the CSV parser).
+    fn open_with(path: &Path, fast_index: bool) -> anyhow::Result<Option<Prior>> {
         let file = match File::open(path) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -347,6 +364,7 @@ impl Prior {
                 torn_line: None,
                 missing_newline: false,
                 standard: true,
+                unchanged: None,
             }));
         }
         for required in ["request_id", "row", "status", "body_sha256"] {
@@ -360,12 +378,34 @@ impl Prior {
         }
         let standard = header.iter().eq(COLUMNS);
         let columns = ColumnMap { index };
+        let header_end = reader.position().byte();
+        if standard && fast_index {
+            if let Some(index) = index_lines(&file, header_end, file_len, &columns)? {
+                let displaced = !index.shadowed.is_empty();
+                return Ok(Some(Prior {
+                    file,
+                    columns,
+                    by_row: index.by_row,
+                    shadowed: index.shadowed,
+                    by_request_id: None,
+                    campaign: index.campaign,
+                    valid_len: index.valid_len,
+                    records: index.records,
+                    canonical: index.canonical,
+                    torn_line: index.torn_line,
+                    missing_newline: index.missing_newline,
+                    standard,
+                    unchanged: index.unchanged.finish().filter(|_| !displaced),
+                }));
+            }
+        }
         let mut by_row: Vec<Span> = Vec::new();
         let mut shadowed = Vec::new();
         let mut campaign = None;
         let mut records = 0;
         let mut canonical = header.iter().eq(COLUMNS.iter().copied());
-        let mut valid_len = reader.position().byte();
+        let mut valid_len = header_end;
+        let mut unchanged = UnchangedRows::default();
         let mut torn_line = None;
         let mut missing_newline = false;
         let mut fields = csv::StringRecord::new();
@@ -428,7 +468,15 @@ impl Prior {
             }
             if campaign.is_none() {
                 let name = columns.get(&fields, "campaign");
-                campaign = (!name.is_empty()).then(|| name.to_owned());
+                campaign = (!name.is_empty()).then(|| restore(name));
+            }
+            if status == Status::Created.as_str() {
+                unchanged.set(
+                    row,
+                    parse_input_hash(columns.get(&fields, "input_hash").as_bytes()),
+                );
+            } else {
+                unchanged.set(row, 0);
             }
             canonical &= row as u64 == records + 1;
             if by_row.len() <= row {
@@ -445,7 +493,6 @@ impl Prior {
             file,
             columns,
             by_row,
-            shadowed,
             by_request_id: None,
             campaign,
             valid_len,
@@ -454,7 +501,24 @@ impl Prior {
             torn_line,
             missing_newline,
             standard,
+            unchanged: unchanged.finish().filter(|_| shadowed.is_empty()),
+            shadowed,
         }))
+    }
+
+    /// The `input_hash` of each row's `created` record, by row number (0: none), for
+    /// [`Batch::skip_unchanged`](crate::batch::Batch::skip_unchanged). `None` when the row
+    /// number alone does not find a row's record (a killed run displaced some).
+    pub fn unchanged_rows(&self) -> Option<Arc<Vec<u64>>> {
+        self.unchanged.clone()
+    }
+
+    /// Where the record at `row` is (a row [`unchanged_rows`](Self::unchanged_rows) vouched for).
+    pub fn span_at(&self, row: u64) -> Option<Span> {
+        self.by_row
+            .get(row as usize)
+            .copied()
+            .filter(|s| !s.is_none())
     }
 
     /// False when the header is not this version's (columns reordered, added or removed in a
@@ -514,6 +578,220 @@ impl Prior {
             .copied()
             .filter(|s| !s.is_none())
             .chain(self.shadowed.iter().copied())
+    }
+}
+
+/// `input_hash` by row number, filled while a ledger is indexed; allocated only once a
+/// created record has one (older ledgers have none).
+#[derive(Default)]
+struct UnchangedRows(Vec<u64>);
+
+impl UnchangedRows {
+    fn set(&mut self, row: usize, hash: u64) {
+        if hash == 0 && self.0.len() <= row {
+            return;
+        }
+        if self.0.len() <= row {
+            self.0.resize(row + 1, 0);
+        }
+        self.0[row] = hash;
+    }
+
+    fn finish(self) -> Option<Arc<Vec<u64>>> {
+        (!self.0.is_empty()).then(|| Arc::new(self.0))
+    }
+}
+
+/// The 16 hex digits of an `input_hash` cell; 0 for an empty or malformed one.
+fn parse_input_hash(cell: &[u8]) -> u64 {
+    if cell.len() != 16 {
+        return 0;
+    }
+    std::str::from_utf8(cell)
+        .ok()
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or(0)
+}
+
+/// The index [`Prior::open`] builds, as [`index_lines`] finds it.
+struct LineIndex {
+    by_row: Vec<Span>,
+    shadowed: Vec<Span>,
+    campaign: Option<String>,
+    valid_len: u64,
+    records: u64,
+    canonical: bool,
+    torn_line: Option<u64>,
+    missing_newline: bool,
+    unchanged: UnchangedRows,
+}
+
+/// Column positions in this version's layout, for [`index_lines`].
+const ROW: usize = 1;
+const STATUS: usize = 3;
+const CAMPAIGN: usize = 12;
+const INPUT_HASH: usize = 14;
+
+/// Indexes a ledger in this version's layout at memory speed, for the usual case where every
+/// record is one line (ours always are: bodies are JSON and errors are made one line, so
+/// only a hand edit can put a newline in a cell). The general CSV parser costs seconds on
+/// a million-row ledger; this finds lines with `memchr` and splits only the few cells the
+/// index needs. Returns `None` at anything unusual (a line with an odd number of quotes, so
+/// a cell spans lines; a cell it cannot read), and [`Prior::open`] then reads the file with
+/// the CSV parser, which also words any error precisely.
+fn index_lines(
+    file: &File,
+    start: u64,
+    file_len: u64,
+    columns: &ColumnMap,
+) -> std::io::Result<Option<LineIndex>> {
+    let mut index = LineIndex {
+        by_row: Vec::new(),
+        shadowed: Vec::new(),
+        campaign: None,
+        valid_len: start,
+        records: 0,
+        canonical: true,
+        torn_line: None,
+        missing_newline: false,
+        unchanged: UnchangedRows::default(),
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut filled = 0; // bytes in `buf`, which starts at file offset `at`
+    let mut at = start;
+    loop {
+        let read = file.read_at(&mut buf[filled..], at + filled as u64)?;
+        filled += read;
+        let mut used = 0;
+        while let Some(newline) = memchr::memchr(b'\n', &buf[used..filled]) {
+            let line = &buf[used..used + newline];
+            let Some(record) = split_line(line) else {
+                return Ok(None);
+            };
+            if !index.add(&record, Span::new(at + used as u64, newline + 1)) {
+                return Ok(None);
+            }
+            used += newline + 1;
+        }
+        if read == 0 {
+            if used < filled {
+                // The last record has no newline: whole (an editor saved it so) or torn.
+                let tail = &buf[used..filled];
+                let whole = split_line(tail).is_some()
+                    && parse_line(tail)
+                        .is_ok_and(|fields| is_whole(&fields, COLUMNS.len(), columns));
+                if !whole {
+                    index.torn_line = Some(index.records + 2);
+                } else if !index.add(
+                    &split_line(tail).expect("checked"),
+                    Span::new(at + used as u64, tail.len()),
+                ) {
+                    return Ok(None);
+                } else {
+                    index.missing_newline = true;
+                }
+            }
+            break;
+        }
+        buf.copy_within(used..filled, 0);
+        at += used as u64;
+        filled -= used;
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0); // a line longer than the buffer
+        }
+        if at + filled as u64 > file_len {
+            return Ok(None); // the file grew while being read
+        }
+    }
+    Ok(Some(index))
+}
+
+impl LineIndex {
+    /// Adds one record; false when it is not what the fast path reads.
+    fn add(&mut self, cells: &[&[u8]; INPUT_HASH + 1], span: Span) -> bool {
+        let Some(row) = std::str::from_utf8(cells[ROW])
+            .ok()
+            .and_then(|r| r.parse::<usize>().ok())
+        else {
+            return false;
+        };
+        let created = match cells[STATUS] {
+            b"created" => true,
+            b"failed" | b"invalid" | b"pending" => false,
+            _ => return false,
+        };
+        if self.campaign.is_none() && !cells[CAMPAIGN].is_empty() {
+            match std::str::from_utf8(cells[CAMPAIGN]) {
+                Ok(name) if !name.starts_with('"') => self.campaign = Some(restore(name)),
+                _ => return false,
+            }
+        }
+        let hash = if created {
+            parse_input_hash(cells[INPUT_HASH])
+        } else {
+            0
+        };
+        self.unchanged.set(row, hash);
+        self.canonical &= row as u64 == self.records + 1;
+        if self.by_row.len() <= row {
+            self.by_row.resize(row + 1, Span::NONE);
+        }
+        if !self.by_row[row].is_none() {
+            self.shadowed.push(self.by_row[row]);
+        }
+        self.by_row[row] = span;
+        self.records += 1;
+        self.valid_len = span.offset() + span.len() as u64;
+        true
+    }
+}
+
+/// The raw cells up to `input_hash` of a one-line record in this version's layout (a quoted
+/// cell keeps its quotes), after checking that the line holds exactly [`COLUMNS`] cells.
+/// `None` when the line is not such a record, or is only part of one (a quoted cell that goes
+/// on past the line has no closing quote in it).
+fn split_line(line: &[u8]) -> Option<[&[u8]; INPUT_HASH + 1]> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut cells: [&[u8]; INPUT_HASH + 1] = [&[]; INPUT_HASH + 1];
+    let mut rest = line;
+    for cell in cells.iter_mut() {
+        let end = cell_end(rest)?;
+        *cell = &rest[..end];
+        rest = rest.get(end + 1..)?; // past the comma; a missing one means too few cells
+    }
+    // The last cell, `body`, is JSON with many escaped quotes, and only read when needed:
+    // it is checked to be one whole cell by its quotes, not parsed.
+    let one_cell = match rest {
+        [b'"', inner @ .., b'"'] => count_quotes(inner).is_multiple_of(2),
+        _ => memchr::memchr2(b',', b'"', rest).is_none(),
+    };
+    one_cell.then_some(cells)
+}
+
+/// Counts `"` bytes, in a way the compiler turns into vector instructions.
+fn count_quotes(bytes: &[u8]) -> usize {
+    bytes
+        .chunks(255)
+        .map(|chunk| chunk.iter().fold(0u8, |n, &b| n + u8::from(b == b'"')) as usize)
+        .sum()
+}
+
+/// Where the cell at the start of `text` ends (the index of its comma, or the length).
+fn cell_end(text: &[u8]) -> Option<usize> {
+    if text.first() != Some(&b'"') {
+        return Some(memchr::memchr(b',', text).unwrap_or(text.len()));
+    }
+    let mut from = 1;
+    loop {
+        let quote = from + memchr::memchr(b'"', &text[from..])?;
+        if text.get(quote + 1) == Some(&b'"') {
+            from = quote + 2; // an escaped quote
+            continue;
+        }
+        return match text.get(quote + 1) {
+            None | Some(b',') => Some(quote + 1),
+            Some(_) => None, // text after the closing quote: not ours
+        };
     }
 }
 
@@ -1006,6 +1284,114 @@ mod tests {
         );
         let parsed = parse_line(b"1,2").unwrap();
         assert_eq!(parsed.iter().collect::<Vec<_>>(), ["1", "2"]);
+    }
+
+    /// What an index holds, to compare the two ways of building it.
+    fn summary(prior: &Prior) -> String {
+        format!(
+            "{:?}",
+            (
+                &prior.by_row,
+                &prior.shadowed,
+                &prior.campaign,
+                prior.valid_len,
+                prior.records,
+                prior.canonical,
+                prior.torn_line,
+                prior.missing_newline,
+                &prior.unchanged,
+            )
+        )
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_the_csv_parser() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let record = |row, status, error: &str, hash: &str| {
+            let mut r = Record::new("-spring, 2026", row, &format!("id-{row}"), "", status);
+            r.error = error.to_owned();
+            r.input_hash = hash.to_owned();
+            r.body = r#"{"a":"x,\"y\"","b":1}"#.to_owned();
+            let mut line = Vec::new();
+            r.write_to(&mut line).unwrap();
+            String::from_utf8(line).unwrap()
+        };
+        let ordered = [
+            record(1, Status::Created, "", "00000000000000aa"),
+            record(2, Status::Failed, "HTTP 500, \"boom\"", ""),
+            record(3, Status::Created, "", "00000000000000cc"),
+        ]
+        .concat();
+        let header = header_line();
+        let cases = [
+            ("in order".to_owned(), format!("{header}{ordered}")),
+            (
+                "out of order, one displaced".to_owned(),
+                format!(
+                    "{header}{}{}{}",
+                    record(2, Status::Failed, "", ""),
+                    record(1, Status::Created, "", "00000000000000aa"),
+                    record(2, Status::Created, "", "00000000000000bb"),
+                ),
+            ),
+            (
+                "no final newline".to_owned(),
+                format!("{header}{}", ordered.trim_end()),
+            ),
+            (
+                "torn tail".to_owned(),
+                format!("{header}{}", &ordered[..ordered.len() - 20]),
+            ),
+            (
+                "windows newlines".to_owned(),
+                format!("{header}{}", ordered.replace('\n', "\r\n")),
+            ),
+            (
+                "a cell over two lines".to_owned(),
+                format!(
+                    "{header}{}{}",
+                    record(1, Status::Created, "", "00000000000000aa"),
+                    record(2, Status::Failed, "line one\nline two", ""),
+                ),
+            ),
+            ("header only".to_owned(), header.clone()),
+        ];
+        for (name, text) in cases {
+            std::fs::write(&path, &text).unwrap();
+            let fast = Prior::open_with(&path, true).unwrap().unwrap();
+            let slow = Prior::open_with(&path, false).unwrap().unwrap();
+            assert_eq!(summary(&fast), summary(&slow), "{name}");
+        }
+        // The checks: an index of created rows' input hashes, the campaign read back.
+        std::fs::write(&path, format!("{header}{ordered}")).unwrap();
+        let prior = Prior::open(&path).unwrap().unwrap();
+        assert_eq!(
+            prior.unchanged_rows().unwrap().as_slice(),
+            [0, 0xaa, 0, 0xcc]
+        );
+        assert_eq!(prior.campaign.as_deref(), Some("-spring, 2026"));
+        assert!(prior.canonical);
+    }
+
+    #[test]
+    fn the_line_index_refuses_what_is_not_one_record_per_line() {
+        let body = |cells: &str| format!("id,1,,created,,,,,,,,,c,,{cells}");
+        for line in [
+            body("0000000000000001,\"{}\""), // all 16 cells
+            body("0000000000000001,{}"),     // an unquoted body
+        ] {
+            assert!(split_line(line.as_bytes()).is_some(), "{line}");
+        }
+        for line in [
+            body("0000000000000001"),                // 15 cells
+            body("0000000000000001,\"{}\",extra"),   // 17 cells
+            body("0000000000000001,\"{\"\"a\"\":1"), // a body going on past the line
+            body("0000000000000001,\"{}\"x"),        // text after a closing quote
+            body("0000000000000001,{\"a\"}"),        // a quote in an unquoted body
+        ] {
+            assert!(split_line(line.as_bytes()).is_none(), "{line}");
+        }
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Request {
     /// Lowercase hex SHA-256 of `body` (empty when the batch was opened without hashing,
     /// as a dry run with no ledger to compare against does).
     pub body_sha256: String,
+    /// See [`Renderer::input_hash`] (0 when not hashing, like `body_sha256`).
+    pub input_hash: u64,
 }
 
 /// Why a row cannot be sent, with what is known of it for the ledger.
@@ -120,6 +122,8 @@ pub struct Renderer {
     metadata: Vec<(String, TemplateId)>,
     hash_bodies: bool,
     success_url_is_constant: bool,
+    /// SHA-256 fed with everything but the row that the body is made from.
+    input_seed: Sha256,
 }
 
 impl Renderer {
@@ -232,7 +236,23 @@ impl Renderer {
             metadata,
             hash_bodies: true,
             success_url_is_constant,
+            input_seed: input_seed(campaign, headers),
         })
+    }
+
+    /// A 64-bit digest of everything this row's body is made from: this program's version,
+    /// the campaign's name, key and templates, the CSV header, the row number and its cells.
+    /// Rendering is a pure function of these, so an equal digest means an equal body, and
+    /// a re-run can tell a row is unchanged without rendering it (never 0, which means none).
+    pub fn input_hash(&self, row: u64, fields: &[&str]) -> u64 {
+        let mut hasher = self.input_seed.clone();
+        hasher.update(row.to_le_bytes());
+        for field in fields {
+            hasher.update((field.len() as u64).to_le_bytes());
+            hasher.update(field.as_bytes());
+        }
+        let digest = hasher.finalize();
+        u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")).max(1)
     }
 
     /// The normalised key's digest: equal for the same customer, whatever the spacing or
@@ -524,8 +544,62 @@ impl Renderer {
             email: ledger_email,
             body: bytes,
             body_sha256,
+            input_hash: if self.hash_bodies {
+                self.input_hash(row, fields)
+            } else {
+                0
+            },
         })
     }
+}
+
+/// The part of [`Renderer::input_hash`] that is the same for every row. Only values go in
+/// (not their places in the file), so moving things around in the campaign file, or changing
+/// the `send:` settings, keeps the digests; anything left out here could make a changed body
+/// look unchanged, so when in doubt a value belongs in it.
+fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
+    // Taken apart field by field, so that a field added to the checkout section cannot be
+    // forgotten here: this stops compiling until it is added.
+    let crate::campaign::Checkout {
+        product_id,
+        units,
+        discount_code,
+        locale,
+        plan_type,
+        success_url,
+        customer_email,
+        customer_id,
+        metadata,
+    } = &campaign.checkout;
+    let value = |t: &Option<Located<String>>| t.as_ref().map(|t| t.value.clone());
+    let description = format!(
+        "{:?}",
+        (
+            env!("CARGO_PKG_VERSION"),
+            &campaign.name,
+            &campaign.key,
+            campaign.request_id.as_ref().map(|t| &t.value),
+            headers,
+            (
+                &product_id.value,
+                value(units),
+                value(discount_code),
+                value(locale),
+                value(plan_type),
+                value(success_url),
+                value(customer_email),
+                value(customer_id),
+                metadata
+                    .iter()
+                    .map(|(key, t)| (key, &t.value))
+                    .collect::<Vec<_>>(),
+            ),
+        )
+    );
+    let mut hasher = Sha256::new();
+    hasher.update((description.len() as u64).to_le_bytes());
+    hasher.update(description.as_bytes());
+    hasher
 }
 
 /// The CSV column a missing name was probably meant to be (a typo or a case difference).

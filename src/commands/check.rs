@@ -21,7 +21,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let (mut valid, mut invalid) = (0u64, 0u64);
     while let Some(plan) = batch.next_row()? {
         match plan {
-            RowPlan::Ready { .. } => valid += 1,
+            RowPlan::Ready { .. } | RowPlan::Unchanged { .. } => valid += 1,
             RowPlan::Invalid { row, rejection } => {
                 invalid += 1;
                 writeln!(report, "{csv_name}: row {row}: {}", rejection.reason)?;

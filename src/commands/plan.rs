@@ -158,6 +158,15 @@ impl Planner {
         Ok(Verdict::Send { prior, note })
     }
 
+    /// A row [`Batch::skip_unchanged`](crate::batch::Batch::skip_unchanged) found created
+    /// from the same inputs: done, and its record stays.
+    pub fn unchanged(&mut self, row: u64) -> anyhow::Result<Span> {
+        let span = self.prior.as_ref().and_then(|p| p.span_at(row));
+        let span = span.ok_or_else(|| anyhow::anyhow!("row {row} has no record in the ledger"))?;
+        self.plan.done += 1;
+        Ok(span)
+    }
+
     /// Counts an invalid row; returns its created record, which must never be dropped
     /// from the ledger because the row broke since.
     pub fn invalid(&mut self, row: u64, rejection: &Rejection) -> anyhow::Result<Option<Span>> {

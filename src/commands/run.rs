@@ -30,19 +30,48 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(out) = &args.out {
         campaign.output = out.clone();
     }
-    let batch = Batch::open(campaign)?;
-    if args.dry_run {
-        return dry_run(batch, &args);
+    // A run reads the ledger under its lock, so that no other run changes it meanwhile. An
+    // output that does not exist yet is locked later, as it is created (not here, where a
+    // bad CSV must still leave no trace).
+    let lock = if !args.dry_run && campaign.output.exists() {
+        Some(ledger::Lock::acquire(&campaign.output)?)
+    } else {
+        None
+    };
+    let (mut batch, prior) = open_together(campaign)?;
+    match prior.as_ref().and_then(Prior::unchanged_rows) {
+        Some(input_hashes) => batch.skip_unchanged(input_hashes),
+        None if prior.is_none() && args.dry_run => batch.without_body_hashes(),
+        None => {}
     }
-    super::shared::runtime()?.block_on(send(batch, args))
+    if args.dry_run {
+        return dry_run(batch, prior, &args);
+    }
+    super::shared::runtime()?.block_on(send(batch, prior, lock, args))
+}
+
+/// Opens the batch (a first pass over the CSV) and the existing ledger side by side: on a
+/// large re-run each is a pass over a big file, and they need not wait for each other.
+fn open_together(campaign: Campaign) -> anyhow::Result<(Batch, Option<Prior>)> {
+    let output = campaign.output.clone();
+    let (batch, prior) = std::thread::scope(|scope| {
+        let prior = std::thread::Builder::new()
+            .name("ledger-index".into())
+            .spawn_scoped(scope, || Prior::open(&output));
+        let batch = Batch::open(campaign);
+        let prior = match prior {
+            Ok(thread) => thread.join(),
+            Err(_) => Ok(Prior::open(&output)), // no thread to be had: read it here
+        };
+        (batch, prior)
+    });
+    let batch = batch?; // the campaign's and the CSV's problems come first
+    let prior = prior.map_err(|_| anyhow::anyhow!("reading the ledger panicked"))??;
+    Ok((batch, prior))
 }
 
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
-fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let prior = Prior::open(&batch.campaign.output)?;
-    if prior.is_none() {
-        batch.without_body_hashes();
-    }
+fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Result<Outcome> {
     let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -65,6 +94,9 @@ fn dry_run(mut batch: Batch, args: &RunArgs) -> anyhow::Result<Outcome> {
             }
             RowPlan::Invalid { row, rejection } => {
                 planner.invalid(row, &rejection)?;
+            }
+            RowPlan::Unchanged { row } => {
+                planner.unchanged(row)?;
             }
         }
     }
@@ -104,13 +136,21 @@ struct Job {
     prior: Option<Span>,
 }
 
-async fn send(batch: Batch, args: RunArgs) -> anyhow::Result<Outcome> {
+async fn send(
+    batch: Batch,
+    prior: Option<Prior>,
+    lock: Option<ledger::Lock>,
+    args: RunArgs,
+) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let campaign = batch.campaign.clone();
     let output = campaign.output.clone();
     let target = target::resolve(&args.host, &args.key).await?;
-    let _lock = ledger::Lock::acquire(&output)?;
-    let mut prior = Prior::open(&output)?;
+    let (_lock, mut prior) = match lock {
+        Some(lock) => (lock, prior),
+        // Read before the lock was taken: read again under it.
+        None => (ledger::Lock::acquire(&output)?, Prior::open(&output)?),
+    };
     if prior.as_ref().is_some_and(|p| !p.standard_layout()) {
         let backup = ledger::normalise(&output)?;
         eprintln!(
@@ -380,6 +420,12 @@ fn produce(
                 continue;
             }
             RowPlan::Ready { row, request } => (row, request),
+            RowPlan::Unchanged { row } => {
+                let span = planner.unchanged(row)?;
+                Tally::add(&tally.done);
+                entries.send(Entry::Keep { row, span });
+                continue;
+            }
         };
         let prior = match planner.ready(row, &request)? {
             Verdict::Keep(span) => {
@@ -411,6 +457,7 @@ fn produce(
                     Status::Pending,
                 );
                 record.body_sha256 = request.body_sha256;
+                record.input_hash = input_hash_cell(request.input_hash);
                 entries.send(Entry::Write(Box::new(record)));
             }
         }
@@ -434,6 +481,7 @@ fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
         Status::Pending,
     );
     record.body_sha256 = request.body_sha256;
+    record.input_hash = input_hash_cell(request.input_hash);
     record.body = String::from_utf8(request.body).unwrap_or_default();
     match delivery {
         Delivery::Created {
@@ -468,6 +516,15 @@ fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
         Delivery::NotSent { attempts } => record.attempts = attempts,
     }
     record
+}
+
+/// The ledger's `input_hash` cell: 16 hex digits, or empty when there is none.
+fn input_hash_cell(hash: u64) -> String {
+    if hash == 0 {
+        String::new()
+    } else {
+        format!("{hash:016x}")
+    }
 }
 
 /// `--live` on a terminal asks before sending real checkouts, unless `--yes`.
