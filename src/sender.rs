@@ -27,8 +27,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The shared sending machinery of one run (or one `status` pass).
 pub struct Sender {
     http: reqwest::Client,
-    /// `<base>/v1/checkouts`, built once: both endpoints live there.
-    checkouts_url: String,
+    /// `<base>/v1/checkouts`, parsed once: both endpoints live there, and a URL given as text
+    /// would be parsed again for every request.
+    checkouts_url: reqwest::Url,
     key: HeaderValue,
     limiter: Option<DefaultDirectRateLimiter>,
     in_flight: Semaphore,
@@ -123,6 +124,8 @@ impl Sender {
             .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(settings.concurrency.max(1))
             .tcp_nodelay(true)
+            // Creem answers; it does not redirect. Not following saves work on every request.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("creem-batch/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let mut key = HeaderValue::from_str(key.expose()).map_err(|_| {
@@ -140,7 +143,10 @@ impl Sender {
         });
         Ok(Sender {
             http,
-            checkouts_url: format!("{}/v1/checkouts", base_url.trim_end_matches('/')),
+            checkouts_url: reqwest::Url::parse(&format!(
+                "{}/v1/checkouts",
+                base_url.trim_end_matches('/')
+            ))?,
             key,
             limiter,
             in_flight: Semaphore::new(settings.concurrency.max(1)),
@@ -156,7 +162,7 @@ impl Sender {
         let body = bytes::Bytes::from(body);
         self.with_retries(|| {
             self.http
-                .post(&self.checkouts_url)
+                .post(self.checkouts_url.clone())
                 .header("x-api-key", self.key.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone())
@@ -168,7 +174,7 @@ impl Sender {
     pub async fn fetch(&self, checkout_id: &str) -> Delivery {
         self.with_retries(|| {
             self.http
-                .get(&self.checkouts_url)
+                .get(self.checkouts_url.clone())
                 .query(&[("checkout_id", checkout_id)])
                 .header("x-api-key", self.key.clone())
         })
