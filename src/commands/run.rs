@@ -205,9 +205,8 @@ async fn send(
     let pending = AtomicU64::new(0);
     tokio_stream_from(jobs_rx)
         .flat_map(futures::stream::iter)
-        .for_each_concurrent(campaign.send.concurrency * 2, |job| {
+        .map(|job| {
             let sender = &sender;
-            let entries = &entries;
             let breaker = &breaker;
             let tally = &tally;
             let abort_reason = &abort_reason;
@@ -230,17 +229,25 @@ async fn send(
                 let (row, prior) = (job.row, job.prior);
                 match (&delivery, prior) {
                     (Delivery::NotSent { .. }, Some(span)) => {
-                        entries.send(Entry::Keep { row, span });
+                        [Some(Entry::Keep { row, span }), None]
                     }
                     _ => {
                         let record = record_of(campaign_name, job, delivery);
-                        entries.send(Entry::Write(Box::new(record)));
-                        if let Some(span) = prior {
-                            entries.send(Entry::Retire(span));
-                        }
+                        [
+                            Some(Entry::Write(Box::new(record))),
+                            prior.map(Entry::Retire),
+                        ]
                     }
                 }
             }
+        })
+        .buffer_unordered(campaign.send.concurrency * 2)
+        // Every row that finished in the same turn of the event loop, at once: their records
+        // reach the file with one `write`, before anything else is awaited.
+        .ready_chunks(FINISHED_AT_ONCE)
+        .for_each(|finished| {
+            entries.send_all(finished.into_iter().flatten().flatten());
+            futures::future::ready(())
         })
         .await;
     progress.finish().await;
@@ -467,6 +474,9 @@ fn produce(
     }
     Ok(planner.plan)
 }
+
+/// At most this many finished rows are written together.
+const FINISHED_AT_ONCE: usize = 256;
 
 /// Rows handed to the senders at a time.
 const JOB_BATCH: usize = 16;
