@@ -202,8 +202,9 @@ fn start(parts: Parts) -> Rendered {
         unchanged,
     } = parts;
     let renderer = Arc::new(renderer);
-    // Records go back to the reader once rendered, so reading a row allocates nothing.
-    let (spare_tx, spare_rx) = mpsc::channel::<csv::ByteRecord>();
+    // Records go back to the reader once rendered (a chunk's worth at a time), so reading a
+    // row allocates nothing.
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<csv::ByteRecord>>();
     let mut to_workers = Vec::with_capacity(RENDER_WORKERS);
     let mut from_workers = Vec::with_capacity(RENDER_WORKERS);
     for _ in 0..RENDER_WORKERS {
@@ -217,6 +218,7 @@ fn start(parts: Parts) -> Rendered {
             .name("renderer".into())
             .spawn(move || {
                 for chunk in pending_rx {
+                    let mut spare = Vec::with_capacity(CHUNK);
                     let rendered = chunk.map(|items| {
                         items
                             .into_iter()
@@ -225,11 +227,12 @@ fn start(parts: Parts) -> Rendered {
                                     &renderer,
                                     unchanged.as_deref().map(Vec::as_slice),
                                     item,
-                                    &spare_tx,
+                                    &mut spare,
                                 )
                             })
                             .collect()
                     });
+                    let _ = spare_tx.send(spare);
                     if plans_tx.send(rendered).is_err() {
                         return;
                     }
@@ -251,7 +254,7 @@ fn render_pending(
     renderer: &Renderer,
     unchanged: Option<&[u64]>,
     item: Pending,
-    spare: &mpsc::Sender<csv::ByteRecord>,
+    spare: &mut Vec<csv::ByteRecord>,
 ) -> RowPlan {
     match item {
         Pending::Settled(plan) => plan,
@@ -268,7 +271,7 @@ fn render_pending(
                 render_fields(renderer, row, &cells, request_id)
             };
             drop(cells);
-            let _ = spare.send(fields.into_byte_record());
+            spare.push(fields.into_byte_record());
             plan
         }
     }
@@ -306,16 +309,20 @@ fn read_rows(
     repeated: HashSet<u64>,
     key_names: &str,
     workers: Vec<mpsc::SyncSender<Chunk<Pending>>>,
-    spare: mpsc::Receiver<csv::ByteRecord>,
+    spare: mpsc::Receiver<Vec<csv::ByteRecord>>,
 ) {
+    let mut stash: Vec<csv::ByteRecord> = Vec::new();
     let mut first_seen = HashMap::new();
     let mut chunk = Vec::with_capacity(CHUNK);
     // Chunks are dealt to the workers in turn; `Rendered` collects them in the same turn.
     let mut turn = (0..workers.len()).cycle();
     let mut out = |chunk: Chunk<Pending>| workers[turn.next().expect("endless")].send(chunk);
     loop {
+        if stash.is_empty() {
+            stash = spare.try_recv().unwrap_or_default();
+        }
         let mut record = Record {
-            fields: spare.try_recv().unwrap_or_default(),
+            fields: stash.pop().unwrap_or_default(),
             ..Record::default()
         };
         match csv.read(&mut record) {
