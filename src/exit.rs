@@ -42,6 +42,11 @@ pub enum Fatal {
 
 /// Prints `err` (with its causes) to stderr and returns the exit code for it.
 pub fn report(err: &anyhow::Error) -> u8 {
+    if is_broken_pipe(err) {
+        // The reader of our output went away (`creem-batch run --dry-run ... | head`): that
+        // is how such a pipe ends, not an error worth a message (as ripgrep does).
+        return 0;
+    }
     if let Some(diagnostics) = err.downcast_ref::<crate::diagnostic::Diagnostics>() {
         // Already formatted like a compiler error, with their own "error:" lines.
         eprintln!("{diagnostics}");
@@ -56,6 +61,14 @@ pub fn report(err: &anyhow::Error) -> u8 {
         Some(Fatal::Aborted(_)) => 3,
         None => 2,
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 struct Chain<'a>(&'a anyhow::Error);

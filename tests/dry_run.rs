@@ -764,3 +764,31 @@ fn many_chunks_come_out_in_input_order() {
     }
     run.stderr_has(&["row 3900: duplicate of row 7"]);
 }
+
+/// `run --dry-run ... | head` ends quietly: a reader that stops early is not an error.
+#[test]
+fn a_reader_that_stops_early_ends_the_dry_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir();
+    let csv: String = std::iter::once("email\n".to_owned())
+        .chain((0..5000).map(|i| format!("user{i}@example.com\n")))
+        .collect();
+    write_campaign(dir.path(), MINIMAL_YAML, csv);
+    let mut child = std::process::Command::new(crate::common::bin())
+        .args(["run", "--dry-run", "campaign.yaml"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"request_id\""), "{first}");
+    // The rest of stdout is dropped unread, as `head -1` does.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}
