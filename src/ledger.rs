@@ -143,32 +143,33 @@ impl Record {
 
     /// Appends this record as one CSV line to `buf`.
     fn write_to(&self, buf: &mut Vec<u8>) -> csv::Result<()> {
-        let mut out = csv::WriterBuilder::new()
-            .buffer_capacity(1024)
-            .from_writer(buf);
-        let row = itoa::Buffer::new().format(self.row).to_owned();
-        let http = self.http_status.map(|s| s.to_string()).unwrap_or_default();
-        let attempts = self.attempts.to_string();
+        let (mut row, mut http, mut attempts) = (
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        );
         let error = one_line(&self.error);
-        out.write_record([
-            &*neutralise(&self.request_id),
-            &row,
-            &neutralise(&self.email),
-            self.status.as_str(),
-            &neutralise(&self.checkout_id),
-            &neutralise(&self.checkout_url),
-            &http,
-            &attempts,
-            &neutralise(&error),
-            &self.body_sha256,
-            &self.updated_at,
-            &neutralise(&self.checkout_status),
-            &neutralise(&self.campaign),
-            &neutralise(&self.order_id),
-            &self.input_hash,
-            &self.body,
-        ])?;
-        out.flush()?;
+        write_csv_line(
+            buf,
+            &[
+                &neutralise(&self.request_id),
+                row.format(self.row),
+                &neutralise(&self.email),
+                self.status.as_str(),
+                &neutralise(&self.checkout_id),
+                &neutralise(&self.checkout_url),
+                self.http_status.map_or("", |s| http.format(s)),
+                attempts.format(self.attempts),
+                &neutralise(&error),
+                &self.body_sha256,
+                &self.updated_at,
+                &neutralise(&self.checkout_status),
+                &neutralise(&self.campaign),
+                &neutralise(&self.order_id),
+                &self.input_hash,
+                &self.body,
+            ],
+        );
         Ok(())
     }
 
@@ -200,6 +201,44 @@ impl Record {
     }
 }
 
+/// Appends `cells` as one CSV line, quoted only where needed, exactly as the csv crate's
+/// writer does (it is the same `csv_core` writer underneath), without building a writer and
+/// its buffer for every record: the ledger writes one line per row.
+fn write_csv_line(out: &mut Vec<u8>, cells: &[&str]) {
+    use csv_core::WriteResult;
+    let mut writer = csv_core::Writer::new();
+    // Runs one writer step into spare room at the end of `out`; returns the step's result.
+    let mut step =
+        |out: &mut Vec<u8>,
+         room: usize,
+         write: &mut dyn FnMut(&mut csv_core::Writer, &mut [u8]) -> (WriteResult, usize)| {
+            let start = out.len();
+            out.resize(start + room, 0);
+            let (result, written) = write(&mut writer, &mut out[start..]);
+            out.truncate(start + written);
+            result
+        };
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            step(out, 4, &mut |w, o| w.delimiter(o));
+        }
+        let mut input = cell.as_bytes();
+        loop {
+            let mut read = 0;
+            let result = step(out, input.len() * 2 + 4, &mut |w, o| {
+                let (result, nin, nout) = w.field(input, o);
+                read = nin;
+                (result, nout)
+            });
+            input = &input[read..];
+            if result == WriteResult::InputEmpty {
+                break;
+            }
+        }
+    }
+    step(out, 4, &mut |w, o| w.terminator(o));
+}
+
 /// Cells a spreadsheet would run as formulas get a leading `'` (OWASP CSV injection advice).
 /// Applied to text that comes from the input or the API; the API always gets the real value.
 /// A cell that already starts with `'` gets one more, so that [`restore`] gives back exactly
@@ -228,11 +267,23 @@ fn one_line(text: &str) -> Cow<'_, str> {
     }
 }
 
+/// The time now, to the millisecond, as `2026-11-25T09:30:00.123Z`.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::TimestampRound::new().smallest(jiff::Unit::Millisecond))
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    thread_local! {
+        /// The last millisecond formatted: a fast run stamps many records in the same one.
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let millisecond = jiff::Timestamp::now().as_millisecond();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != millisecond {
+            let text = jiff::Timestamp::from_millisecond(millisecond)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            *last = (millisecond, text);
+        }
+        last.1.clone()
+    })
 }
 
 /// Where each column is in a ledger file (older or hand-edited files may reorder them).
@@ -1501,6 +1552,28 @@ mod tests {
         assert_eq!(row_cell(b"id,12,a@b.c\n"), Some(&b"12"[..]));
         assert_eq!(row_cell(b"\"id,\"\"x\"\"\",3,\n"), Some(&b"3"[..]));
         assert_eq!(row_cell(b"id"), None);
+    }
+
+    #[test]
+    fn lines_are_written_as_the_csv_crate_writes_them() {
+        let cells = [
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "",
+            "x\ny",
+            " lead",
+            "=1+1",
+            "'q'",
+        ];
+        let mut ours = Vec::new();
+        write_csv_line(&mut ours, &cells);
+        let mut theirs = csv::Writer::from_writer(Vec::new());
+        theirs.write_record(cells).unwrap();
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs.into_inner().unwrap()).unwrap()
+        );
     }
 
     #[test]
