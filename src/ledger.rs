@@ -207,26 +207,15 @@ impl Record {
 fn write_csv_line(out: &mut Vec<u8>, cells: &[&str]) {
     use csv_core::WriteResult;
     let mut writer = csv_core::Writer::new();
-    // Runs one writer step into spare room at the end of `out`; returns the step's result.
-    let mut step =
-        |out: &mut Vec<u8>,
-         room: usize,
-         write: &mut dyn FnMut(&mut csv_core::Writer, &mut [u8]) -> (WriteResult, usize)| {
-            let start = out.len();
-            out.resize(start + room, 0);
-            let (result, written) = write(&mut writer, &mut out[start..]);
-            out.truncate(start + written);
-            result
-        };
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
-            step(out, 4, &mut |w, o| w.delimiter(o));
+            write_step(out, 4, |room| writer.delimiter(room));
         }
         let mut input = cell.as_bytes();
         loop {
             let mut read = 0;
-            let result = step(out, input.len() * 2 + 4, &mut |w, o| {
-                let (result, nin, nout) = w.field(input, o);
+            let result = write_step(out, input.len() * 2 + 4, |room| {
+                let (result, nin, nout) = writer.field(input, room);
                 read = nin;
                 (result, nout)
             });
@@ -236,7 +225,20 @@ fn write_csv_line(out: &mut Vec<u8>, cells: &[&str]) {
             }
         }
     }
-    step(out, 4, &mut |w, o| w.terminator(o));
+    write_step(out, 4, |room| writer.terminator(room));
+}
+
+/// Runs one `csv_core` writer step into `room` bytes made at the end of `out`.
+fn write_step(
+    out: &mut Vec<u8>,
+    room: usize,
+    step: impl FnOnce(&mut [u8]) -> (csv_core::WriteResult, usize),
+) -> csv_core::WriteResult {
+    let start = out.len();
+    out.resize(start + room, 0);
+    let (result, written) = step(&mut out[start..]);
+    out.truncate(start + written);
+    result
 }
 
 /// Cells a spreadsheet would run as formulas get a leading `'` (OWASP CSV injection advice).
