@@ -653,12 +653,12 @@ const CAMPAIGN: usize = 12;
 const INPUT_HASH: usize = 14;
 
 /// Indexes a ledger in this version's layout at memory speed, for the usual case where every
-/// record is one line (ours always are: bodies are JSON and errors are made one line, so
-/// only a hand edit can put a newline in a cell). The general CSV parser costs seconds on
-/// a million-row ledger; this finds lines with `memchr` and splits only the few cells the
-/// index needs. Returns `None` at anything unusual (a line with an odd number of quotes, so
-/// a cell spans lines; a cell it cannot read), and [`Prior::open`] then reads the file with
-/// the CSV parser, which also words any error precisely.
+/// record is one line (bodies are JSON and errors are made one line, so only a hand edit or
+/// a line break inside a customer's cell puts one in a record). The general CSV parser costs
+/// seconds on a million-row ledger; this finds lines with `memchr` and splits only the few
+/// cells the index needs. Returns `None` at anything unusual (a quoted cell not closed on its
+/// line, so it spans lines; a cell it cannot read), and [`Prior::open`] then reads the file
+/// with the CSV parser, which also words any error precisely.
 fn index_lines(
     file: &File,
     start: u64,
