@@ -461,32 +461,80 @@ fn first_pass(
     renderer: &Renderer,
 ) -> Result<(u64, HashSet<u64>), Diagnostics> {
     let mut csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
-    let mut filter = BloomFilter::new();
-    let mut repeated = HashSet::new();
+    let mut seen = SeenKeys::default();
     let mut record = Record::default();
     let mut rows = 0;
+    let columns = csv.headers().len();
     while csv.read(&mut record)? {
         rows += 1;
-        let mut fields = Vec::with_capacity(csv.headers().len());
+        if !renderer.has_request_id_template() {
+            // Only the key cells are needed. The record is checked as UTF-8 in one go, which
+            // lets through the rare record the cell-by-cell check of the second pass rejects
+            // (a character split across cells): that only adds a fingerprint to `repeated`.
+            let cells = &record.fields;
+            let Ok(text) = std::str::from_utf8(cells.as_slice()) else {
+                continue;
+            };
+            let cell = |i| {
+                let cell = cells.range(i).and_then(|range| text.get(range))?;
+                (!cell.trim().is_empty()).then_some(cell)
+            };
+            if let Some(fp) = renderer
+                .key_fingerprint_of(cell)
+                .filter(|_| cells.len() == columns)
+            {
+                seen.add(fp);
+            }
+            continue;
+        }
+        let mut fields = Vec::with_capacity(columns);
         if csv.fields_into(&record, &mut fields).is_err()
             || !renderer.empty_key_columns(&fields).is_empty()
         {
             continue;
         }
-        let fp = renderer.key_fingerprint(&fields);
-        if filter.insert(fp) {
-            repeated.insert(fp);
+        seen.add(renderer.key_fingerprint(&fields));
+        if let Ok(id) = renderer.request_id(record.row, &fields) {
+            seen.add(fingerprint_of_str(&id));
         }
-        if renderer.has_request_id_template() {
-            if let Ok(id) = renderer.request_id(record.row, &fields) {
-                let fp = fingerprint_of_str(&id);
-                if filter.insert(fp) {
-                    repeated.insert(fp);
-                }
+    }
+    Ok((rows, seen.repeated()))
+}
+
+/// The first pass's fingerprints, put in the Bloom filter a few hundred at a time: each
+/// insert is a likely cache miss, and a tight loop of independent inserts lets the processor
+/// wait for many of them at once, where one insert between two parsed rows waits alone.
+#[derive(Default)]
+struct SeenKeys {
+    filter: BloomFilter,
+    waiting: Vec<u64>,
+    repeated: HashSet<u64>,
+}
+
+impl SeenKeys {
+    const AT_ONCE: usize = 256;
+
+    fn add(&mut self, fp: u64) {
+        self.waiting.push(fp);
+        if self.waiting.len() == Self::AT_ONCE {
+            self.insert_waiting();
+        }
+    }
+
+    /// In the order they were added, so "seen before" means what it says.
+    fn insert_waiting(&mut self) {
+        for fp in self.waiting.drain(..) {
+            if self.filter.insert(fp) {
+                self.repeated.insert(fp);
             }
         }
     }
-    Ok((rows, repeated))
+
+    /// Fingerprints added more than once (and the filter's rare false positives).
+    fn repeated(mut self) -> HashSet<u64> {
+        self.insert_waiting();
+        self.repeated
+    }
 }
 
 /// A fixed-size, blocked Bloom filter over 64-bit fingerprints: 4 MiB of 64-bit words,
@@ -496,14 +544,16 @@ struct BloomFilter {
     words: Vec<u64>,
 }
 
-impl BloomFilter {
-    const WORDS_LOG2: u32 = 19;
-
-    fn new() -> BloomFilter {
+impl Default for BloomFilter {
+    fn default() -> BloomFilter {
         BloomFilter {
             words: vec![0; 1 << Self::WORDS_LOG2],
         }
     }
+}
+
+impl BloomFilter {
+    const WORDS_LOG2: u32 = 19;
 
     /// Adds `fp`; true when it may have been added before.
     fn insert(&mut self, fp: u64) -> bool {
@@ -588,7 +638,7 @@ mod tests {
 
     #[test]
     fn bloom_filter_remembers() {
-        let mut filter = BloomFilter::new();
+        let mut filter = BloomFilter::default();
         assert!(!filter.insert(42));
         assert!(filter.insert(42));
         let false_positives = (1000..101_000u64)

@@ -269,13 +269,22 @@ impl Renderer {
     /// A cheap 64-bit fingerprint of the normalised key, for finding duplicate keys: the same
     /// customer gives the same fingerprint, as with [`key_digest`](Self::key_digest).
     pub fn key_fingerprint(&self, fields: &[&str]) -> u64 {
+        self.key_fingerprint_of(|i| Some(fields[i]))
+            .expect("every cell given")
+    }
+
+    /// [`key_fingerprint`](Self::key_fingerprint) from the key cells alone, `cell(i)` giving
+    /// column `i`; `None` when a key cell is `None`. The first pass over a CSV needs no
+    /// other cell.
+    pub fn key_fingerprint_of<'c>(&self, cell: impl Fn(usize) -> Option<&'c str>) -> Option<u64> {
         use std::hash::Hasher;
         let mut hasher = std::hash::DefaultHasher::new();
         for (i, column) in &self.key_columns {
+            let value = cell(*i)?;
             hasher.write_u8(KEY_SEPARATOR);
-            feed_key_value(column, fields[*i], |bytes| hasher.write(bytes));
+            feed_key_value(column, value, |bytes| hasher.write(bytes));
         }
-        hasher.finish()
+        Some(hasher.finish())
     }
 
     /// Whether `render` computes each body's SHA-256 (only needed to compare with a ledger).
