@@ -637,6 +637,25 @@ mod tests {
     }
 
     #[test]
+    fn seen_keys_finds_repeats_within_across_and_after_batches() {
+        let mut seen = SeenKeys::default();
+        let fp = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let n = SeenKeys::AT_ONCE as u64;
+        for i in 0..3 * n + 10 {
+            seen.add(fp(i));
+        }
+        // Within the first batch, across batches, in the unflushed tail.
+        for i in [3, n + 1, 3 * n + 9] {
+            seen.add(fp(i));
+        }
+        let repeated = seen.repeated();
+        for i in [3, n + 1, 3 * n + 9] {
+            assert!(repeated.contains(&fp(i)), "{i}");
+        }
+        assert!(repeated.len() < 10, "{}", repeated.len());
+    }
+
+    #[test]
     fn bloom_filter_remembers() {
         let mut filter = BloomFilter::default();
         assert!(!filter.insert(42));
