@@ -643,13 +643,15 @@ mod tests {
         let n = SeenKeys::AT_ONCE as u64;
         for i in 0..3 * n + 10 {
             seen.add(fp(i));
+            match i {
+                5 => seen.add(fp(2)),               // its first sighting is in the same batch
+                _ if i == n + 5 => seen.add(fp(1)), // in an earlier batch
+                _ => {}
+            }
         }
-        // Within the first batch, across batches, in the unflushed tail.
-        for i in [3, n + 1, 3 * n + 9] {
-            seen.add(fp(i));
-        }
+        seen.add(fp(3 * n + 9)); // both sightings in the last, unfilled batch
         let repeated = seen.repeated();
-        for i in [3, n + 1, 3 * n + 9] {
+        for i in [2, 1, 3 * n + 9] {
             assert!(repeated.contains(&fp(i)), "{i}");
         }
         assert!(repeated.len() < 10, "{}", repeated.len());
