@@ -295,6 +295,17 @@ struct ColumnMap {
 }
 
 impl ColumnMap {
+    /// This version's layout, [`COLUMNS`].
+    fn standard() -> ColumnMap {
+        ColumnMap {
+            index: COLUMNS
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.to_string(), i))
+                .collect(),
+        }
+    }
+
     fn get<'r>(&self, fields: &'r csv::StringRecord, name: &str) -> &'r str {
         self.index
             .get(name)
@@ -1119,13 +1130,7 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
         retired,
         ..
     } = state;
-    let columns = ColumnMap {
-        index: COLUMNS
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.to_string(), i))
-            .collect(),
-    };
+    let columns = ColumnMap::standard();
     // Records of an older run whose customer is no longer in the CSV would vanish: keep a copy.
     // Only request_ids that are not written again count (a record superseded by a later one
     // of the same request_id, left by a killed run, is not a loss).
@@ -1491,13 +1496,7 @@ mod tests {
         for (name, text, fast_path) in cases {
             std::fs::write(&path, &text).unwrap();
             let file = File::open(&path).unwrap();
-            let columns = ColumnMap {
-                index: COLUMNS
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.to_string(), i))
-                    .collect(),
-            };
+            let columns = ColumnMap::standard();
             let lines = index_lines(&file, header.len() as u64, text.len() as u64, &columns);
             assert_eq!(lines.unwrap().is_some(), fast_path, "{name}");
             let fast = Prior::open_with(&path, true).unwrap().unwrap();
