@@ -264,7 +264,10 @@ fn render_pending(
             request_id,
         } => {
             let cells = fields.iter().collect::<Vec<_>>();
-            let known = unchanged.and_then(|hashes| hashes.get(row as usize).copied());
+            // 0: no created record for this row (pending, failed, new): nothing to compare.
+            let known = unchanged
+                .and_then(|hashes| hashes.get(row as usize).copied())
+                .filter(|&hash| hash != 0);
             let plan = if known.is_some_and(|hash| hash == renderer.input_hash(row, &cells)) {
                 RowPlan::Unchanged { row }
             } else {
