@@ -365,7 +365,33 @@ fn settle(
     key_names: &str,
     record: Record,
 ) -> Pending {
-    let row = record.row;
+    let Record { row, line, fields } = record;
+    let mut bytes = fields;
+    // The usual row (no request_id template, key present and not repeated): checked as UTF-8
+    // once, in becoming the StringRecord the renderer takes, with no list of cells built.
+    // Anything else takes the general path below, which words each problem.
+    if !renderer.has_request_id_template() && bytes.len() == csv.headers().len() {
+        match csv::StringRecord::from_byte_record(bytes) {
+            Ok(fields) => {
+                let fp =
+                    renderer.key_fingerprint_of(|i| fields.get(i).filter(|c| !c.trim().is_empty()));
+                if fp.is_some_and(|fp| !repeated.contains(&fp)) {
+                    return Pending::Render {
+                        row,
+                        fields,
+                        request_id: None,
+                    };
+                }
+                bytes = fields.into_byte_record();
+            }
+            Err(e) => bytes = e.into_byte_record(),
+        }
+    }
+    let record = Record {
+        row,
+        line,
+        fields: bytes,
+    };
     let invalid = |fields: &[&str], request_id: String, reason: String| {
         Pending::Settled(RowPlan::Invalid {
             row,
