@@ -119,7 +119,8 @@ pub struct Renderer {
     customer_email: Option<TemplateId>,
     customer_id: Option<TemplateId>,
     plan_type: Option<TemplateId>,
-    metadata: Vec<(String, TemplateId)>,
+    /// Each metadata entry: its key, the key already written as JSON (`"key":`), its template.
+    metadata: Vec<(String, Vec<u8>, TemplateId)>,
     hash_bodies: bool,
     success_url_is_constant: bool,
     /// SHA-256 fed with everything but the row that the body is made from.
@@ -180,7 +181,8 @@ impl Renderer {
             .metadata
             .iter()
             .filter_map(|(key, t)| {
-                compile(&format!("checkout.metadata.{key}"), t).map(|id| (key.clone(), id))
+                compile(&format!("checkout.metadata.{key}"), t)
+                    .map(|id| (key.clone(), json_key(key), id))
             })
             .collect();
         // A constant success_url is checked here once, not on every row.
@@ -449,10 +451,10 @@ impl Renderer {
             &mut problems,
         );
         let mut metadata_ranges = Vec::with_capacity(self.metadata.len());
-        for (key, id) in &self.metadata {
+        for (key, key_json, id) in &self.metadata {
             let name = || format!("metadata.{key}");
             if let Some(range) = field(&name, Some(*id), &mut text, &mut problems) {
-                metadata_ranges.push((key.as_str(), range));
+                metadata_ranges.push((key_json.as_slice(), range));
             }
         }
         let get = |range: &Option<Range<usize>>| range.clone().map(|r| &text[r]);
@@ -507,14 +509,14 @@ impl Renderer {
             }
             (None, None) => None,
         };
-        let mut metadata: Vec<(&str, &str)> = Vec::with_capacity(metadata_ranges.len() + 1);
+        let mut metadata: Vec<(&[u8], &str)> = Vec::with_capacity(metadata_ranges.len() + 1);
         metadata.extend(
             metadata_ranges
                 .iter()
                 .map(|(key, range)| (*key, &text[range.clone()])),
         );
         if let Some(plan_type) = get(&plan_type) {
-            metadata.push(("plan_type", plan_type));
+            metadata.push((b"\"plan_type\":", plan_type));
         }
         let ledger_email = match (email, customer_id) {
             (Some(e), _) => e.to_owned(),
@@ -631,7 +633,8 @@ struct Body<'a> {
     success_url: Option<&'a str>,
     customer: Option<Customer<'a>>,
     /// In campaign order.
-    metadata: &'a [(&'a str, &'a str)],
+    /// Keys already as JSON (`"key":`).
+    metadata: &'a [(&'a [u8], &'a str)],
 }
 
 enum Customer<'a> {
@@ -680,14 +683,21 @@ impl Body<'_> {
                 if i > 0 {
                     out.push(b',');
                 }
-                json::push_str(out, key);
-                out.push(b':');
+                out.extend_from_slice(key);
                 json::push_str(out, value);
             }
             out.push(b'}');
         }
         out.push(b'}');
     }
+}
+
+/// `"key":`, written once for a key every row's body repeats.
+fn json_key(key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 3);
+    json::push_str(&mut out, key);
+    out.push(b':');
+    out
 }
 
 /// A practical email check (not RFC 5322): one `@`, a plausible local part and a dotted
