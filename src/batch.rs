@@ -125,8 +125,8 @@ impl Batch {
         self.total_rows
     }
 
-    /// Skips each body's SHA-256: a dry run with no ledger to compare against needs none.
-    /// Only has an effect before the first row is read.
+    /// Skips each body's SHA-256 and input_hash: a dry run with no ledger to compare against
+    /// needs neither. Only has an effect before the first row is read.
     pub fn without_body_hashes(&mut self) {
         if let Some(parts) = &mut self.parts {
             parts.renderer.set_hash_bodies(false);

@@ -289,7 +289,7 @@ impl Renderer {
         Some(hasher.finish())
     }
 
-    /// Whether `render` computes each body's SHA-256 (only needed to compare with a ledger).
+    /// Whether `render` computes each body's SHA-256 and input_hash (only needed for a ledger).
     pub fn set_hash_bodies(&mut self, hash: bool) {
         self.hash_bodies = hash;
     }

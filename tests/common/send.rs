@@ -62,6 +62,16 @@ pub fn ledger(dir: &Path) -> Vec<std::collections::HashMap<String, String>> {
         .collect()
 }
 
+/// Checks the exit code and that stdout + stderr hold every one of `parts`.
+#[track_caller]
+pub fn assert_output(output: &Output, code: i32, parts: &[&str]) {
+    let all = text(output);
+    assert_eq!(output.status.code(), Some(code), "{all}");
+    for part in parts {
+        assert!(all.contains(part), "{part}\n{all}");
+    }
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",
