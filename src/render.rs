@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::campaign::{Campaign, Located};
 use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use crate::json;
-use crate::template::{RowValues, TemplateError, TemplateId, TemplateSet};
+use crate::template::{RowValues, Shape, TemplateError, TemplateId, TemplateSet};
 
 /// The byte that separates the campaign and key values in the default request_id's hash.
 /// A unit separator cannot appear in a normal CSV value, so `a,b` + `c` never equals `a` + `b,c`.
@@ -379,21 +379,32 @@ impl Renderer {
     ) -> Result<Request, Rejection> {
         let mut problems: Vec<String> = Vec::new();
         let mut renderer = self.templates.row(self.values(row, fields));
-        let mut text = String::with_capacity(256);
-        // Renders one template into `text`; the trimmed range, or None when empty or broken.
+        let mut text = String::new();
+        // One field's value, trimmed; None when empty or broken. Constants and bare columns
+        // (most fields of most campaigns) are borrowed as they are; the rest is rendered into
+        // `text` and referred to by range until all of them are done.
         let mut field = |name: &dyn Fn() -> String,
                          id: Option<TemplateId>,
                          text: &mut String,
                          problems: &mut Vec<String>|
-         -> Option<Range<usize>> {
+         -> Option<Val<'_>> {
             let id = id?;
+            let borrowed = match self.templates.shape(id) {
+                Shape::Constant(constant) => Some(constant),
+                Shape::Column(index) => Some(fields[index]),
+                Shape::Rendered => None,
+            };
+            if let Some(value) = borrowed {
+                let value = value.trim();
+                return (!value.is_empty()).then_some(Val::Borrowed(value));
+            }
             let start = text.len();
             match renderer.render_into(id, text) {
                 Ok(()) => {
                     let rendered = &text[start..];
                     let end = start + rendered.trim_end().len();
                     let begin = start + (rendered.len() - rendered.trim_start().len());
-                    (end > begin).then_some(begin..end)
+                    (end > begin).then_some(Val::Rendered(begin..end))
                 }
                 Err(e) => {
                     text.truncate(start);
@@ -450,18 +461,21 @@ impl Renderer {
             &mut text,
             &mut problems,
         );
-        let mut metadata_ranges = Vec::with_capacity(self.metadata.len());
+        let mut metadata: Vec<(&[u8], Val)> = Vec::with_capacity(self.metadata.len() + 1);
         for (key, key_json, id) in &self.metadata {
             let name = || format!("metadata.{key}");
-            if let Some(range) = field(&name, Some(*id), &mut text, &mut problems) {
-                metadata_ranges.push((key_json.as_slice(), range));
+            if let Some(value) = field(&name, Some(*id), &mut text, &mut problems) {
+                metadata.push((key_json.as_slice(), value));
             }
         }
-        let get = |range: &Option<Range<usize>>| range.clone().map(|r| &text[r]);
+        if let Some(plan_type) = plan_type {
+            metadata.push((b"\"plan_type\":", plan_type));
+        }
+        let text = text.as_str();
         let units = match &self.units {
             None => None,
             Some(Units::Fixed(n)) => Some(*n),
-            Some(Units::Template(t)) => match get(&units_text) {
+            Some(Units::Template(t)) => match Val::resolve(&units_text, text) {
                 None => None,
                 Some(units) => match units.parse::<u64>() {
                     Ok(n) if n >= 1 => Some(n),
@@ -475,7 +489,9 @@ impl Renderer {
                 },
             },
         };
-        if let Some(url) = get(&success_url).filter(|_| !self.success_url_is_constant) {
+        if let Some(url) =
+            Val::resolve(&success_url, text).filter(|_| !self.success_url_is_constant)
+        {
             if let Err(e) = check_url(url) {
                 problems.push(format!(
                     "success_url `{url}` {e}{}",
@@ -483,7 +499,7 @@ impl Renderer {
                 ));
             }
         }
-        let (email, customer_id) = (get(&email), get(&customer_id));
+        let (email, customer_id) = (Val::resolve(&email, text), Val::resolve(&customer_id, text));
         let customer = match (email, customer_id) {
             (Some(_), Some(_)) => {
                 problems.push("both customer email and customer id are set: give one".to_owned());
@@ -509,15 +525,6 @@ impl Renderer {
             }
             (None, None) => None,
         };
-        let mut metadata: Vec<(&[u8], &str)> = Vec::with_capacity(metadata_ranges.len() + 1);
-        metadata.extend(
-            metadata_ranges
-                .iter()
-                .map(|(key, range)| (*key, &text[range.clone()])),
-        );
-        if let Some(plan_type) = get(&plan_type) {
-            metadata.push((b"\"plan_type\":", plan_type));
-        }
         let ledger_email = match (email, customer_id) {
             (Some(e), _) => e.to_owned(),
             (None, Some(_)) => String::new(),
@@ -534,16 +541,17 @@ impl Renderer {
             });
         }
         let body = Body {
-            product_id: get(&product_id).unwrap_or_default(),
+            product_id: Val::resolve(&product_id, text).unwrap_or_default(),
             request_id: &request_id,
             units,
-            discount_code: get(&discount_code),
-            locale: get(&locale),
-            success_url: get(&success_url),
+            discount_code: Val::resolve(&discount_code, text),
+            locale: Val::resolve(&locale, text),
+            success_url: Val::resolve(&success_url, text),
             customer,
             metadata: &metadata,
+            text,
         };
-        let mut bytes = Vec::with_capacity(text.len() + 256);
+        let mut bytes = Vec::with_capacity(256 + text.len());
         body.write(&mut bytes);
         let body_sha256 = if self.hash_bodies {
             sha256_hex(&bytes)
@@ -561,6 +569,27 @@ impl Renderer {
                 0
             },
         })
+    }
+}
+
+/// A field's value: rendered into the row's text buffer (by range), or borrowed as it is
+/// from the campaign (a constant) or the CSV row (a bare column).
+#[derive(Debug, Clone)]
+enum Val<'a> {
+    Rendered(Range<usize>),
+    Borrowed(&'a str),
+}
+
+impl<'a> Val<'a> {
+    fn get(&self, text: &'a str) -> &'a str {
+        match self {
+            Val::Rendered(range) => &text[range.clone()],
+            Val::Borrowed(value) => value,
+        }
+    }
+
+    fn resolve(value: &Option<Val<'a>>, text: &'a str) -> Option<&'a str> {
+        value.as_ref().map(|v| v.get(text))
     }
 }
 
@@ -632,9 +661,10 @@ struct Body<'a> {
     locale: Option<&'a str>,
     success_url: Option<&'a str>,
     customer: Option<Customer<'a>>,
-    /// In campaign order.
-    /// Keys already as JSON (`"key":`).
-    metadata: &'a [(&'a [u8], &'a str)],
+    /// In campaign order, keys already as JSON (`"key":`).
+    metadata: &'a [(&'a [u8], Val<'a>)],
+    /// Where the rendered values are.
+    text: &'a str,
 }
 
 enum Customer<'a> {
@@ -684,7 +714,7 @@ impl Body<'_> {
                     out.push(b',');
                 }
                 out.extend_from_slice(key);
-                json::push_str(out, value);
+                json::push_str(out, value.get(self.text));
             }
             out.push(b'}');
         }

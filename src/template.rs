@@ -230,13 +230,23 @@ impl TemplateSet {
 
     /// True when this template is constant text.
     pub fn constant(&self, id: TemplateId) -> Option<&str> {
+        match self.shape(id) {
+            Shape::Constant(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// What `id` needs from a row, for the callers that can skip rendering: constant text
+    /// and a bare column need no copy.
+    pub fn shape(&self, id: TemplateId) -> Shape<'_> {
         match &self.compiled[id.0] {
-            Compiled::Pieces(pieces) if pieces.is_empty() => Some(""),
             Compiled::Pieces(pieces) => match pieces.as_slice() {
-                [Piece::Text(text)] => Some(text),
-                _ => None,
+                [] => Shape::Constant(""),
+                [Piece::Text(text)] => Shape::Constant(text),
+                [Piece::Column(index)] => Shape::Column(*index),
+                _ => Shape::Rendered,
             },
-            Compiled::Jinja(_) => None,
+            Compiled::Jinja(_) => Shape::Rendered,
         }
     }
 
@@ -279,6 +289,17 @@ fn syntax_message(err: &minijinja::Error) -> String {
         Some(detail) => detail.to_string(),
         None => format!("{}", err.kind()),
     }
+}
+
+/// See [`TemplateSet::shape`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape<'t> {
+    /// The same text for every row.
+    Constant(&'t str),
+    /// Exactly the cell of this column (`{{ email }}`).
+    Column(usize),
+    /// Anything else: render it.
+    Rendered,
 }
 
 /// Renders the templates of one row.
@@ -431,6 +452,25 @@ mod tests {
         assert_eq!(set.constant(id), Some("SUMMER2025"));
         let id = set.compile("{{ email }}").unwrap();
         assert_eq!(set.constant(id), None);
+    }
+
+    #[test]
+    fn shapes_tell_what_can_skip_rendering() {
+        let cases = [
+            ("SUMMER2025", Shape::Constant("SUMMER2025")),
+            ("", Shape::Constant("")),
+            ("{{ email }}", Shape::Column(0)),
+            ("{{columns['seats']}}", Shape::Column(2)),
+            (" {{ email }}", Shape::Rendered),
+            ("{{ email }}{{ email }}", Shape::Rendered),
+            ("{{ row }}", Shape::Rendered),
+            ("{{ email | lower }}", Shape::Rendered),
+        ];
+        let mut set = TemplateSet::new(&headers());
+        for (source, expected) in cases {
+            let id = set.compile(source).unwrap();
+            assert_eq!(set.shape(id), expected, "{source:?}");
+        }
     }
 
     #[test]

@@ -555,6 +555,30 @@ fn units_template_must_render_an_integer_of_at_least_1() {
 }
 
 #[test]
+fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
+    let yaml = CampaignYaml::new()
+        .checkout(
+            "discount_code: \"  SPRING  \"\n\
+             locale: \"{{ locale }}\"\n\
+             metadata:\n  segment: \"{{ segment }}\"\n  blank: \"   \"\n  source: \" mail \"",
+        )
+        .build();
+    let csv = "email,locale,segment\nana@example.com, fr ,  smb \nbo@example.com,   ,\n";
+    let run = dry(&yaml, csv);
+    run.assert_code(0);
+    let first = &run.line_for_row(1).unwrap()["body"];
+    assert_eq!(first["discount_code"], "SPRING");
+    assert_eq!(first["locale"], "fr");
+    assert_eq!(
+        first["metadata"],
+        json!({"segment": "smb", "source": "mail"})
+    );
+    let second = &run.line_for_row(2).unwrap()["body"];
+    assert!(second.get("locale").is_none(), "{second}");
+    assert_eq!(second["metadata"], json!({"source": "mail"}));
+}
+
+#[test]
 fn customer_id_and_email_both_rendered_is_invalid() {
     let yaml = CampaignYaml::new()
         .customer(Some("email: \"{{ email }}\"\nid: \"{{ creem_id }}\""))
