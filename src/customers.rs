@@ -6,7 +6,7 @@
 //! Blank lines, and records whose fields are all blank, are skipped and not counted as rows.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
@@ -42,16 +42,14 @@ impl CustomerCsv {
     pub fn open(path: &Path, delimiter: Option<u8>) -> Result<CustomerCsv, Diagnostic> {
         let file = File::open(path)
             .map_err(|e| Diagnostic::file(path, format!("cannot open the customers CSV: {e}")))?;
-        let mut buffered = BufReader::with_capacity(256 * 1024, file);
+        let mut buffered = BufReader::with_capacity(READ_BUFFER, file);
         let delimiter_set = delimiter;
         let delimiter = match delimiter_set {
             Some(d) => d,
             None => detect_delimiter(&mut buffered)
                 .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?,
         };
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .flexible(true)
+        let mut reader = reader_settings(delimiter)
             .has_headers(true)
             .from_reader(buffered);
         let header = reader
@@ -153,6 +151,27 @@ impl CustomerCsv {
         }
     }
 
+    /// The byte offset where the next record starts.
+    pub fn position(&self) -> u64 {
+        self.reader.position().byte()
+    }
+
+    /// The next record as it is, blank or not, without counting it as a row: for a pass
+    /// that only needs keys and counts rows itself.
+    pub fn read_raw(&mut self, fields: &mut csv::ByteRecord) -> csv::Result<bool> {
+        self.reader.read_byte_record(fields)
+    }
+
+    /// A second reader of the same file with the same settings, from byte `start` on, which
+    /// must be where a record starts (no header is read there).
+    pub fn records_from(&self, start: u64) -> io::Result<csv::Reader<BufReader<File>>> {
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(start))?;
+        Ok(reader_settings(self.delimiter)
+            .has_headers(false)
+            .from_reader(BufReader::with_capacity(READ_BUFFER, file)))
+    }
+
     /// The record's fields as text, one per header column, or why the row is unusable.
     pub fn fields<'r>(&self, record: &'r Record) -> Result<Vec<&'r str>, RecordProblem> {
         let mut fields = Vec::with_capacity(self.headers.len());
@@ -193,8 +212,18 @@ impl CustomerCsv {
     }
 }
 
-/// True when every field of `record` is empty or whitespace.
-fn is_blank(record: &csv::ByteRecord) -> bool {
+const READ_BUFFER: usize = 256 * 1024;
+
+/// How every reader of a customers CSV parses it (rows may have a wrong number of fields:
+/// such a row becomes invalid, it does not stop the batch).
+fn reader_settings(delimiter: u8) -> csv::ReaderBuilder {
+    let mut settings = csv::ReaderBuilder::new();
+    settings.delimiter(delimiter).flexible(true);
+    settings
+}
+
+/// True when every field of `record` is empty or whitespace: not a customer, and not a row.
+pub fn is_blank(record: &csv::ByteRecord) -> bool {
     record
         .iter()
         .all(|field| field.iter().all(u8::is_ascii_whitespace))
