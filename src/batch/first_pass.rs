@@ -1,0 +1,356 @@
+//! The first pass over the customers CSV: how many rows it has, and which key fingerprints
+//! occur more than once (see [`super`] for why). On a large file it runs on two threads,
+//! one per half, since it is all the work there is before the first row can be rendered.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::fingerprint_of_str;
+use crate::campaign::Campaign;
+use crate::customers::{CustomerCsv, Record};
+use crate::diagnostic::Diagnostics;
+use crate::render::Renderer;
+
+/// Counts rows and collects the fingerprints (keys, templated request_ids) seen more than once.
+pub(super) fn first_pass(
+    campaign: &Campaign,
+    renderer: &Renderer,
+) -> Result<(u64, HashSet<u64>), Diagnostics> {
+    let mut csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+    if !renderer.has_request_id_template() {
+        if let Some(cut) = cut_near_the_middle(&campaign.customers, TWO_HALVES_FROM_BYTES) {
+            if let Some(found) = keys_in_two_halves(&mut csv, cut, renderer) {
+                return Ok(found);
+            }
+            // The cut was inside a record (or a half could not be read): again, alone.
+            csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+        }
+    }
+    keys_in_one_pass(csv, renderer)
+}
+
+fn keys_in_one_pass(
+    mut csv: CustomerCsv,
+    renderer: &Renderer,
+) -> Result<(u64, HashSet<u64>), Diagnostics> {
+    let filter = BloomFilter::default();
+    let mut keys = KeyCount::new(&filter, csv.headers().len());
+    let mut record = Record::default();
+    while csv.read(&mut record)? {
+        if !renderer.has_request_id_template() {
+            keys.add(renderer, &record.fields);
+            continue;
+        }
+        keys.rows += 1;
+        let mut fields = Vec::with_capacity(keys.columns);
+        if csv.fields_into(&record, &mut fields).is_err()
+            || !renderer.empty_key_columns(&fields).is_empty()
+        {
+            continue;
+        }
+        keys.seen.add(renderer.key_fingerprint(&fields));
+        if let Ok(id) = renderer.request_id(record.row, &fields) {
+            keys.seen.add(fingerprint_of_str(&id));
+        }
+    }
+    Ok((keys.rows, keys.seen.repeated()))
+}
+
+/// Files smaller than this are read by one thread: a second one would not pay for itself.
+pub(super) const TWO_HALVES_FROM_BYTES: u64 = 4 << 20;
+
+/// The start of the first line after the middle of a large file, where a second reader can
+/// begin (if no quoted field spans that line end: see [`keys_in_two_halves`]).
+pub(super) fn cut_near_the_middle(path: &std::path::Path, smallest: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    if len < smallest {
+        return None;
+    }
+    let middle = len / 2;
+    file.seek(SeekFrom::Start(middle)).ok()?;
+    let mut window = vec![0; 64 * 1024];
+    let read = file.read(&mut window).ok()?;
+    let line_end = memchr::memchr(b'\n', &window[..read])?;
+    Some(middle + line_end as u64 + 1).filter(|&cut| cut < len)
+}
+
+/// The first pass on two threads, one per half of the file, into one Bloom filter whose
+/// words are updated atomically, so a key in both halves is caught whichever thread gets
+/// there first: the result is the one a single thread would find (up to the filter's rare
+/// false positives, which only cost a map entry). The cut is trusted only if the first
+/// half's reader, which knows where records really start (a quoted field may hold a line
+/// break), reaches it exactly; `None` when it does not, or a half cannot be read.
+fn keys_in_two_halves(
+    csv: &mut CustomerCsv,
+    cut: u64,
+    renderer: &Renderer,
+) -> Option<(u64, HashSet<u64>)> {
+    let filter = BloomFilter::default();
+    let columns = csv.headers().len();
+    let mut second_half = csv.records_from(cut).ok()?;
+    // The reader skips empty lines along with the record before them, so it may stop before
+    // the cut or step past it: anywhere in the run of line ends just before the cut is as good
+    // as the cut itself.
+    let boundary = cut - line_ends_before(csv.path(), cut)?..=cut;
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| -> Option<KeyCount> {
+            let mut keys = KeyCount::new(&filter, columns);
+            let mut fields = csv::ByteRecord::new();
+            while second_half.read_byte_record(&mut fields).ok()? {
+                if !crate::customers::is_blank(&fields) {
+                    keys.add(renderer, &fields);
+                }
+            }
+            Some(keys)
+        });
+        let mut keys = KeyCount::new(&filter, columns);
+        let mut fields = csv::ByteRecord::new();
+        while csv.position() < *boundary.start() {
+            match csv.read_raw(&mut fields) {
+                Ok(true) if crate::customers::is_blank(&fields) => {}
+                Ok(true) => keys.add(renderer, &fields),
+                Ok(false) | Err(_) => break,
+            }
+        }
+        let reached = boundary.contains(&csv.position());
+        (reached.then_some(keys), second.join().ok().flatten())
+    });
+    let (first, second) = (first?, second?);
+    let mut repeated = first.seen.repeated();
+    repeated.extend(second.seen.repeated());
+    Some((first.rows + second.rows, repeated))
+}
+
+/// How many `\r` and `\n` bytes end the file's bytes before `at`.
+fn line_ends_before(path: &std::path::Path, at: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    let start = at.saturating_sub(4096);
+    file.seek(SeekFrom::Start(start)).ok()?;
+    let mut before = vec![0; (at - start) as usize];
+    file.read_exact(&mut before).ok()?;
+    let line_ends = before
+        .iter()
+        .rev()
+        .take_while(|b| matches!(b, b'\r' | b'\n'));
+    Some(line_ends.count() as u64)
+}
+
+/// Rows and key fingerprints of (part of) a file, for the first pass.
+struct KeyCount<'f> {
+    rows: u64,
+    columns: usize,
+    seen: SeenKeys<'f>,
+}
+
+impl<'f> KeyCount<'f> {
+    fn new(filter: &'f BloomFilter, columns: usize) -> KeyCount<'f> {
+        KeyCount {
+            rows: 0,
+            columns,
+            seen: SeenKeys::new(filter),
+        }
+    }
+
+    /// Counts a non-blank record as a row and notes its key (no request_id template).
+    fn add(&mut self, renderer: &Renderer, cells: &csv::ByteRecord) {
+        self.rows += 1;
+        // Only the key cells are needed. The record is checked as UTF-8 in one go, which lets
+        // through the rare record the cell-by-cell check of the second pass rejects (a
+        // character split across cells): that only adds a fingerprint to `repeated`.
+        let Ok(text) = std::str::from_utf8(cells.as_slice()) else {
+            return;
+        };
+        let cell = |i| {
+            let cell = cells.range(i).and_then(|range| text.get(range))?;
+            (!cell.trim().is_empty()).then_some(cell)
+        };
+        if let Some(fp) = renderer
+            .key_fingerprint_of(cell)
+            .filter(|_| cells.len() == self.columns)
+        {
+            self.seen.add(fp);
+        }
+    }
+}
+
+/// The first pass's fingerprints, put in the Bloom filter a few hundred at a time: each
+/// insert is a likely cache miss, and a tight loop of independent inserts lets the processor
+/// wait for many of them at once, where one insert between two parsed rows waits alone.
+struct SeenKeys<'f> {
+    filter: &'f BloomFilter,
+    waiting: Vec<u64>,
+    repeated: HashSet<u64>,
+}
+
+impl<'f> SeenKeys<'f> {
+    const AT_ONCE: usize = 256;
+
+    fn new(filter: &'f BloomFilter) -> SeenKeys<'f> {
+        SeenKeys {
+            filter,
+            waiting: Vec::with_capacity(Self::AT_ONCE),
+            repeated: HashSet::new(),
+        }
+    }
+
+    fn add(&mut self, fp: u64) {
+        self.waiting.push(fp);
+        if self.waiting.len() == Self::AT_ONCE {
+            self.insert_waiting();
+        }
+    }
+
+    /// In the order they were added, so "seen before" means what it says.
+    fn insert_waiting(&mut self) {
+        for fp in self.waiting.drain(..) {
+            if self.filter.insert(fp) {
+                self.repeated.insert(fp);
+            }
+        }
+    }
+
+    /// Fingerprints added more than once (and the filter's rare false positives).
+    fn repeated(mut self) -> HashSet<u64> {
+        self.insert_waiting();
+        self.repeated
+    }
+}
+
+/// A fixed-size, blocked Bloom filter over 64-bit fingerprints: 4 MiB of 64-bit words,
+/// 4 bits set within one word per key, so a lookup costs one cache miss. At a million keys
+/// about one key in five thousand is a false "maybe seen", which only costs a map entry.
+struct BloomFilter {
+    words: Vec<AtomicU64>,
+}
+
+impl Default for BloomFilter {
+    fn default() -> BloomFilter {
+        BloomFilter {
+            words: (0..1 << Self::WORDS_LOG2)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
+
+impl BloomFilter {
+    const WORDS_LOG2: u32 = 19;
+
+    /// Adds `fp`; true when it may have been added before. A key's bits are all in one word,
+    /// set by one atomic `fetch_or`: of two threads adding the same key, the later one always
+    /// sees the earlier one's bits.
+    fn insert(&self, fp: u64) -> bool {
+        let word = (fp >> (64 - Self::WORDS_LOG2)) as usize;
+        let bits = (0..4).fold(0u64, |bits, i| bits | 1 << ((fp >> (i * 6)) & 63));
+        self.words[word].fetch_or(bits, Ordering::Relaxed) & bits == bits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A customers CSV and the renderer of a campaign keyed by email, for the first pass.
+    fn first_pass_parts(dir: &std::path::Path, csv: &str) -> (Campaign, Renderer) {
+        std::fs::write(dir.join("customers.csv"), csv).unwrap();
+        let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n  customer:\n    email: \"{{ email }}\"\n";
+        let campaign = Campaign::parse(&dir.join("campaign.yaml"), yaml.to_owned()).unwrap();
+        let csv = CustomerCsv::open(&campaign.customers, None).unwrap();
+        let renderer = Renderer::new(&campaign, csv.headers()).unwrap();
+        (campaign, renderer)
+    }
+
+    #[test]
+    fn seen_keys_finds_repeats_within_across_and_after_batches() {
+        let filter = BloomFilter::default();
+        let mut seen = SeenKeys::new(&filter);
+        let fp = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let n = SeenKeys::AT_ONCE as u64;
+        for i in 0..3 * n + 10 {
+            seen.add(fp(i));
+            match i {
+                5 => seen.add(fp(2)),               // its first sighting is in the same batch
+                _ if i == n + 5 => seen.add(fp(1)), // in an earlier batch
+                _ => {}
+            }
+        }
+        seen.add(fp(3 * n + 9)); // both sightings in the last, unfilled batch
+        let repeated = seen.repeated();
+        for i in [2, 1, 3 * n + 9] {
+            assert!(repeated.contains(&fp(i)), "{i}");
+        }
+        assert!(repeated.len() < 10, "{}", repeated.len());
+    }
+
+    #[test]
+    fn bloom_filter_remembers() {
+        let filter = BloomFilter::default();
+        assert!(!filter.insert(42));
+        assert!(filter.insert(42));
+        let false_positives = (1000..101_000u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .filter(|fp| filter.insert(*fp))
+            .count();
+        assert!(false_positives < 10, "{false_positives}");
+    }
+
+    #[test]
+    fn two_halves_find_what_one_pass_finds_wherever_the_cut_is() {
+        // Repeats within the first half, within the second and across; blank lines; a
+        // record ending in a lone CR; the other rows with CRLF or LF line ends.
+        let csv = "email,name\r\na@x.com,A\r\nb@x.com,B\r\n\r\n ,\r\nA@X.com ,A2\rc@x.com,C\n\
+                   d@x.com,D\nb@x.com,B2\n\ne@x.com,E\ne@x.com,E2\nf@x.com,\"F\"\nc@x.com,C2\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (campaign, renderer) = first_pass_parts(dir.path(), csv);
+        let open = || CustomerCsv::open(&campaign.customers, None).unwrap();
+        let (rows, repeated) = keys_in_one_pass(open(), &renderer).unwrap();
+        assert_eq!(rows, 10);
+        assert_eq!(repeated.len(), 4, "a, b, c and e are repeated");
+        let header_end = csv.find('\n').unwrap() + 1;
+        let mut cuts = 0;
+        for (at, _) in csv
+            .match_indices('\n')
+            .filter(|(at, _)| at + 1 > header_end)
+        {
+            let cut = (at + 1) as u64;
+            if cut as usize == csv.len() {
+                continue;
+            }
+            let found = keys_in_two_halves(&mut open(), cut, &renderer);
+            assert_eq!(found, Some((rows, repeated.clone())), "cut at byte {cut}");
+            cuts += 1;
+        }
+        assert!(cuts >= 10, "{cuts}");
+    }
+
+    #[test]
+    fn a_cut_inside_a_quoted_line_break_is_not_trusted() {
+        let csv = "email,note\na@x.com,\"two\nlines\"\nb@x.com,x\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (campaign, renderer) = first_pass_parts(dir.path(), csv);
+        let inside = (csv.find("lines").unwrap()) as u64;
+        let mut csv = CustomerCsv::open(&campaign.customers, None).unwrap();
+        assert_eq!(keys_in_two_halves(&mut csv, inside, &renderer), None);
+    }
+
+    #[test]
+    fn large_files_are_cut_where_a_line_starts_after_the_middle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("customers.csv");
+        std::fs::write(&path, "email\na@x.com\nb@x.com\nc@x.com\nd@x.com\n").unwrap();
+        // 6 + 4 * 8 = 38 bytes: the middle (19) is inside `b@x.com`, whose line ends at 21.
+        assert_eq!(cut_near_the_middle(&path, 0), Some(22));
+        assert_eq!(cut_near_the_middle(&path, 39), None, "too small to share");
+        std::fs::write(&path, "email\na@x.com\nb@x.com").unwrap();
+        assert_eq!(cut_near_the_middle(&path, 0), Some(14));
+        std::fs::write(&path, "email\nabcdefghij@x.com\n").unwrap();
+        assert_eq!(
+            cut_near_the_middle(&path, 0),
+            None,
+            "no line starts after the middle"
+        );
+    }
+}
