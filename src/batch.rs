@@ -266,17 +266,27 @@ fn render_pending(
             fields,
             request_id,
         } => {
-            let cells = fields.iter().collect::<Vec<_>>();
+            // The cells as a slice, on the stack for any usual number of columns.
+            let mut on_stack = [""; 32];
+            let on_heap: Vec<&str>;
+            let cells: &[&str] = if fields.len() <= on_stack.len() {
+                for (slot, cell) in on_stack.iter_mut().zip(fields.iter()) {
+                    *slot = cell;
+                }
+                &on_stack[..fields.len()]
+            } else {
+                on_heap = fields.iter().collect();
+                &on_heap
+            };
             // 0: no created record for this row (pending, failed, new): nothing to compare.
             let known = unchanged
                 .and_then(|hashes| hashes.get(row as usize).copied())
                 .filter(|&hash| hash != 0);
-            let plan = if known.is_some_and(|hash| hash == renderer.input_hash(row, &cells)) {
+            let plan = if known.is_some_and(|hash| hash == renderer.input_hash(row, cells)) {
                 RowPlan::Unchanged { row }
             } else {
-                render_fields(renderer, row, &cells, request_id)
+                render_fields(renderer, row, cells, request_id)
             };
-            drop(cells);
             spare.push(fields.into_byte_record());
             plan
         }
@@ -583,5 +593,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn rows_with_more_columns_than_fit_on_the_stack_render_the_same() {
+        let names: Vec<String> = (1..=40).map(|i| format!("c{i}")).collect();
+        let cells: Vec<String> = (1..=40).map(|i| format!("v{i}")).collect();
+        let csv = format!(
+            "{},email\n{},ana@example.com\n",
+            names.join(","),
+            cells.join(",")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("customers.csv"), csv).unwrap();
+        let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n  customer:\n    email: \"{{ email }}\"\n  metadata:\n    first: \"{{ c1 }}\"\n    last: \"{{ c40 }}\"\n";
+        let campaign = Campaign::parse(&dir.path().join("campaign.yaml"), yaml.into()).unwrap();
+        let plans = plans(Batch::open(campaign).unwrap());
+        let RowPlan::Ready { request, .. } = &plans[0] else {
+            panic!("{plans:?}")
+        };
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+        assert_eq!(body["customer"]["email"], "ana@example.com");
+        assert_eq!(
+            body["metadata"],
+            serde_json::json!({"first": "v1", "last": "v40"})
+        );
     }
 }

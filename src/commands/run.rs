@@ -75,22 +75,23 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
     let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut line = Vec::with_capacity(1024);
+    let mut head = Vec::with_capacity(128);
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
             RowPlan::Ready { row, request } => {
                 if !matches!(planner.ready(row, &request)?, Verdict::Send { .. }) {
                     continue;
                 }
-                line.clear();
-                line.extend_from_slice(b"{\"request_id\":");
-                crate::json::push_str(&mut line, &request.request_id);
-                line.extend_from_slice(b",\"row\":");
-                line.extend_from_slice(itoa::Buffer::new().format(row).as_bytes());
-                line.extend_from_slice(b",\"body\":");
-                line.extend_from_slice(&request.body);
-                line.extend_from_slice(b"}\n");
-                out.write_all(&line)?;
+                // The body, the bulk of the line, goes straight to the output buffer.
+                head.clear();
+                head.extend_from_slice(b"{\"request_id\":");
+                crate::json::push_str(&mut head, &request.request_id);
+                head.extend_from_slice(b",\"row\":");
+                head.extend_from_slice(itoa::Buffer::new().format(row).as_bytes());
+                head.extend_from_slice(b",\"body\":");
+                out.write_all(&head)?;
+                out.write_all(&request.body)?;
+                out.write_all(b"}\n")?;
             }
             RowPlan::Invalid { row, rejection } => {
                 planner.invalid(row, &rejection)?;
