@@ -165,7 +165,8 @@ impl<'f> KeyCount<'f> {
         };
         let cell = |i| {
             let cell = cells.range(i).and_then(|range| text.get(range))?;
-            (!cell.trim().is_empty()).then_some(cell)
+            let cell = cell.trim(); // trimmed once here, so the fingerprint's trim is a no-op
+            (!cell.is_empty()).then_some(cell)
         };
         if let Some(fp) = renderer
             .key_fingerprint_of(cell)
