@@ -15,25 +15,32 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// True when `bytes` holds `"`, `\` or a control character (< 0x20).
+/// True when `bytes` holds `"`, `\` or a control character (< 0x20). Whole words only: a
+/// short value is padded to one, and the tail of a longer one is the last eight bytes again
+/// (bytes looked at twice cannot change the answer), so no value is read byte by byte.
 fn needs_escape(bytes: &[u8]) -> bool {
+    if bytes.len() < 8 {
+        let mut word = [b' '; 8];
+        word[..bytes.len()].copy_from_slice(bytes);
+        return has_special(u64::from_le_bytes(word));
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    if chunks.any(|chunk| has_special(u64::from_le_bytes(chunk.try_into().expect("8 bytes")))) {
+        return true;
+    }
+    let tail = &bytes[bytes.len() - 8..];
+    has_special(u64::from_le_bytes(tail.try_into().expect("8 bytes")))
+}
+
+/// True when one of the eight bytes of `word` is `"`, `\` or below 0x20.
+fn has_special(word: u64) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
-        let quote = has_zero(word ^ (ONES * u64::from(b'"')));
-        let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
-        if control | quote | backslash != 0 {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    control | quote | backslash != 0
 }
 
 #[cfg(test)]
@@ -62,13 +69,21 @@ mod tests {
     }
 
     #[test]
-    fn every_position_of_every_special_byte_is_found() {
-        for special in [b'"', b'\\', 0u8, 0x1f] {
+    fn every_byte_value_anywhere_is_judged_as_one_at_a_time_would() {
+        let special = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+        for filler in [b'a', b' ', 0x7f, 0x80, 0xff] {
             for len in 1..20 {
                 for pos in 0..len {
-                    let mut bytes = vec![b'a'; len];
-                    bytes[pos] = special;
-                    assert!(needs_escape(&bytes), "{special} at {pos} of {len}");
+                    for byte in 0..=255u8 {
+                        let mut bytes = vec![filler; len];
+                        bytes[pos] = byte;
+                        let expected = bytes.iter().any(special);
+                        assert_eq!(
+                            needs_escape(&bytes),
+                            expected,
+                            "{byte:#x} at {pos} of {len}"
+                        );
+                    }
                 }
             }
         }
