@@ -386,8 +386,12 @@ fn settle(
     if !renderer.has_request_id_template() && bytes.len() == csv.headers().len() {
         match csv::StringRecord::from_byte_record(bytes) {
             Ok(fields) => {
-                let fp = renderer
-                    .key_fingerprint_of(|i| fields.get(i).map(str::trim).filter(|c| !c.is_empty()));
+                let fp = renderer.key_fingerprint_of(|i| {
+                    fields
+                        .get(i)
+                        .map(crate::render::trimmed)
+                        .filter(|c| !c.is_empty())
+                });
                 if fp.is_some_and(|fp| !repeated.contains(&fp)) {
                     return Pending::Render {
                         row,

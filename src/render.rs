@@ -29,7 +29,7 @@ pub fn default_request_id(campaign: &str, key_values: &[(&str, &str)]) -> String
 /// Feeds a key value to a hasher the way the request_id rule says: trimmed, and lowercased
 /// for a column named `email` (without allocating for the usual ASCII address).
 fn feed_key_value(column: &str, value: &str, mut feed: impl FnMut(&[u8])) {
-    let value = value.trim();
+    let value = trimmed(value);
     if column != "email" {
         feed(value.as_bytes());
     } else if value.is_ascii() {
@@ -42,6 +42,20 @@ fn feed_key_value(column: &str, value: &str, mut feed: impl FnMut(&[u8])) {
         }
     } else {
         feed(value.to_lowercase().as_bytes());
+    }
+}
+
+/// `text.trim()`, answered at once for the usual value, which starts and ends with a
+/// printable ASCII character (the key cells and fields of every row are trimmed).
+pub fn trimmed(text: &str) -> &str {
+    // ASCII bytes that are whitespace to `char::is_whitespace` (0x0B too, unlike
+    // `u8::is_ascii_whitespace`); a non-ASCII byte may start or end a Unicode space.
+    let plain = |b: u8| b.is_ascii() && !matches!(b, b' ' | b'\t'..=b'\r');
+    match text.as_bytes() {
+        [] => text,
+        [first, .., last] if plain(*first) && plain(*last) => text,
+        [only] if plain(*only) => text,
+        _ => text.trim(),
     }
 }
 
@@ -298,7 +312,7 @@ impl Renderer {
     pub fn empty_key_columns<'a>(&'a self, fields: &[&str]) -> Vec<&'a str> {
         self.key_columns
             .iter()
-            .filter(|(i, _)| fields[*i].trim().is_empty())
+            .filter(|(i, _)| trimmed(fields[*i]).is_empty())
             .map(|(_, column)| column.as_str())
             .collect()
     }
@@ -395,7 +409,7 @@ impl Renderer {
                 Shape::Rendered => None,
             };
             if let Some(value) = borrowed {
-                let value = value.trim();
+                let value = trimmed(value);
                 return (!value.is_empty()).then_some(Val::Borrowed(value));
             }
             let start = text.len();
@@ -827,6 +841,38 @@ fn check_url(text: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimmed_is_trim() {
+        let samples = [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "\u{b}a\u{c}",
+            "a\r",
+            "\u{a0}a",
+            "a\u{a0}",
+            "\u{2003}a b\u{85}",
+            "ü",
+            " ü ",
+            "a b",
+            "ab",
+            "\u{7f}a\u{7f}",
+            "\u{1c}a",
+        ];
+        for sample in samples {
+            assert_eq!(trimmed(sample), sample.trim(), "{sample:?}");
+        }
+        for byte in 0..0x80u8 {
+            let one = (byte as char).to_string();
+            assert_eq!(trimmed(&one), one.trim(), "{byte:#x}");
+            let framed = format!("{one}x{one}");
+            assert_eq!(trimmed(&framed), framed.trim(), "{byte:#x}");
+        }
+    }
 
     #[test]
     fn default_request_id_normalises_email() {

@@ -165,7 +165,7 @@ impl<'f> KeyCount<'f> {
         };
         let cell = |i| {
             let cell = cells.range(i).and_then(|range| text.get(range))?;
-            let cell = cell.trim(); // trimmed once here, so the fingerprint's trim is a no-op
+            let cell = crate::render::trimmed(cell);
             (!cell.is_empty()).then_some(cell)
         };
         if let Some(fp) = renderer
