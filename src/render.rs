@@ -139,6 +139,9 @@ pub struct Renderer {
     success_url_is_constant: bool,
     /// SHA-256 fed with everything but the row that the body is made from.
     input_seed: Sha256,
+    /// By template index: a constant template's value, trimmed, as a JSON string, written
+    /// into every body as it is (most fields of a campaign are the same for every row).
+    constant_json: Vec<Option<Vec<u8>>>,
 }
 
 impl Renderer {
@@ -235,7 +238,17 @@ impl Renderer {
         if !problems.is_empty() {
             return Err(Diagnostics(problems));
         }
+        let constant_json = templates
+            .ids()
+            .map(|id| {
+                let value = trimmed(templates.constant(id)?);
+                let mut json = Vec::with_capacity(value.len() + 2);
+                json::push_str(&mut json, value);
+                Some(json)
+            })
+            .collect();
         Ok(Renderer {
+            constant_json,
             campaign: campaign.name.clone(),
             templates,
             key_columns,
@@ -410,7 +423,8 @@ impl Renderer {
             };
             if let Some(value) = borrowed {
                 let value = trimmed(value);
-                return (!value.is_empty()).then_some(Val::Borrowed(value));
+                let json = self.constant_json[id.index()].as_deref();
+                return (!value.is_empty()).then_some(Val::Borrowed(value, json));
             }
             let start = text.len();
             match renderer.render_into(id, text) {
@@ -555,12 +569,12 @@ impl Renderer {
             });
         }
         let body = Body {
-            product_id: Val::resolve(&product_id, text).unwrap_or_default(),
+            product_id: product_id.unwrap_or(Val::Borrowed("", None)),
             request_id: &request_id,
             units,
-            discount_code: Val::resolve(&discount_code, text),
-            locale: Val::resolve(&locale, text),
-            success_url: Val::resolve(&success_url, text),
+            discount_code,
+            locale,
+            success_url,
             customer,
             metadata: &metadata,
             text,
@@ -587,18 +601,26 @@ impl Renderer {
 }
 
 /// A field's value: rendered into the row's text buffer (by range), or borrowed as it is
-/// from the campaign (a constant) or the CSV row (a bare column).
+/// from the campaign (a constant, with its JSON form) or the CSV row (a bare column).
 #[derive(Debug, Clone)]
 enum Val<'a> {
     Rendered(Range<usize>),
-    Borrowed(&'a str),
+    Borrowed(&'a str, Option<&'a [u8]>),
 }
 
 impl<'a> Val<'a> {
     fn get(&self, text: &'a str) -> &'a str {
         match self {
             Val::Rendered(range) => &text[range.clone()],
-            Val::Borrowed(value) => value,
+            Val::Borrowed(value, _) => value,
+        }
+    }
+
+    /// Appends the value as a JSON string.
+    fn write_json(&self, out: &mut Vec<u8>, text: &str) {
+        match self {
+            Val::Borrowed(_, Some(json)) => out.extend_from_slice(json),
+            other => json::push_str(out, other.get(text)),
         }
     }
 
@@ -668,12 +690,12 @@ fn similar_column<'h>(name: &str, headers: &'h [String]) -> Option<&'h str> {
 
 /// The request body, in the field order of Creem's documentation.
 struct Body<'a> {
-    product_id: &'a str,
+    product_id: Val<'a>,
     request_id: &'a str,
     units: Option<u64>,
-    discount_code: Option<&'a str>,
-    locale: Option<&'a str>,
-    success_url: Option<&'a str>,
+    discount_code: Option<Val<'a>>,
+    locale: Option<Val<'a>>,
+    success_url: Option<Val<'a>>,
     customer: Option<Customer<'a>>,
     /// In campaign order, keys already as JSON (`"key":`).
     metadata: &'a [(&'a [u8], Val<'a>)],
@@ -690,7 +712,7 @@ impl Body<'_> {
     /// Writes the body as compact JSON, leaving out fields that are not set.
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"product_id\":");
-        json::push_str(out, self.product_id);
+        self.product_id.write_json(out, self.text);
         out.extend_from_slice(b",\"request_id\":");
         json::push_str(out, self.request_id);
         if let Some(units) = self.units {
@@ -698,14 +720,14 @@ impl Body<'_> {
             out.extend_from_slice(itoa::Buffer::new().format(units).as_bytes());
         }
         let optional = [
-            (&b",\"discount_code\":"[..], self.discount_code),
-            (&b",\"locale\":"[..], self.locale),
-            (&b",\"success_url\":"[..], self.success_url),
+            (&b",\"discount_code\":"[..], &self.discount_code),
+            (&b",\"locale\":"[..], &self.locale),
+            (&b",\"success_url\":"[..], &self.success_url),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
                 out.extend_from_slice(name);
-                json::push_str(out, value);
+                value.write_json(out, self.text);
             }
         }
         match self.customer {
@@ -728,7 +750,7 @@ impl Body<'_> {
                     out.push(b',');
                 }
                 out.extend_from_slice(key);
-                json::push_str(out, value.get(self.text));
+                value.write_json(out, self.text);
             }
             out.push(b'}');
         }

@@ -30,6 +30,13 @@ const JINJA_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TemplateId(usize);
 
+impl TemplateId {
+    /// Its place among the set's templates (0, 1, ...), for tables kept beside the set.
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
 #[derive(Debug)]
 enum Compiled {
     /// Text and bare variable lookups, rendered by concatenation.
@@ -226,6 +233,11 @@ impl TemplateSet {
                 names
             }
         }
+    }
+
+    /// Every compiled template, in the order of their indexes.
+    pub fn ids(&self) -> impl Iterator<Item = TemplateId> {
+        (0..self.compiled.len()).map(TemplateId)
     }
 
     /// True when this template is constant text.

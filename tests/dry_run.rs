@@ -560,7 +560,8 @@ fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
         .checkout(
             "discount_code: \"  SPRING  \"\n\
              locale: \"{{ locale }}\"\n\
-             metadata:\n  segment: \"{{ segment }}\"\n  blank: \"   \"\n  source: \" mail \"",
+             metadata:\n  segment: \"{{ segment }}\"\n  blank: \"   \"\n  source: \" mail \"\n  \
+             quote: ' say \"hi\"\\ '",
         )
         .build();
     let csv = "email,locale,segment\nana@example.com, fr ,  smb \nbo@example.com,   ,\n";
@@ -569,13 +570,14 @@ fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
     let first = &run.line_for_row(1).unwrap()["body"];
     assert_eq!(first["discount_code"], "SPRING");
     assert_eq!(first["locale"], "fr");
-    assert_eq!(
-        first["metadata"],
-        json!({"segment": "smb", "source": "mail"})
-    );
+    // Constants (trimmed, escaped once for every row) and the row's own values.
+    let constants = json!({"source": "mail", "quote": "say \"hi\"\\"});
+    let mut metadata = constants.clone();
+    metadata["segment"] = json!("smb");
+    assert_eq!(first["metadata"], metadata);
     let second = &run.line_for_row(2).unwrap()["body"];
     assert!(second.get("locale").is_none(), "{second}");
-    assert_eq!(second["metadata"], json!({"source": "mail"}));
+    assert_eq!(second["metadata"], constants);
 }
 
 #[test]
