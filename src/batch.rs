@@ -267,7 +267,7 @@ fn render_pending(
             request_id,
         } => {
             // The cells as a slice, on the stack for any usual number of columns.
-            let mut on_stack = [""; 32];
+            let mut on_stack = [""; 16];
             let on_heap: Vec<&str>;
             let cells: &[&str] = if fields.len() <= on_stack.len() {
                 for (slot, cell) in on_stack.iter_mut().zip(fields.iter()) {
