@@ -4,6 +4,11 @@
 //! Rate and concurrency are separate knobs (as in oha): the limiter decides when a request
 //! may start, the semaphore how many may be in flight. A 429 pauses the whole sender, not
 //! just the row that got it, because every other row would hit the same wall.
+//!
+//! Without a rate limit, one thread cannot keep a fast server busy: it spends as long on a
+//! request as the server does. So the sender has a lane per sending thread (as oha has a
+//! runtime per core): each lane has its own HTTP client and its share of the concurrency
+//! bound, and the rate limiter, the pause and the stop are shared by all.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,18 +31,49 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// The shared sending machinery of one run (or one `status` pass).
 pub struct Sender {
-    http: reqwest::Client,
+    lanes: Vec<Lane>,
     /// `<base>/v1/checkouts`, parsed once: both endpoints live there, and a URL given as text
     /// would be parsed again for every request.
     checkouts_url: reqwest::Url,
     key: HeaderValue,
     limiter: Option<DefaultDirectRateLimiter>,
-    in_flight: Semaphore,
     paused_until: Mutex<Option<Instant>>,
     max_attempts: u32,
     /// Set when no new attempt may start (Ctrl-C, auth rejected, systematic failure).
     pub stop: CancellationToken,
     pub counters: Counters,
+}
+
+/// What one sending thread owns. A client's pooled connections belong to the runtime that
+/// opened them, and a permit given back on one thread must not have to wake another, so
+/// neither is shared between threads; the lanes' permits add up to the run's concurrency.
+struct Lane {
+    http: reqwest::Client,
+    in_flight: Semaphore,
+    /// Its share of the concurrency bound (the semaphore's permits).
+    concurrency: usize,
+}
+
+/// The most threads a run sends from (and so the most lanes of a [`Sender`]).
+const MAX_SENDING_THREADS: usize = 4;
+
+/// A rate above this is left to several threads; one thread sends about 20,000 requests/s
+/// on loopback, so a rate below it never waits for the sender.
+const ONE_THREAD_RATE: f64 = 5_000.0;
+
+/// How many threads should send with these settings: one per core when the rate is unlimited
+/// (or very high), never more than requests may be in flight, else one.
+pub fn sending_threads(settings: &SendSettings) -> usize {
+    let fast = settings
+        .rate
+        .is_none_or(|rate| f64::from(rate.count) / rate.per.as_secs_f64() > ONE_THREAD_RATE);
+    if !fast {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SENDING_THREADS)
+        .min(settings.concurrency.max(1))
 }
 
 /// Live numbers for the progress display.
@@ -113,21 +149,26 @@ enum Attempt {
 }
 
 impl Sender {
-    pub fn new(settings: &SendSettings, base_url: &str, key: &ApiKey) -> anyhow::Result<Sender> {
-        let mut builder = reqwest::Client::builder();
-        if crate::target::is_loopback(base_url) {
-            // A proxy from the environment must not swallow requests meant for this machine.
-            builder = builder.no_proxy();
-        }
-        let http = builder
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(settings.concurrency.max(1))
-            .tcp_nodelay(true)
-            // Creem answers; it does not redirect. Not following saves work on every request.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("creem-batch/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    /// A sender with `threads` lanes (see [`sending_threads`]); lane `i` is for thread `i`.
+    pub fn new(
+        settings: &SendSettings,
+        base_url: &str,
+        key: &ApiKey,
+        threads: usize,
+    ) -> anyhow::Result<Sender> {
+        let concurrency = settings.concurrency.max(1);
+        let threads = threads.clamp(1, concurrency);
+        let lanes = (0..threads)
+            .map(|i| {
+                // The concurrency shared out: 10 over 4 lanes is 3, 3, 2, 2.
+                let share = concurrency / threads + usize::from(i < concurrency % threads);
+                Ok(Lane {
+                    http: http_client(settings, base_url, share)?,
+                    in_flight: Semaphore::new(share),
+                    concurrency: share,
+                })
+            })
+            .collect::<anyhow::Result<Vec<Lane>>>()?;
         let mut key = HeaderValue::from_str(key.expose()).map_err(|_| {
             anyhow::anyhow!("the API key contains characters a header cannot carry")
         })?;
@@ -142,14 +183,13 @@ impl Sender {
             )
         });
         Ok(Sender {
-            http,
+            lanes,
             checkouts_url: reqwest::Url::parse(&format!(
                 "{}/v1/checkouts",
                 base_url.trim_end_matches('/')
             ))?,
             key,
             limiter,
-            in_flight: Semaphore::new(settings.concurrency.max(1)),
             paused_until: Mutex::new(None),
             max_attempts: settings.max_attempts.max(1),
             stop: CancellationToken::new(),
@@ -157,11 +197,22 @@ impl Sender {
         })
     }
 
-    /// Creates one checkout, retrying what is worth retrying.
-    pub async fn create(&self, body: Vec<u8>) -> Delivery {
+    /// How many lanes (sending threads) this sender has.
+    pub fn lanes(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// How many requests `lane` may have in flight.
+    pub fn lane_concurrency(&self, lane: usize) -> usize {
+        self.lanes[lane].concurrency
+    }
+
+    /// Creates one checkout from the thread of `lane`, retrying what is worth retrying.
+    pub async fn create(&self, lane: usize, body: Vec<u8>) -> Delivery {
         let body = bytes::Bytes::from(body);
-        self.with_retries(|| {
-            self.http
+        let lane = &self.lanes[lane];
+        self.with_retries(lane, || {
+            lane.http
                 .post(self.checkouts_url.clone())
                 .header("x-api-key", self.key.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -170,10 +221,11 @@ impl Sender {
         .await
     }
 
-    /// Fetches one checkout's current state.
-    pub async fn fetch(&self, checkout_id: &str) -> Delivery {
-        self.with_retries(|| {
-            self.http
+    /// Fetches one checkout's current state, from the thread of `lane`.
+    pub async fn fetch(&self, lane: usize, checkout_id: &str) -> Delivery {
+        let lane = &self.lanes[lane];
+        self.with_retries(lane, || {
+            lane.http
                 .get(self.checkouts_url.clone())
                 .query(&[("checkout_id", checkout_id)])
                 .header("x-api-key", self.key.clone())
@@ -181,13 +233,17 @@ impl Sender {
         .await
     }
 
-    async fn with_retries(&self, request: impl Fn() -> reqwest::RequestBuilder) -> Delivery {
+    async fn with_retries(
+        &self,
+        lane: &Lane,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Delivery {
         let mut attempts = 0;
         let mut note = String::new();
         loop {
             self.wait_for_pause().await;
             let permit = tokio::select! {
-                permit = self.in_flight.acquire() => permit.expect("never closed"),
+                permit = lane.in_flight.acquire() => permit.expect("never closed"),
                 _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
             };
             if let Some(limiter) = &self.limiter {
@@ -281,6 +337,28 @@ impl Sender {
             }
         }
     }
+}
+
+/// The HTTP client of one lane, which keeps up to `connections` connections open.
+fn http_client(
+    settings: &SendSettings,
+    base_url: &str,
+    connections: usize,
+) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if crate::target::is_loopback(base_url) {
+        // A proxy from the environment must not swallow requests meant for this machine.
+        builder = builder.no_proxy();
+    }
+    Ok(builder
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(connections)
+        .tcp_nodelay(true)
+        // Creem answers; it does not redirect. Not following saves work on every request.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("creem-batch/", env!("CARGO_PKG_VERSION")))
+        .build()?)
 }
 
 /// Waits until the rate limiter lets one request start.
@@ -587,6 +665,49 @@ pub type SharedSender = Arc<Sender>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::campaign::Rate;
+
+    fn settings(rate: Option<u32>, concurrency: usize) -> SendSettings {
+        SendSettings {
+            rate: rate.map(|count| Rate {
+                count,
+                per: Duration::from_secs(1),
+            }),
+            concurrency,
+            ..SendSettings::default()
+        }
+    }
+
+    #[test]
+    fn several_threads_send_only_without_a_low_rate_limit() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let many = cores.min(MAX_SENDING_THREADS);
+        assert_eq!(sending_threads(&settings(None, 64)), many);
+        assert_eq!(sending_threads(&settings(Some(100_000), 64)), many);
+        assert_eq!(sending_threads(&settings(Some(50), 64)), 1);
+        assert_eq!(sending_threads(&settings(Some(5_000), 64)), 1);
+        assert_eq!(
+            sending_threads(&settings(None, 1)),
+            1,
+            "one request at a time"
+        );
+    }
+
+    #[test]
+    fn lanes_share_out_the_concurrency_bound() {
+        let key = ApiKey::new("creem_test_lanes");
+        let url = "http://127.0.0.1:9";
+        let shares = |concurrency, threads| {
+            let sender = Sender::new(&settings(None, concurrency), url, &key, threads).unwrap();
+            (0..sender.lanes())
+                .map(|lane| sender.lane_concurrency(lane))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shares(10, 4), [3, 3, 2, 2]);
+        assert_eq!(shares(8, 2), [4, 4]);
+        assert_eq!(shares(3, 4), [1, 1, 1], "no lane without a request to send");
+        assert_eq!(shares(5, 1), [5]);
+    }
 
     #[test]
     fn retry_after_seconds_and_dates() {

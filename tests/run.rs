@@ -1,6 +1,6 @@
 //! `run`: sending against the in-process sandbox and wiremock, the ledger, re-runs, retries.
 
-use creem_batch::sandbox::{Sandbox, SandboxConfig};
+use creem_batch::sandbox::{Latency, Sandbox, SandboxConfig};
 
 use crate::common::send::{campaign, ledger, run, text, KEY};
 
@@ -43,6 +43,37 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
         "{}",
         text(&again)
     );
+}
+
+/// Without a rate limit the run sends from several threads (one per core); their shares of
+/// the concurrency bound must add up to it, and the ledger must come out the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sending_threads_together_keep_to_the_concurrency_bound() {
+    let server = sandbox(SandboxConfig {
+        // Slow answers, so that requests overlap at the server.
+        latency: Some(Latency::Uniform {
+            min: std::time::Duration::from_millis(5),
+            max: std::time::Duration::from_millis(20),
+        }),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let (dir, _) = campaign(60, "  rate: unlimited\n  concurrency: 5\n");
+    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stats = server.stats();
+    assert_eq!(
+        stats.peak_posts_in_flight, 5,
+        "the bound is used in full and never passed"
+    );
+    assert_eq!(stats.created, 60);
+    assert!(stats.created_per_request_id.values().all(|&n| n == 1));
+    let rows = ledger(dir.path());
+    assert_eq!(rows.len(), 60);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["row"], (i + 1).to_string(), "input order");
+        assert_eq!(row["status"], "created");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,9 @@
 //! `run`: send the batch, or with `--dry-run` print what would be sent.
 //!
 //! Rows flow from a reader thread (CSV -> rendered request -> decision against the existing
-//! ledger) through a bounded channel to the async senders, and every row's end goes to the
-//! ledger writer. Nothing here holds more than a channel's worth of rows.
+//! ledger) through a bounded channel to the async senders (one thread, or one per core when
+//! the rate is unlimited: see `sender`), and every row's end goes to the ledger writer.
+//! Nothing here holds more than a channel's worth of rows.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,7 +175,12 @@ async fn send(
         confirm_live(&campaign, batch.total_rows(), &target, args.yes)?;
     }
     let writer = ledger::Writer::start(&output, prior.as_ref(), batch.total_rows())?;
-    let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
+    let sender = Arc::new(Sender::new(
+        &campaign.send,
+        &target.base_url,
+        &target.key,
+        crate::sender::sending_threads(&campaign.send),
+    )?);
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;
 
@@ -200,62 +206,52 @@ async fn send(
         sender.clone() as Arc<dyn Live>,
         Labels::SENDING,
     );
-    let breaker = Breaker::default();
-    let entries = writer.sender();
-    let abort_reason = std::sync::Mutex::new(None::<String>);
-    let pending = AtomicU64::new(0);
-    tokio_stream_from(jobs_rx)
-        .flat_map(futures::stream::iter)
-        .map(|job| {
-            let sender = &sender;
-            let breaker = &breaker;
-            let tally = &tally;
-            let abort_reason = &abort_reason;
-            let pending = &pending;
-            let campaign_name = &campaign_name;
-            async move {
-                let delivery = sender.create(job.request.body.clone()).await;
-                if let Some(reason) = breaker.record(&delivery) {
-                    sender.stop.cancel();
-                    *abort_reason.lock().expect("not poisoned") = Some(reason);
-                }
-                match &delivery {
-                    Delivery::Created { .. } => Tally::add(&tally.created),
-                    Delivery::Failed { .. } => Tally::add(&tally.failed),
-                    Delivery::NotSent { .. } => {
-                        pending.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Tally::add(&tally.done);
-                let (row, prior) = (job.row, job.prior);
-                match (&delivery, prior) {
-                    (Delivery::NotSent { .. }, Some(span)) => {
-                        [Some(Entry::Keep { row, span }), None]
-                    }
-                    _ => {
-                        let record = record_of(campaign_name, job, delivery);
-                        [
-                            Some(Entry::Write(Box::new(record))),
-                            prior.map(Entry::Retire),
-                        ]
-                    }
-                }
-            }
-        })
-        .buffer_unordered(campaign.send.concurrency * 2)
-        // Every row that finished in the same turn of the event loop, at once: their records
-        // reach the file with one `write`, before anything else is awaited.
-        .ready_chunks(FINISHED_AT_ONCE)
-        .for_each(|finished| {
-            entries.send_all(finished.into_iter().flatten().flatten());
-            futures::future::ready(())
-        })
-        .await;
+    let delivering = Arc::new(Delivering {
+        sender: sender.clone(),
+        jobs: JobQueue::new(jobs_rx),
+        entries: writer.sender(),
+        breaker: Breaker::default(),
+        tally: tally.clone(),
+        abort_reason: std::sync::Mutex::new(None),
+        pending: AtomicU64::new(0),
+        campaign: campaign_name,
+    });
+    let mut helpers = Vec::new();
+    for lane in 1..sender.lanes() {
+        let delivering = delivering.clone();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("send-{lane}"))
+            .spawn(move || {
+                let runtime = super::shared::runtime()?;
+                runtime.block_on(delivering.deliver(lane));
+                let _ = done_tx.send(());
+                Ok::<(), std::io::Error>(())
+            });
+        // Without the thread its lane stays idle: the others take every job.
+        if let Ok(thread) = thread {
+            helpers.push((thread, done_rx));
+        }
+    }
+    delivering.deliver(0).await;
+    for (thread, done) in helpers {
+        // Awaited, not joined at once: this thread's runtime must keep running meanwhile (the
+        // in-process sandbox of `--sandbox` lives on it).
+        let _ = done.await;
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("a sending thread panicked"))?
+            .context("cannot start a sending thread")?;
+    }
+    let Delivering {
+        abort_reason,
+        pending,
+        ..
+    } = Arc::into_inner(delivering).expect("every sending thread has ended");
     progress.finish().await;
     let plan = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the row reader panicked"))??;
-    drop(entries);
     writer.finish()?;
     let target_name = target.describe();
     if let Some(sandbox) = target.sandbox {
@@ -380,10 +376,113 @@ fn resume_command(args: &RunArgs) -> String {
     command
 }
 
-fn tokio_stream_from<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// The jobs waiting to be sent, taken one at a time by whichever lane has room for one.
+///
+/// The row reader hands them over in batches (one thread wake-up per batch), but a batch is
+/// not given to one lane whole: a batch of 60 rows would then be sent with that lane's share
+/// of the concurrency only.
+struct JobQueue {
+    ready: std::sync::Mutex<std::collections::VecDeque<Job>>,
+    batches: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<Job>>>,
+}
+
+impl JobQueue {
+    fn new(batches: tokio::sync::mpsc::Receiver<Vec<Job>>) -> JobQueue {
+        JobQueue {
+            ready: std::sync::Mutex::new(std::collections::VecDeque::with_capacity(JOB_BATCH)),
+            batches: tokio::sync::Mutex::new(batches),
+        }
+    }
+
+    /// The next job; `None` once the reader is done and every job was taken.
+    async fn next(&self) -> Option<Job> {
+        loop {
+            if let Some(job) = self.take_ready() {
+                return Some(job);
+            }
+            // One lane waits for the next batch; the others wait for it to be put in `ready`.
+            let mut batches = self.batches.lock().await;
+            if let Some(job) = self.take_ready() {
+                return Some(job);
+            }
+            let batch = batches.recv().await?;
+            self.ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(batch);
+        }
+    }
+
+    fn take_ready(&self) -> Option<Job> {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+}
+
+/// What the sending threads share: the queue of jobs, the ledger and the run's tallies.
+struct Delivering {
+    sender: Arc<Sender>,
+    jobs: JobQueue,
+    entries: ledger::EntrySender,
+    breaker: Breaker,
+    tally: Arc<Tally>,
+    /// Why the run stopped early, if it did (key rejected, systematic failure).
+    abort_reason: std::sync::Mutex<Option<String>>,
+    /// Rows that were not sent because the run stopped.
+    pending: AtomicU64,
+    campaign: String,
+}
+
+impl Delivering {
+    /// The sending of one lane (on its own thread): takes batches of jobs until there are no
+    /// more, sends each, and writes how each ended to the ledger.
+    async fn deliver(&self, lane: usize) {
+        let jobs = futures::stream::unfold(&self.jobs, |jobs| async move {
+            jobs.next().await.map(|job| (job, jobs))
+        });
+        jobs.map(|job| self.send_one(lane, job))
+            .buffer_unordered(self.sender.lane_concurrency(lane) * 2)
+            // Every row that finished in the same turn of the event loop, at once: their
+            // records reach the file with one `write`, before anything else is awaited.
+            .ready_chunks(FINISHED_AT_ONCE)
+            .for_each(|finished| {
+                self.entries
+                    .send_all(finished.into_iter().flatten().flatten());
+                futures::future::ready(())
+            })
+            .await;
+    }
+
+    /// Sends one row; returns its ledger entries (its record, and the older record it retires).
+    async fn send_one(&self, lane: usize, job: Job) -> [Option<Entry>; 2] {
+        let delivery = self.sender.create(lane, job.request.body.clone()).await;
+        if let Some(reason) = self.breaker.record(&delivery) {
+            self.sender.stop.cancel();
+            *self.abort_reason.lock().expect("not poisoned") = Some(reason);
+        }
+        let tally = &self.tally;
+        match &delivery {
+            Delivery::Created { .. } => Tally::add(&tally.created),
+            Delivery::Failed { .. } => Tally::add(&tally.failed),
+            Delivery::NotSent { .. } => {
+                self.pending.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Tally::add(&tally.done);
+        let (row, prior) = (job.row, job.prior);
+        match (&delivery, prior) {
+            (Delivery::NotSent { .. }, Some(span)) => [Some(Entry::Keep { row, span }), None],
+            _ => {
+                let record = record_of(&self.campaign, job, delivery);
+                [
+                    Some(Entry::Write(Box::new(record))),
+                    prior.map(Entry::Retire),
+                ]
+            }
+        }
+    }
 }
 
 /// Reads every row, decides with the planner, and queues what must be sent; every other row

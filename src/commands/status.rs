@@ -353,7 +353,7 @@ async fn fetch(
     rows: &[usize],
 ) -> anyhow::Result<Pass> {
     let target = target::resolve(&args.host, &args.key).await?;
-    let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key)?);
+    let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key, 1)?);
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;
     let tally = Arc::new(Tally::default());
@@ -369,7 +369,7 @@ async fn fetch(
         .map(|i| {
             let (sender, tally, abort) = (&sender, &tally, &abort);
             async move {
-                let delivery = sender.fetch(&records[i].checkout_id).await;
+                let delivery = sender.fetch(0, &records[i].checkout_id).await;
                 match &delivery {
                     Delivery::Created { .. } => Tally::add(&tally.created),
                     Delivery::Failed { kind, error, .. } => {

@@ -15,7 +15,9 @@ use serde_json::json;
 
 use super::conn::DropSwitch;
 use super::faults::Fault;
-use super::state::{bump, json_headers, ok_json, Shared, BODY_LIMIT, REJECT_ALL_MESSAGE};
+use super::state::{
+    bump, json_headers, ok_json, PostInFlight, Shared, BODY_LIMIT, REJECT_ALL_MESSAGE,
+};
 use super::store::STATUSES;
 use super::validate;
 
@@ -41,6 +43,7 @@ async fn count_request(State(s): State<Arc<Shared>>, request: Request, next: Nex
 
 async fn create_checkout(State(s): State<Arc<Shared>>, request: Request) -> Response {
     bump(&s.counters.posts);
+    let _in_flight = PostInFlight::start(&s.counters);
     let arrival_ns = s.record_post();
     let (parts, body) = request.into_parts();
     let fault = match s.misbehave(arrival_ns, &parts.headers).await {
@@ -137,6 +140,7 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         "rejected": get(&c.rejected),
         "dropped": get(&c.dropped),
         "dropped_after_create": get(&c.dropped_after_create),
+        "peak_posts_in_flight": get(&c.peak_posts_in_flight),
         "duplicates": s.store.per_request_id(2),
         "post_rate": rate_summary(&s.post_times.lock().unwrap_or_else(|e| e.into_inner())),
     });

@@ -78,6 +78,8 @@ pub struct SandboxStats {
     pub dropped: u64,
     /// Connections closed after the checkout was created.
     pub dropped_after_create: u64,
+    /// The most checkout POSTs that were being handled at once.
+    pub peak_posts_in_flight: u64,
     /// Checkouts created per `request_id` (checkouts without one are not counted here).
     pub created_per_request_id: HashMap<String, u64>,
     /// Arrival of every `POST /v1/checkouts` since the server started, in arrival order
@@ -137,6 +139,7 @@ impl Sandbox {
             rejected: get(&c.rejected),
             dropped: get(&c.dropped),
             dropped_after_create: get(&c.dropped_after_create),
+            peak_posts_in_flight: get(&c.peak_posts_in_flight),
             created_per_request_id: self.shared.store.per_request_id(1),
             post_times,
         }

@@ -29,6 +29,29 @@ pub(super) struct Counters {
     pub rejected: AtomicU64,
     pub dropped: AtomicU64,
     pub dropped_after_create: AtomicU64,
+    /// Checkout POSTs being handled right now, and the most there ever were at once: what a
+    /// client's concurrency bound looks like from the server.
+    pub posts_in_flight: AtomicU64,
+    pub peak_posts_in_flight: AtomicU64,
+}
+
+/// Counts one checkout POST as in flight until it is dropped (whichever way the handler ends).
+pub(super) struct PostInFlight<'a>(&'a Counters);
+
+impl<'a> PostInFlight<'a> {
+    pub fn start(counters: &'a Counters) -> PostInFlight<'a> {
+        let now = counters.posts_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        counters
+            .peak_posts_in_flight
+            .fetch_max(now, Ordering::SeqCst);
+        PostInFlight(counters)
+    }
+}
+
+impl Drop for PostInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.posts_in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub(super) fn bump(counter: &AtomicU64) {
