@@ -1600,7 +1600,7 @@ mod tests {
     fn an_output_of_blank_lines_is_emptied_before_records_are_appended() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.csv");
-        std::fs::write(&path, "\n\n\n").unwrap();
+        std::fs::write(&path, "\n".repeat(2000)).unwrap(); // longer than the header
         let prior = Prior::open(&path).unwrap();
         assert_eq!(prior.as_ref().map(|p| p.valid_len), Some(0));
         let writer = Writer::start(&path, prior.as_ref(), 1).unwrap();
