@@ -4,8 +4,9 @@
 //! records, with one `write`, before anything else is awaited (no thread hand-off, no timer).
 //! So `kill -9` loses at most the rows in flight, and never leaves half a record behind
 //! except for a torn tail, which the next run cuts off. At the end the file is
-//! rewritten in input order, atomically (temp file, fsync, rename). Rows are located by byte
-//! offset rather than kept in memory, so a million-row ledger costs 8 bytes a row.
+//! rewritten in input order, atomically (temp file, fsync, rename); for a new ledger most of
+//! that copy is made during the run (see [`ordered_copy`]). Rows are located by byte offset
+//! rather than kept in memory, so a million-row ledger costs 8 bytes a row.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+
+mod ordered_copy;
 
 /// The columns, in order. SPEC's columns first; then ours.
 pub const COLUMNS: [&str; 16] = [
@@ -945,6 +948,8 @@ pub enum Entry {
 /// Appends records as they come, and rewrites the file in input order at the end.
 pub struct Writer {
     shared: Arc<Mutex<Appender>>,
+    /// Builds the ordered copy during the run, when the ledger is new.
+    copier: Option<ordered_copy::Copier>,
 }
 
 /// A cloneable handle for giving entries to the ledger writer from any thread or task.
@@ -984,6 +989,11 @@ struct Appender {
     pending: Vec<u8>,
     /// The first write error; reported by `finish`.
     error: Option<anyhow::Error>,
+    /// Rows `1..=copied_rows` were taken by the ordered copy (see [`ordered_copy`]).
+    copied_rows: usize,
+    /// A row the ordered copy already took was written again (or a record retired): that
+    /// copy is thrown away and the file rewritten whole at the end.
+    copy_stale: bool,
 }
 
 impl Appender {
@@ -996,10 +1006,17 @@ impl Appender {
                     record.write_to(&mut self.pending)?;
                     let len = self.pending.len() - start;
                     let span = Span::new(self.end + start as u64, len);
+                    self.copy_stale |= record.row as usize <= self.copied_rows;
                     set_span(&mut self.state.by_row, record.row, span);
                 }
-                Entry::Keep { row, span } => set_span(&mut self.state.by_row, row, span),
-                Entry::Retire(span) => self.state.retired.push(span),
+                Entry::Keep { row, span } => {
+                    self.copy_stale |= row as usize <= self.copied_rows;
+                    set_span(&mut self.state.by_row, row, span);
+                }
+                Entry::Retire(span) => {
+                    self.copy_stale = true;
+                    self.state.retired.push(span);
+                }
             }
         }
         if !self.pending.is_empty() {
@@ -1080,15 +1097,24 @@ impl Writer {
             prior_canonical: prior.is_some_and(|p| p.canonical && p.records == total_rows),
             wrote: false,
         };
+        let fresh = prior.is_none_or(|p| p.records == 0);
+        let reader = fresh.then(|| state.file.try_clone()).transpose()?;
         let appender = Appender {
             state,
             end,
             pending: Vec::with_capacity(1 << 14),
             error: None,
+            copied_rows: 0,
+            copy_stale: false,
         };
-        Ok(Writer {
-            shared: Arc::new(Mutex::new(appender)),
-        })
+        let shared = Arc::new(Mutex::new(appender));
+        // Only a new ledger: an older one's records are kept, retired or backed up at the
+        // end, which only the whole rewrite knows how to do. Without a thread, the same.
+        let copier = match reader {
+            Some(reader) => ordered_copy::Copier::start(Arc::clone(&shared), path, reader).ok(),
+            None => None,
+        };
+        Ok(Writer { shared, copier })
     }
 
     /// A handle for sending entries from other threads or tasks.
@@ -1105,6 +1131,8 @@ impl Writer {
     /// Syncs what was appended, then rewrites the file in input order. Every sender must be
     /// done (dropped or idle) by now.
     pub fn finish(self) -> anyhow::Result<()> {
+        // A copy that failed (a read or write error) is only a head start lost.
+        let copy = self.copier.and_then(|copier| copier.finish().ok());
         let appender = Arc::try_unwrap(self.shared)
             .map_err(|_| anyhow::anyhow!("the ledger is still being written to"))?
             .into_inner()
@@ -1116,7 +1144,8 @@ impl Writer {
         // it), and syncing a file about to be unlinked only writes it all to disk for nothing
         // (60 ms for 100,000 rows). Until the rename the appended file is what it was during
         // the run: flushed, as the one-second rule asks.
-        rewrite_in_order(appender.state)
+        let copy = copy.filter(|_| !appender.copy_stale);
+        rewrite_in_order(appender.state, copy)
     }
 }
 
@@ -1135,12 +1164,19 @@ fn set_span(by_row: &mut Vec<Span>, row: u64, span: Span) {
 }
 
 /// Writes one record per input row, in order, to a temp file, then renames it over the ledger.
-fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
+/// `copy` holds the first rows already, when the ordered copy was built during the run.
+fn rewrite_in_order(
+    state: WriterState,
+    copy: Option<ordered_copy::OrderedCopy>,
+) -> anyhow::Result<()> {
     let unchanged = !state.wrote
         && state.retired.is_empty()
         && state.prior_canonical
         && state.by_row[1..] == state.prior_spans[..];
     if unchanged {
+        if copy.is_some() {
+            let _ = std::fs::remove_file(temp_path(&state.path)); // the copy's, not needed
+        }
         return Ok(()); // already one record per row, in order: nothing to rewrite
     }
     let WriterState {
@@ -1169,51 +1205,67 @@ fn rewrite_in_order(state: WriterState) -> anyhow::Result<()> {
         .filter(|r| r.status == Status::Created)
         .map(|r| r.request_id)
         .collect();
-    replace_atomically(&path, |out| {
-        let mut line = Vec::with_capacity(1 << 12);
-        let mut records = SpanReader::new(&file);
-        for (row, span) in by_row.iter().enumerate().skip(1) {
-            if span.is_none() {
-                continue;
-            }
-            let bytes = records.get(*span)?;
-            // A span the CSV parser found in a file with `\r\n` line ends starts at the `\n`:
-            // such records are written again, not copied.
-            let one_line = !bytes.starts_with(b"\n") && !bytes.starts_with(b"\r");
-            if dropped.is_empty()
-                && one_line
-                && row_cell(bytes) == Some(itoa::Buffer::new().format(row).as_bytes())
-            {
-                // Already as it should be: copied as it is, not parsed and written again.
-                out.write_all(bytes)?;
-                if !bytes.ends_with(b"\n") {
-                    out.write_all(b"\n")?;
-                }
-                continue;
-            }
-            let fields = parse_line(bytes)?;
-            let mut record = Record::from_fields(&fields, &columns)
-                .map_err(|m| anyhow::anyhow!("ledger record: {m}"))?;
-            record.row = row as u64;
-            if !dropped.is_empty() {
-                dropped.remove(&record.request_id);
-            }
-            line.clear();
-            record.write_to(&mut line)?;
-            out.write_all(&line)?;
+    let (mut out, first_row) = match copy {
+        Some(copy) => (copy.out, copy.next_row),
+        None => (start_replacement(&path)?, 1),
+    };
+    let mut line = Vec::with_capacity(1 << 12);
+    let mut records = SpanReader::new(&file);
+    for (row, span) in by_row.iter().enumerate().skip(first_row) {
+        if !span.is_none() {
+            copy_record(&mut out, &mut records, row, *span, &mut dropped, &mut line)?;
         }
-        if !dropped.is_empty() {
-            let backup = backup_path(&path);
-            std::fs::copy(&path, &backup)?;
-            eprintln!(
-                "warning: {} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
-                dropped.len(),
-                path.display(),
-                backup.display()
-            );
+    }
+    if !dropped.is_empty() {
+        let backup = backup_path(&path);
+        std::fs::copy(&path, &backup)?;
+        eprintln!(
+            "warning: {} created row(s) in {} are no longer in the CSV; the old file is kept as {}",
+            dropped.len(),
+            path.display(),
+            backup.display()
+        );
+    }
+    complete_replacement(out, &path)
+}
+
+/// Writes the record at `span` to an ordered copy as row `row`: copied as it is when it is
+/// already one line that says that row, else parsed and written again. A record whose
+/// request_id is in `dropped` is taken out of it (it is not lost after all).
+fn copy_record(
+    out: &mut BufWriter<File>,
+    records: &mut SpanReader,
+    row: usize,
+    span: Span,
+    dropped: &mut std::collections::HashSet<String>,
+    line: &mut Vec<u8>,
+) -> anyhow::Result<()> {
+    let bytes = records.get(span)?;
+    // A span the CSV parser found in a file with `\r\n` line ends starts at the `\n`:
+    // such records are written again, not copied.
+    let one_line = !bytes.starts_with(b"\n") && !bytes.starts_with(b"\r");
+    if dropped.is_empty()
+        && one_line
+        && row_cell(bytes) == Some(itoa::Buffer::new().format(row).as_bytes())
+    {
+        // Already as it should be: copied as it is, not parsed and written again.
+        out.write_all(bytes)?;
+        if !bytes.ends_with(b"\n") {
+            out.write_all(b"\n")?;
         }
-        Ok(())
-    })
+        return Ok(());
+    }
+    let fields = parse_line(bytes)?;
+    let mut record = Record::from_fields(&fields, &ColumnMap::standard())
+        .map_err(|m| anyhow::anyhow!("ledger record: {m}"))?;
+    record.row = row as u64;
+    if !dropped.is_empty() {
+        dropped.remove(&record.request_id);
+    }
+    line.clear();
+    record.write_to(line)?;
+    out.write_all(line)?;
+    Ok(())
 }
 
 /// Reads records by their spans through a window of the file. The spans of a rewrite come
@@ -1270,26 +1322,30 @@ fn row_cell(record: &[u8]) -> Option<&[u8]> {
     Some(&rest[..cell_end(rest)?])
 }
 
-/// Replaces the file at `path` with a header line and what `write` adds, so that readers see
-/// the old file or the new one, never a mix: temp file, fsync, rename, fsync of the folder.
-fn replace_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let temp = path.with_extension("csv.tmp");
-    let mut out = BufWriter::with_capacity(1 << 18, File::create(&temp)?);
+/// The temp file that replaces the ledger at `path`, with the header written: the first half
+/// of an atomic replacement, so that readers see the old file or the new one, never a mix.
+fn start_replacement(path: &Path) -> anyhow::Result<BufWriter<File>> {
+    let mut out = BufWriter::with_capacity(1 << 18, File::create(temp_path(path))?);
     out.write_all(header_line().as_bytes())?;
-    write(&mut out)?;
+    Ok(out)
+}
+
+/// The second half: fsync of the temp file, rename over `path`, fsync of the folder.
+fn complete_replacement(out: BufWriter<File>, path: &Path) -> anyhow::Result<()> {
     let out = out.into_inner().map_err(|e| e.into_error())?;
     out.sync_all()?;
     drop(out);
-    std::fs::rename(&temp, path)?;
+    std::fs::rename(temp_path(path), path)?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Ok(dir) = File::open(dir) {
             let _ = dir.sync_all();
         }
     }
     Ok(())
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    path.with_extension("csv.tmp")
 }
 
 fn backup_path(path: &Path) -> PathBuf {
@@ -1344,15 +1400,14 @@ pub fn normalise(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// Replaces the ledger at `path` with `records` (in the order given), atomically.
 pub fn write_all(path: &Path, records: &[Record]) -> anyhow::Result<()> {
-    replace_atomically(path, |out| {
-        let mut line = Vec::new();
-        for record in records {
-            line.clear();
-            record.write_to(&mut line)?;
-            out.write_all(&line)?;
-        }
-        Ok(())
-    })
+    let mut out = start_replacement(path)?;
+    let mut line = Vec::new();
+    for record in records {
+        line.clear();
+        record.write_to(&mut line)?;
+        out.write_all(&line)?;
+    }
+    complete_replacement(out, path)
 }
 
 /// Holds an exclusive lock on `<output>.lock` for as long as it lives. The OS releases the
@@ -1622,6 +1677,76 @@ mod tests {
             .map(|r| r.request_id)
             .collect();
         assert_eq!(ids, ["id-1"]);
+    }
+
+    fn created(row: u64) -> Entry {
+        Entry::Write(Box::new(Record::new(
+            "c",
+            row,
+            &format!("id-{row}"),
+            "",
+            Status::Created,
+        )))
+    }
+
+    /// Every record in the file, as it is (`read_all` would hide a record written twice).
+    fn rows_and_statuses(path: &Path) -> Vec<(u64, String, Status)> {
+        csv::Reader::from_path(path)
+            .unwrap()
+            .records()
+            .map(|fields| {
+                let record = Record::from_fields(&fields.unwrap(), &ColumnMap::standard());
+                let record = record.unwrap();
+                (record.row, record.request_id, record.status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_ledger_is_copied_in_order_as_rows_are_done_and_finished_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let writer = Writer::start(&path, None, 6).unwrap();
+        let turn = || writer.copier.as_ref().expect("a new ledger").take_turn();
+        let copied = || writer.shared.lock().unwrap().copied_rows;
+        writer
+            .sender()
+            .send_all([created(2), created(1), created(3)]);
+        turn();
+        assert_eq!(copied(), 3, "rows 1 to 3 are done");
+        writer.send(created(5));
+        turn();
+        assert_eq!(copied(), 3, "row 4 is not done yet");
+        writer.sender().send_all([created(6), created(4)]);
+        writer.finish().unwrap();
+        let read = rows_and_statuses(&path);
+        let expected: Vec<(u64, String, Status)> = (1..=6)
+            .map(|row| (row, format!("id-{row}"), Status::Created))
+            .collect();
+        assert_eq!(read, expected);
+        assert!(!temp_path(&path).exists(), "the copy became the ledger");
+    }
+
+    #[test]
+    fn a_row_written_again_after_it_was_copied_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let writer = Writer::start(&path, None, 2).unwrap();
+        let mut pending = Record::new("c", 1, "id-1", "", Status::Pending);
+        pending.error = "first record".to_owned();
+        writer.send(Entry::Write(Box::new(pending)));
+        writer.copier.as_ref().unwrap().take_turn();
+        assert_eq!(writer.shared.lock().unwrap().copied_rows, 1);
+        // Row 1 again (the copy holds its first record), then row 2.
+        writer.sender().send_all([created(1), created(2)]);
+        writer.finish().unwrap();
+        assert_eq!(
+            rows_and_statuses(&path),
+            [
+                (1, "id-1".to_owned(), Status::Created),
+                (2, "id-2".to_owned(), Status::Created)
+            ]
+        );
     }
 
     #[test]
