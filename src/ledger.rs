@@ -1273,41 +1273,50 @@ fn copy_record(
 /// few MiB serves thousands of records, where a read per record would cost a system call each.
 struct SpanReader<'f> {
     file: &'f File,
+    /// Allocated once; `window[..filled]` holds the file from `start` on.
     window: Vec<u8>,
-    /// File offset of `window[0]`.
+    filled: usize,
     start: u64,
 }
 
 impl<'f> SpanReader<'f> {
     const WINDOW: usize = 4 << 20;
+    /// A window starts this far before the span that needed it: rows finish a little out of
+    /// order, so the next rows' records are often just before this one's.
+    const BEHIND: u64 = 256 << 10;
 
     fn new(file: &'f File) -> SpanReader<'f> {
         SpanReader {
             file,
             window: Vec::new(),
+            filled: 0,
             start: 0,
         }
     }
 
     fn get(&mut self, span: Span) -> std::io::Result<&[u8]> {
         let (offset, len) = (span.offset(), span.len());
-        let inside =
-            offset >= self.start && offset + len as u64 <= self.start + self.window.len() as u64;
+        let inside = offset >= self.start && offset + len as u64 <= self.start + self.filled as u64;
         if !inside {
-            self.window.resize(Self::WINDOW.max(len), 0);
+            let start = offset.saturating_sub(Self::BEHIND);
+            let size = Self::WINDOW.max((offset - start) as usize + len);
+            if self.window.len() < size {
+                self.window.resize(size, 0);
+            }
+            // Up to the end of the file, which may be short of a whole window (it may still
+            // be growing: the ordered copy reads it while the run appends).
             let mut filled = 0;
-            while filled < self.window.len() {
+            while filled < size {
                 match self
                     .file
-                    .read_at(&mut self.window[filled..], offset + filled as u64)?
+                    .read_at(&mut self.window[filled..size], start + filled as u64)?
                 {
                     0 => break,
                     n => filled += n,
                 }
             }
-            self.window.truncate(filled);
-            self.start = offset;
-            if filled < len {
+            (self.start, self.filled) = (start, filled);
+            if start + (filled as u64) < offset + len as u64 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
         }
@@ -1787,6 +1796,25 @@ mod tests {
         assert!(
             reader.get(Span::new(2 * w + 50, 100)).is_err(),
             "past the end"
+        );
+    }
+
+    #[test]
+    fn span_reader_sees_what_was_appended_after_its_last_read() {
+        // As the ordered copy reads the ledger while the run appends to it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        std::fs::write(&path, b"first record\n").unwrap();
+        let file = File::open(&path).unwrap();
+        let mut reader = SpanReader::new(&file);
+        assert_eq!(reader.get(Span::new(0, 13)).unwrap(), b"first record\n");
+        let mut appending = OpenOptions::new().append(true).open(&path).unwrap();
+        appending.write_all(b"second record\n").unwrap();
+        assert_eq!(reader.get(Span::new(13, 14)).unwrap(), b"second record\n");
+        assert_eq!(
+            reader.get(Span::new(6, 7)).unwrap(),
+            b"record\n",
+            "an earlier span"
         );
     }
 
