@@ -25,6 +25,10 @@ use tokio_util::sync::CancellationToken;
 use crate::api_key::ApiKey;
 use crate::campaign::SendSettings;
 
+/// Named once: a header name given as text is checked and copied again for every request.
+const API_KEY_HEADER: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("x-api-key");
+
 /// The longest wait between two attempts of one row, whatever the backoff says.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -221,7 +225,7 @@ impl Sender {
         self.with_retries(lane, || {
             lane.http
                 .post(self.checkouts_url.clone())
-                .header("x-api-key", self.key.clone())
+                .header(API_KEY_HEADER, self.key.clone())
                 .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
                 .body(body.clone())
         })
@@ -235,7 +239,7 @@ impl Sender {
             lane.http
                 .get(self.checkouts_url.clone())
                 .query(&[("checkout_id", checkout_id)])
-                .header("x-api-key", self.key.clone())
+                .header(API_KEY_HEADER, self.key.clone())
         })
         .await
     }
