@@ -583,6 +583,9 @@ fn describe_transport_error(e: &reqwest::Error) -> String {
 #[derive(Debug, Default)]
 pub struct Breaker {
     state: Mutex<BreakerState>,
+    /// Set with `state.any_success`: after the first checkout, a created row changes nothing
+    /// here, and the sending threads need not take the lock for it.
+    any_success: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -600,6 +603,10 @@ pub const SYSTEMATIC_FAILURES: u32 = 10;
 impl Breaker {
     /// Records one row's end; returns why the run must stop, the first time it must.
     pub fn record(&self, delivery: &Delivery) -> Option<String> {
+        let created = matches!(delivery, Delivery::Created { .. });
+        if created && self.any_success.load(Ordering::Relaxed) {
+            return None;
+        }
         let mut state = self.state.lock().expect("not poisoned");
         if state.tripped.is_some() {
             return None;
@@ -607,6 +614,7 @@ impl Breaker {
         let reason = match delivery {
             Delivery::Created { .. } => {
                 state.any_success = true;
+                self.any_success.store(true, Ordering::Relaxed);
                 None
             }
             Delivery::Failed {
@@ -815,5 +823,21 @@ mod tests {
         for i in 0..20 {
             assert_eq!(breaker.record(&failed(&i.to_string())), None);
         }
+        // More successes (no lock taken for them now), then a refused key: still a stop.
+        let created = Delivery::Created {
+            checkout: Checkout::default(),
+            http_status: 200,
+            attempts: 1,
+            note: String::new(),
+        };
+        assert_eq!(breaker.record(&created), None);
+        let auth = Delivery::Failed {
+            http_status: Some(401),
+            error: "HTTP 401 Unauthorized".into(),
+            attempts: 1,
+            kind: FailureKind::Auth,
+        };
+        assert!(breaker.record(&auth).is_some());
+        assert!(breaker.tripped().is_some());
     }
 }
