@@ -585,13 +585,9 @@ const JOB_BATCH: usize = 256;
 
 fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
     let request = job.request;
-    let mut record = Record::new(
-        campaign,
-        job.row,
-        &request.request_id,
-        &request.email,
-        Status::Pending,
-    );
+    let mut record = Record::new(campaign, job.row, "", "", Status::Pending);
+    record.request_id = request.request_id; // moved, not copied
+    record.email = request.email;
     record.body_sha256 = request.body_sha256;
     record.input_hash = input_hash_cell(request.input_hash);
     record.body = String::from_utf8(request.body).unwrap_or_default();
