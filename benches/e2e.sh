@@ -73,6 +73,9 @@ measure() {
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
 start_sandbox() {
+  # Removed first: the shell truncates the file in the background child, and until then a grep
+  # here would find the previous (stopped) sandbox's address.
+  rm -f "$WORK/sandbox.out"
   "$BIN" sandbox --listen 127.0.0.1:0 > "$WORK/sandbox.out" 2>/dev/null &
   SANDBOX_PID=$!
   for _ in $(seq 100); do grep -q listening "$WORK/sandbox.out" 2>/dev/null && break; sleep 0.05; done
