@@ -1131,6 +1131,7 @@ impl Writer {
     /// Syncs what was appended, then rewrites the file in input order. Every sender must be
     /// done (dropped or idle) by now.
     pub fn finish(self) -> anyhow::Result<()> {
+        let copying = self.copier.is_some();
         // A copy that failed (a read or write error) is only a head start lost.
         let copy = self.copier.and_then(|copier| copier.finish().ok());
         let appender = Arc::try_unwrap(self.shared)
@@ -1138,6 +1139,9 @@ impl Writer {
             .into_inner()
             .unwrap_or_else(|e| e.into_inner());
         if let Some(error) = appender.error {
+            if copying {
+                let _ = std::fs::remove_file(temp_path(&appender.state.path)); // a partial copy
+            }
             return Err(error.context("cannot write the output file"));
         }
         // The appended file is not synced first: the ordered copy is (before it replaces

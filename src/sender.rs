@@ -62,9 +62,9 @@ struct Lane {
 const MAX_SENDING_THREADS: usize = 4;
 
 /// The fewest requests in flight a lane of its own is worth: with fewer, each thread handles
-/// too few answers per wake-up, and two threads use more CPU per request than they gain
-/// (at concurrency 8 on two cores: 68 µs a request instead of about 50, and 60% of oha's
-/// rate instead of 70–78%).
+/// few answers per wake-up. Measured on two cores in alternating runs: at concurrency 8 and
+/// 16, two threads used 13% and 25% more CPU per request than one, for a rate within the
+/// noise (±7%); at 32 the rate was higher in 5 runs of 7.
 const MIN_PER_THREAD: usize = 16;
 
 /// A rate above this is left to several threads; one thread sends about 20,000 requests/s
