@@ -1,6 +1,7 @@
 //! The first pass over the customers CSV: how many rows it has, and which key fingerprints
 //! occur more than once (see [`super`] for why). On a large file it runs on two threads,
-//! one per half, since it is all the work there is before the first row can be rendered.
+//! one per half, since it is all the work there is before the first row can be rendered;
+//! and when the file holds no quote character, its lines are split without the CSV reader.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,10 @@ pub(super) fn first_pass(
     let mut csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
     if !renderer.has_request_id_template() {
         if let Some(cut) = cut_near_the_middle(&campaign.customers, TWO_HALVES_FROM_BYTES) {
+            if let Some(found) = keys_in_plain_halves(&csv, cut, renderer) {
+                return Ok(found);
+            }
+            // A quote somewhere (or a half could not be read): the CSV reader's way.
             if let Some(found) = keys_in_two_halves(&mut csv, cut, renderer) {
                 return Ok(found);
             }
@@ -123,6 +128,81 @@ fn keys_in_two_halves(
     Some((first.rows + second.rows, repeated))
 }
 
+/// The first pass on two threads like [`keys_in_two_halves`], for a file without a single
+/// quote character: then every line is a record and every delimiter ends a cell, so the
+/// halves are split into lines and cells with `memchr` instead of the CSV reader's
+/// byte-by-byte state machine (a third of the pass's time). `None` as soon as either half
+/// meets a quote, or cannot be read.
+fn keys_in_plain_halves(
+    csv: &CustomerCsv,
+    cut: u64,
+    renderer: &Renderer,
+) -> Option<(u64, HashSet<u64>)> {
+    let filter = BloomFilter::default();
+    let columns = csv.headers().len();
+    let end = std::fs::metadata(csv.path()).ok()?.len();
+    let half = |range: std::ops::Range<u64>| {
+        let mut keys = KeyCount::new(&filter, columns);
+        plain_lines(csv.path(), range, |line| {
+            keys.add_line(renderer, line, csv.delimiter())
+        })?;
+        Some(keys)
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| half(cut..end));
+        let first = half(csv.position()..cut);
+        (first, second.join().ok().flatten())
+    });
+    let (first, second) = (first?, second?);
+    let mut repeated = first.seen.repeated();
+    repeated.extend(second.seen.repeated());
+    Some((first.rows + second.rows, repeated))
+}
+
+/// Calls `each` with every non-empty line in `range` of a file, a line ending at `\n`, `\r`
+/// or `\r\n` as a CSV record does. `None` when a quote character is met (from there the
+/// lines may not be the records) or the file cannot be read. The range is read in blocks,
+/// never whole.
+fn plain_lines(
+    path: &std::path::Path,
+    range: std::ops::Range<u64>,
+    mut each: impl FnMut(&[u8]),
+) -> Option<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: usize = 256 * 1024;
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(SeekFrom::Start(range.start)).ok()?;
+    let mut file = file.take(range.end.saturating_sub(range.start));
+    let mut buffer = vec![0u8; BLOCK];
+    // `buffer[..kept]` is the start of a line whose end has not been read yet.
+    let mut kept = 0;
+    loop {
+        if kept == buffer.len() {
+            buffer.resize(buffer.len() * 2, 0); // a line longer than a block
+        }
+        let read = file.read(&mut buffer[kept..]).ok()?;
+        if memchr::memchr(b'"', &buffer[kept..kept + read]).is_some() {
+            return None;
+        }
+        let filled = kept + read;
+        let mut start = 0;
+        for end in memchr::memchr2_iter(b'\n', b'\r', &buffer[..filled]) {
+            if end > start {
+                each(&buffer[start..end]);
+            }
+            start = end + 1;
+        }
+        if read == 0 {
+            if filled > start {
+                each(&buffer[start..filled]); // the last line, without a line end
+            }
+            return Some(());
+        }
+        buffer.copy_within(start..filled, 0);
+        kept = filled - start;
+    }
+}
+
 /// How many `\r` and `\n` bytes end the file's bytes before `at`.
 fn line_ends_before(path: &std::path::Path, at: u64) -> Option<u64> {
     use std::io::{Read, Seek, SeekFrom};
@@ -177,6 +257,40 @@ impl<'f> KeyCount<'f> {
     }
 }
 
+impl KeyCount<'_> {
+    /// [`add`](Self::add) for a line of a file without quotes: a record whose cells are
+    /// split at `delimiter`.
+    fn add_line(&mut self, renderer: &Renderer, line: &[u8], delimiter: u8) {
+        // Blank as the CSV reader's record would be: every cell empty or whitespace.
+        if line
+            .iter()
+            .all(|&b| b == delimiter || b.is_ascii_whitespace())
+        {
+            return;
+        }
+        self.rows += 1;
+        // Counted in a loop the compiler vectorises; only the key cells are looked for.
+        let cells = 1 + line.iter().filter(|&&byte| byte == delimiter).count();
+        if cells != self.columns {
+            return;
+        }
+        // Only the key cells are checked as UTF-8: a row the second pass rejects for another
+        // cell only adds a fingerprint to `repeated`, as a Bloom false positive does.
+        let cell = |i: usize| {
+            let mut starts =
+                std::iter::once(0).chain(memchr::memchr_iter(delimiter, line).map(|at| at + 1));
+            let start = starts.nth(i)?;
+            let end = starts.next().map_or(line.len(), |next| next - 1);
+            let cell = std::str::from_utf8(&line[start..end]).ok()?;
+            let cell = crate::render::trimmed(cell);
+            (!cell.is_empty()).then_some(cell)
+        };
+        if let Some(fp) = renderer.key_fingerprint_of(cell) {
+            self.seen.add(fp);
+        }
+    }
+}
+
 /// The first pass's fingerprints, put in the Bloom filter a few hundred at a time: each
 /// insert is a likely cache miss, and a tight loop of independent inserts lets the processor
 /// wait for many of them at once, where one insert between two parsed rows waits alone.
@@ -206,6 +320,13 @@ impl<'f> SeenKeys<'f> {
 
     /// In the order they were added, so "seen before" means what it says.
     fn insert_waiting(&mut self) {
+        // Each insert is an atomic read-modify-write, which waits for its cache miss alone;
+        // plain loads first let the processor fetch all the batch's words at once.
+        let fetched = self
+            .waiting
+            .iter()
+            .fold(0, |acc, &fp| acc ^ self.filter.peek(fp));
+        std::hint::black_box(fetched);
         for fp in self.waiting.drain(..) {
             if self.filter.insert(fp) {
                 self.repeated.insert(fp);
@@ -240,11 +361,20 @@ impl Default for BloomFilter {
 impl BloomFilter {
     const WORDS_LOG2: u32 = 19;
 
+    fn word_of(fp: u64) -> usize {
+        (fp >> (64 - Self::WORDS_LOG2)) as usize
+    }
+
+    /// The word `fp` would be added to, read without changing it (to bring it into cache).
+    fn peek(&self, fp: u64) -> u64 {
+        self.words[Self::word_of(fp)].load(Ordering::Relaxed)
+    }
+
     /// Adds `fp`; true when it may have been added before. A key's bits are all in one word,
     /// set by one atomic `fetch_or`: of two threads adding the same key, the later one always
     /// sees the earlier one's bits.
     fn insert(&self, fp: u64) -> bool {
-        let word = (fp >> (64 - Self::WORDS_LOG2)) as usize;
+        let word = Self::word_of(fp);
         let bits = (0..4).fold(0u64, |bits, i| bits | 1 << ((fp >> (i * 6)) & 63));
         self.words[word].fetch_or(bits, Ordering::Relaxed) & bits == bits
     }
@@ -325,6 +455,48 @@ mod tests {
             cuts += 1;
         }
         assert!(cuts >= 10, "{cuts}");
+    }
+
+    #[test]
+    fn plain_halves_find_what_the_csv_reader_finds_wherever_the_cut_is() {
+        // No quote anywhere: repeats within each half and across; empty and blank lines
+        // (spaces, only delimiters); CR, LF and CRLF line ends; a row with a cell too many,
+        // whose key is not counted; trimmed and differently cased emails; no final line end.
+        let long = "x".repeat(300 * 1024); // longer than a block
+        let csv = format!(
+            "email;name\r\na@x.com;A\r\nb@x.com;B\r\n\r\n ;\r\n;\nA@X.com ;A2\rc@x.com;C\n\
+             d@x.com;D;extra\nd@x.com;D\n   \nb@x.com;{long}\n\ne@x.com;E\n\te@x.com\t;E2\nc@x.com;C2"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (campaign, renderer) = first_pass_parts(dir.path(), &csv);
+        let open = || CustomerCsv::open(&campaign.customers, Some(b';')).unwrap();
+        let (rows, repeated) = keys_in_one_pass(open(), &renderer).unwrap();
+        assert_eq!(rows, 10);
+        assert_eq!(repeated.len(), 4, "a, b, c and e are repeated (not d)");
+        let header_end = csv.find('\n').unwrap() + 1;
+        let cuts: Vec<u64> = csv
+            .match_indices(['\n', '\r'])
+            .map(|(at, _)| (at + 1) as u64)
+            .filter(|&cut| cut as usize > header_end)
+            .collect();
+        assert!(cuts.len() >= 14, "{}", cuts.len());
+        for cut in cuts {
+            let found = keys_in_plain_halves(&open(), cut, &renderer);
+            assert_eq!(found, Some((rows, repeated.clone())), "cut at byte {cut}");
+        }
+    }
+
+    #[test]
+    fn a_quote_anywhere_leaves_the_first_pass_to_the_csv_reader() {
+        // The quoted line break would be two plain lines, the second one a row.
+        let csv = "email,note\na@x.com,\"two\nb@x.com\"\nb@x.com,x\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (campaign, renderer) = first_pass_parts(dir.path(), csv);
+        let csv_file = CustomerCsv::open(&campaign.customers, None).unwrap();
+        let last_line = (csv.len() - "b@x.com,x\n".len()) as u64;
+        assert_eq!(keys_in_plain_halves(&csv_file, last_line, &renderer), None);
+        let (rows, repeated) = first_pass(&campaign, &renderer).unwrap();
+        assert_eq!((rows, repeated.len()), (2, 0));
     }
 
     #[test]
