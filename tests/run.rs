@@ -45,9 +45,9 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
     );
 }
 
-/// Without a rate limit and with 32 or more in flight, the run sends from several threads
-/// (one per core); their shares of the concurrency bound must add up to it, and the ledger
-/// must come out the same.
+/// Sent from two threads (whatever the cores: `--threads`), each with half the concurrency
+/// bound: both must be sending at once for the sandbox to see 32 requests in flight (one
+/// thread alone reaches 16), never more, and the ledger must come out the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_threads_together_keep_to_the_concurrency_bound() {
     let server = sandbox(SandboxConfig {
@@ -60,8 +60,15 @@ async fn sending_threads_together_keep_to_the_concurrency_bound() {
     })
     .await;
     let (dir, _) = campaign(100, "  rate: unlimited\n  concurrency: 32\n");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
+    let out = run(
+        dir.path(),
+        &server.base_url(),
+        &["--quiet", "--threads", "2", "--json"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["threads"], 2);
     let stats = server.stats();
     assert_eq!(
         stats.peak_posts_in_flight, 32,

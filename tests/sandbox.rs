@@ -689,6 +689,38 @@ async fn start_refuses_an_invalid_config() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
+/// `--threads N` is how many threads answer: the runtime's workers, the only threads beside
+/// the main one. (Counted, not told apart by name: a worker names itself once it first runs,
+/// which on a busy machine may be after the line is printed.)
+#[cfg(target_os = "linux")]
+#[test]
+fn the_command_answers_from_the_threads_it_is_given() {
+    let mut child = Command::new(common::bin())
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--threads", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start creem-batch sandbox");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("creem sandbox listening on "), "{line}");
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .count();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(threads, 1 + 3);
+}
+
+#[test]
+fn threads_are_at_least_one() {
+    let argv = ["creem-batch", "sandbox", "--threads", "0"];
+    let err = Cli::try_parse_from(argv).expect_err("0 threads refused");
+    assert!(err.to_string().contains("--threads"), "{err}");
+}
+
 #[tokio::test]
 async fn the_command_serves_until_sigterm() {
     let mut child = Command::new(common::bin())

@@ -180,7 +180,15 @@ async fn send(
         &campaign.send,
         &target.base_url,
         &target.key,
-        crate::sender::sending_threads(&campaign.send),
+        args.threads.map_or_else(
+            || {
+                crate::sender::sending_threads(
+                    &campaign.send,
+                    target::is_loopback(&target.base_url),
+                )
+            },
+            usize::from,
+        ),
     )?);
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;
@@ -312,6 +320,7 @@ async fn send(
             "already_created": plan.kept(),
             "changed": plan.changed,
             "requests": attempts,
+            "threads": sender.lanes(),
             "elapsed_seconds": elapsed.as_secs_f64(),
             "exit": if abort.is_some() { "aborted" } else if was_interrupted { "interrupted" } else if failed + plan.invalid > 0 { "some_rows_failed" } else { "ok" },
         });
@@ -363,6 +372,7 @@ fn resume_command(args: &RunArgs) -> String {
         args.send.max_attempts.map(|n| n.to_string()),
     );
     flag("--timeout", args.send.timeout.clone());
+    flag("--threads", args.threads.map(|n| n.to_string()));
     for (set, name) in [
         (args.host.sandbox, "--sandbox"),
         (args.host.live, "--live"),
@@ -653,4 +663,36 @@ fn confirm_live(campaign: &Campaign, rows: u64, target: &Target, yes: bool) -> a
         anyhow::bail!("not confirmed; nothing was sent");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn the_resume_command_keeps_the_send_settings_and_not_the_limit() {
+        let argv = [
+            "creem-batch",
+            "run",
+            "my campaign.yaml",
+            "--sandbox",
+            "--rate",
+            "20/s",
+            "--concurrency",
+            "4",
+            "--threads",
+            "2",
+            "--limit",
+            "10",
+            "--json",
+        ];
+        let crate::cli::Command::Run(args) = crate::cli::Cli::parse_from(argv).command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(
+            resume_command(&args),
+            "creem-batch run 'my campaign.yaml' --rate 20/s --concurrency 4 --threads 2 --sandbox"
+        );
+    }
 }

@@ -17,7 +17,11 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
         );
     }
     let config = SandboxConfig::try_from(&args)?;
+    let threads = args
+        .threads
+        .map_or_else(crate::sandbox::default_threads, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -49,6 +49,19 @@ use state::Shared;
 /// How long `shutdown` waits for requests in flight before cutting them off.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Threads the `sandbox` command answers from: half the cores. Its client always runs on the
+/// same machine and needs cores too. Measured on two cores against oha at concurrency 8, 32
+/// and 64, one thread answered as many requests per second as two or more (24,000-31,000),
+/// and creem-batch, sending from one thread, went from 16,000 to 24,000 at concurrency 32.
+pub fn default_threads() -> usize {
+    half_of(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Half of `cores`, at least one.
+pub fn half_of(cores: usize) -> usize {
+    (cores / 2).max(1)
+}
+
 /// A running sandbox server. Dropping it stops the server without waiting.
 pub struct Sandbox {
     addr: SocketAddr,
