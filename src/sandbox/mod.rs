@@ -50,9 +50,10 @@ use state::Shared;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Threads the `sandbox` command answers from: half the cores. Its client always runs on the
-/// same machine and needs cores too. Measured on two cores against oha at concurrency 8, 32
-/// and 64, one thread answered as many requests per second as two or more (24,000-31,000),
-/// and creem-batch, sending from one thread, went from 16,000 to 24,000 at concurrency 32.
+/// same machine and needs cores too. Measured on two cores with oha as the client, one
+/// thread answered as fast as two or faster: 24,000-25,400 requests/s against 23,500 at
+/// concurrency 8, 26,500-28,100 against 27,200-27,800 at 32, 28,100-31,100 against
+/// 27,000-27,600 at 64.
 pub fn default_threads() -> usize {
     half_of(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
