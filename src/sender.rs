@@ -8,7 +8,8 @@
 //! Without a rate limit, one thread cannot keep a fast server busy: it spends as long on a
 //! request as the server does. So the sender has a lane per sending thread (as oha has a
 //! runtime per core): each lane has its own HTTP client and its share of the concurrency
-//! bound, and the rate limiter, the pause and the stop are shared by all.
+//! bound, and the rate limiter, the pause and the stop are shared by all. A server on the same
+//! machine needs cores of its own, so then only half the cores send.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};

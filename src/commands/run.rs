@@ -1,9 +1,9 @@
 //! `run`: send the batch, or with `--dry-run` print what would be sent.
 //!
 //! Rows flow from a reader thread (CSV -> rendered request -> decision against the existing
-//! ledger) through a bounded channel to the async senders (one thread, or one per core when
-//! the rate is unlimited and 32 or more requests may be in flight: see `sender`), and every
-//! row's end goes to the ledger writer.
+//! ledger) through a bounded channel to the async senders (one thread, or several when the
+//! rate is unlimited and 32 or more requests may be in flight: see `sender`), and every row's
+//! end goes to the ledger writer.
 //! Nothing here holds more than a channel's worth of rows.
 
 use std::io::{IsTerminal, Write};
