@@ -386,13 +386,22 @@ fn settle(
     if !renderer.has_request_id_template() && bytes.len() == csv.headers().len() {
         match csv::StringRecord::from_byte_record(bytes) {
             Ok(fields) => {
-                let fp = renderer.key_fingerprint_of(|i| {
+                let cell = |i| {
                     fields
                         .get(i)
                         .map(crate::render::trimmed)
                         .filter(|c| !c.is_empty())
-                });
-                if fp.is_some_and(|fp| !repeated.contains(&fp)) {
+                };
+                // With no key seen twice in the first pass (the usual file), only whether the
+                // key is there matters, and it need not be hashed.
+                let usual = if repeated.is_empty() {
+                    renderer.has_key_cells(cell)
+                } else {
+                    renderer
+                        .key_fingerprint_of(cell)
+                        .is_some_and(|fp| !repeated.contains(&fp))
+                };
+                if usual {
                     return Pending::Render {
                         row,
                         fields,

@@ -316,6 +316,11 @@ impl Renderer {
         Some(hasher.finish())
     }
 
+    /// Whether every key cell is there, `cell(i)` giving column `i` (`None` when empty).
+    pub fn has_key_cells<'c>(&self, cell: impl Fn(usize) -> Option<&'c str>) -> bool {
+        self.key_columns.iter().all(|(i, _)| cell(*i).is_some())
+    }
+
     /// Whether `render` computes each body's SHA-256 and input_hash (only needed for a ledger).
     pub fn set_hash_bodies(&mut self, hash: bool) {
         self.hash_bodies = hash;
