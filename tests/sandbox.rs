@@ -689,23 +689,35 @@ async fn start_refuses_an_invalid_config() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
-/// `--threads N` is how many threads answer: the runtime's workers, the only threads beside
-/// the main one. (Counted, not told apart by name: a worker names itself once it first runs,
-/// which on a busy machine may be after the line is printed.)
-#[cfg(target_os = "linux")]
-#[test]
-fn the_command_answers_from_the_threads_it_is_given() {
+/// Starts `creem-batch sandbox` on a free port with `flags`; returns it (stderr piped) once
+/// it says where it listens, and that address.
+fn sandbox_command(flags: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(common::bin())
-        .args(["sandbox", "--listen", "127.0.0.1:0", "--threads", "3"])
+        .args(["sandbox", "--listen", "127.0.0.1:0"])
+        .args(flags)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("start creem-batch sandbox");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("creem sandbox listening on "), "{line}");
+    let base_url = line
+        .trim()
+        .strip_prefix("creem sandbox listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, base_url)
+}
+
+/// `--threads N` is how many threads answer: the runtime's workers, the only threads beside
+/// the main one. (Counted, not told apart by name: a worker names itself once it first runs,
+/// which on a busy machine may be after the line is printed.)
+#[cfg(target_os = "linux")]
+#[test]
+fn the_command_answers_from_the_threads_it_is_given() {
+    let (mut child, _) = sandbox_command(&["--threads", "3"]);
     let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
         .unwrap()
         .count();
@@ -723,21 +735,7 @@ fn threads_are_at_least_one() {
 
 #[tokio::test]
 async fn the_command_serves_until_sigterm() {
-    let mut child = Command::new(common::bin())
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start creem-batch sandbox");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base_url = line
-        .trim()
-        .strip_prefix("creem sandbox listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let (child, base_url) = sandbox_command(&[]);
     assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
     assert!(
         !base_url.ends_with(":0"),
