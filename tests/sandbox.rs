@@ -711,19 +711,24 @@ fn sandbox_command(flags: &[&str]) -> (std::process::Child, String) {
     (child, base_url)
 }
 
-/// `--threads N` is how many threads answer: the runtime's workers, the only threads beside
-/// the main one. (Counted, not told apart by name: a worker names itself once it first runs,
-/// which on a busy machine may be after the line is printed.)
+/// `--threads N` is how many threads answer, half the cores without it: the runtime's
+/// workers, the only threads beside the main one. (Counted, not told apart by name: a worker
+/// names itself once it first runs, which on a busy machine may be after the line is printed.)
 #[cfg(target_os = "linux")]
 #[test]
 fn the_command_answers_from_the_threads_it_is_given() {
-    let (mut child, _) = sandbox_command(&["--threads", "3"]);
-    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
-        .unwrap()
-        .count();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert_eq!(threads, 1 + 3);
+    let threads_of = |flags: &[&str]| {
+        let (mut child, _) = sandbox_command(flags);
+        let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+            .unwrap()
+            .count();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        threads - 1
+    };
+    assert_eq!(threads_of(&["--threads", "3"]), 3);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(threads_of(&[]), (cores / 2).max(1));
 }
 
 #[test]
