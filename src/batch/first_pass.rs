@@ -138,6 +138,9 @@ fn keys_in_plain_halves(
     cut: u64,
     renderer: &Renderer,
 ) -> Option<(u64, HashSet<u64>)> {
+    if csv.position() > cut {
+        return None; // a header longer than half the file: the cut is inside it
+    }
     let filter = BloomFilter::default();
     let columns = csv.headers().len();
     let end = std::fs::metadata(csv.path()).ok()?.len();
@@ -484,6 +487,15 @@ mod tests {
             let found = keys_in_plain_halves(&open(), cut, &renderer);
             assert_eq!(found, Some((rows, repeated.clone())), "cut at byte {cut}");
         }
+    }
+
+    #[test]
+    fn a_cut_inside_the_header_is_not_trusted() {
+        let csv = "email,a_very_long_column_name_indeed\na@x.com,1\n";
+        let dir = tempfile::tempdir().unwrap();
+        let (campaign, renderer) = first_pass_parts(dir.path(), csv);
+        let csv = CustomerCsv::open(&campaign.customers, None).unwrap();
+        assert_eq!(keys_in_plain_halves(&csv, 10, &renderer), None);
     }
 
     #[test]
