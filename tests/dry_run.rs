@@ -1,19 +1,15 @@
 //! `creem-batch run --dry-run`: the exact bodies that would be sent, one JSON line per row,
 //! the plan on stderr, no network, no key, no output file.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
-use crate::common::{
-    dry_run, expected_request_id, run_in, temp_dir, write_campaign, CampaignYaml, Run, MINIMAL_YAML,
-};
+use crate::common::{expected_request_id, Campaign, Run, TestEnv, MINIMAL_YAML};
 
 /// Writes `yaml` and `csv` into a fresh directory and dry-runs it.
 fn dry(yaml: &str, csv: impl AsRef<[u8]>) -> Run {
-    let dir = temp_dir();
-    write_campaign(dir.path(), yaml, csv);
-    dry_run(dir.path())
+    let env = TestEnv::new();
+    env.campaign(yaml, csv);
+    env.dry_run()
 }
 
 /// The body of the only line of a run that must have exactly one.
@@ -63,7 +59,7 @@ li.wei@example.cn,1,zh-CN,u_1002,\n";
 #[test]
 fn full_campaign_body_field_by_field() {
     let run = dry(FULL_YAML, FULL_CSV);
-    run.assert_code(0);
+    run.assert_exit(0);
     let lines = run.json_lines();
     assert_eq!(lines.len(), 2, "{run}");
     let id = expected_request_id("spring-sale-2026", &[("email", "ana.garcia@example.com")]);
@@ -133,11 +129,11 @@ fn empty_metadata_entries_are_left_out() {
 
 #[test]
 fn optional_fields_rendering_empty_are_left_out() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("discount_code: \"{{ code }}\"\nlocale: \"{{ lang }}\"\nmetadata:\n  note: \"{{ code }}\"")
         .build();
     let run = dry(&yaml, "email,code,lang\nana@example.com,,\n");
-    run.assert_code(0);
+    run.assert_exit(0);
     let body = only_body(&run);
     assert_eq!(
         body,
@@ -179,24 +175,22 @@ fn minimal_campaign_sends_no_units() {
 
 #[test]
 fn fixed_units_are_an_integer() {
-    let yaml = CampaignYaml::new().checkout("units: 2").build();
+    let yaml = Campaign::new().checkout("units: 2").build();
     let body = only_body(&dry(&yaml, "email\nana@example.com\n"));
     assert_eq!(body["units"], json!(2));
-    let yaml = CampaignYaml::new()
-        .checkout("units: \"{{ seats }}\"")
-        .build();
+    let yaml = Campaign::new().checkout("units: \"{{ seats }}\"").build();
     let body = only_body(&dry(&yaml, "email,seats\nana@example.com, 007 \n"));
     assert_eq!(body["units"], json!(7));
 }
 
 #[test]
 fn customer_by_id() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .top("key: [customer_id]")
         .customer(Some("id: \"{{ customer_id }}\""))
         .build();
     let run = dry(&yaml, "customer_id,name\ncus_ABC,Ana\n");
-    run.assert_code(0);
+    run.assert_exit(0);
     let body = only_body(&run);
     assert_eq!(body["customer"], json!({"id": "cus_ABC"}));
     assert_eq!(
@@ -207,7 +201,7 @@ fn customer_by_id() {
 
 #[test]
 fn jinja_expressions_render() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout(
             "units: \"{{ seats | int + 1 }}\"\n\
              plan_type: \"{% if seats | int > 1 %}team{% else %}solo{% endif %}\"\n\
@@ -215,7 +209,7 @@ fn jinja_expressions_render() {
         )
         .build();
     let run = dry(&yaml, "email,name,seats\nana@example.com,Zoë,2\n");
-    run.assert_code(0);
+    run.assert_exit(0);
     let body = only_body(&run);
     assert_eq!(body["units"], 3);
     assert_eq!(
@@ -236,7 +230,7 @@ fn default_request_id_matches_an_independent_computation() {
     ];
     let csv = format!("email\n{}\n", emails.join("\n"));
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(0);
+    run.assert_exit(0);
     let lines = run.json_lines();
     assert_eq!(lines.len(), emails.len(), "{run}");
     for (line, email) in lines.iter().zip(emails) {
@@ -261,10 +255,10 @@ fn default_request_id_is_stable_across_runs_and_folders() {
 
 #[test]
 fn multi_column_key() {
-    let yaml = CampaignYaml::new().top("key: [email, user_id]").build();
+    let yaml = Campaign::new().top("key: [email, user_id]").build();
     let csv = "email,user_id\nana@example.com,U1\nANA@example.com,U2\nana@example.com, U1 \n";
     let run = dry(&yaml, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 2]);
     for (row, user) in [(1, "U1"), (2, "U2")] {
         let line = run.line_for_row(row).unwrap();
@@ -278,9 +272,9 @@ fn multi_column_key() {
 
 #[test]
 fn non_email_key_columns_keep_their_case() {
-    let yaml = CampaignYaml::new().top("key: user_id").build();
+    let yaml = Campaign::new().top("key: user_id").build();
     let run = dry(&yaml, "email,user_id\na@example.com,AB\nb@example.com,ab\n");
-    run.assert_code(0);
+    run.assert_exit(0);
     assert_eq!(
         run.line_for_row(2).unwrap()["request_id"],
         expected_request_id("spring", &[("user_id", "ab")])
@@ -289,12 +283,12 @@ fn non_email_key_columns_keep_their_case() {
 
 #[test]
 fn request_id_template_overrides_the_default() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .top("request_id: \"order-{{ order_id }}\"")
         .build();
     let csv = "email,order_id\nana@example.com,42\nbo@example.com,43\ncy@example.com,42\n";
     let run = dry(&yaml, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     let first = run.line_for_row(1).unwrap();
     assert_eq!(first["request_id"], "order-42");
     assert_eq!(first["body"]["request_id"], "order-42");
@@ -304,14 +298,14 @@ fn request_id_template_overrides_the_default() {
 
 #[test]
 fn request_id_template_rendering_empty_is_invalid() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .top("request_id: \"{{ order_id }}\"")
         .build();
     let run = dry(
         &yaml,
         "email,order_id\nana@example.com,\nbo@example.com,7\n",
     );
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_invalid(&run, 1, "request_id renders empty");
     assert_eq!(run.line_for_row(2).unwrap()["request_id"], "7");
 }
@@ -322,7 +316,7 @@ fn request_id_template_rendering_empty_is_invalid() {
 fn utf8_bom_is_stripped_from_the_first_header() {
     let csv = "\u{feff}email,name\nana@example.com,Ana\n";
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(0);
+    run.assert_exit(0);
     let body = only_body(&run);
     assert_eq!(body["customer"]["email"], "ana@example.com");
     assert_eq!(
@@ -331,12 +325,12 @@ fn utf8_bom_is_stripped_from_the_first_header() {
     );
     // And with a detected delimiter other than a comma.
     let run = dry(MINIMAL_YAML, "\u{feff}email;name\nana@example.com;Ana\n");
-    run.assert_code(0);
+    run.assert_exit(0);
 }
 
 #[test]
 fn delimiters_are_detected_from_the_header() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("metadata:\n  name: \"{{ name }}\"\n  city: \"{{ city }}\"")
         .build();
     for d in [";", "\t", "|", ","] {
@@ -344,7 +338,7 @@ fn delimiters_are_detected_from_the_header() {
         let name = if d == "," { "\"Ana; B|C\"" } else { "Ana, B" };
         let csv = format!("email{d}name{d}city\nana@example.com{d}{name}{d}Zürich\n");
         let run = dry(&yaml, csv);
-        run.assert_code(0);
+        run.assert_exit(0);
         let body = only_body(&run);
         let expected_name = if d == "," { "Ana; B|C" } else { "Ana, B" };
         assert_eq!(
@@ -360,28 +354,28 @@ fn campaign_delimiter_setting_wins_over_detection() {
     // Detection sees one `;` and one `,` and prefers the comma; the campaign says `;`.
     let csv = "email;first,last\nana@example.com;Ana,García\n";
     dry(MINIMAL_YAML, csv)
-        .assert_code(2)
+        .assert_exit(2)
         .stderr_has(&["names column `email`, which the CSV does not have"]);
-    let yaml = CampaignYaml::new().top("csv:\n  delimiter: \";\"").build();
+    let yaml = Campaign::new().top("csv:\n  delimiter: \";\"").build();
     let run = dry(&yaml, csv);
-    run.assert_code(0);
+    run.assert_exit(0);
     assert_eq!(only_body(&run)["customer"]["email"], "ana@example.com");
     // `tab` is accepted by name.
-    let yaml = CampaignYaml::new().top("csv:\n  delimiter: tab").build();
+    let yaml = Campaign::new().top("csv:\n  delimiter: tab").build();
     let run = dry(&yaml, "email\tnote\nana@example.com\ta,b;c|d\n");
-    run.assert_code(0);
+    run.assert_exit(0);
 }
 
 #[test]
 fn quoted_fields_with_commas_quotes_and_newlines() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("metadata:\n  note: \"{{ note }}\"")
         .build();
     let csv = "email,note\n\
                ana@example.com,\"Hello, \"\"friend\"\"\nsee you\"\n\
                \"bo@example.com\",plain\n";
     let run = dry(&yaml, csv);
-    run.assert_code(0);
+    run.assert_exit(0);
     assert_eq!(
         run.line_for_row(1).unwrap()["body"]["metadata"]["note"],
         "Hello, \"friend\"\nsee you"
@@ -394,7 +388,7 @@ fn quoted_fields_with_commas_quotes_and_newlines() {
 
 #[test]
 fn non_ascii_text_is_kept_exactly() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("metadata:\n  first: \"{{ first }}\"\n  last: \"{{ last }}\"")
         .build();
     let names = [
@@ -408,7 +402,7 @@ fn non_ascii_text_is_kept_exactly() {
         csv.push_str(&format!("p{i}@example.com,{first},{last}\n"));
     }
     let run = dry(&yaml, csv);
-    run.assert_code(0);
+    run.assert_exit(0);
     for (i, (first, last)) in names.iter().enumerate() {
         let line = run.line_for_row(i as u64 + 1).unwrap();
         assert_eq!(
@@ -422,7 +416,7 @@ fn non_ascii_text_is_kept_exactly() {
 
 #[test]
 fn leading_zeros_are_kept() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("metadata:\n  zip: \"{{ zip }}\"\n  phone: \"{{ phone }}\"")
         .build();
     let run = dry(
@@ -441,7 +435,7 @@ fn wrong_field_count_row_is_invalid_and_the_batch_goes_on() {
         MINIMAL_YAML,
         "email,name\nana@example.com,Ana\nbo@example.com\ncy@example.com,Cy\n",
     );
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 3]);
     assert_invalid(&run, 2, "line 3 has 1 field, the header has 2");
 }
@@ -452,7 +446,7 @@ fn non_utf8_row_is_invalid_and_the_batch_goes_on() {
     csv.extend_from_slice(b"bo@example.com,\xFF\xFE\n");
     csv.extend_from_slice(b"cy@example.com,Cy\n");
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 3]);
     assert_invalid(
         &run,
@@ -464,13 +458,13 @@ fn non_utf8_row_is_invalid_and_the_batch_goes_on() {
 #[test]
 fn blank_lines_and_blank_records_are_not_rows() {
     let run = dry(MINIMAL_YAML, "email\nana@example.com\n\n");
-    run.assert_code(0).stderr_has(&[
+    run.assert_exit(0).stderr_has(&[
         "plan: 1 rows: 1 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid",
     ]);
     // A spreadsheet's empty rows (`,,`) and lines of spaces, even between customers.
     let csv = "email,name\n,\nana@example.com,Ana\n  \n\nbo@example.com,Bo\n,,\n";
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(0).stderr_has(&[
+    run.assert_exit(0).stderr_has(&[
         "plan: 2 rows: 2 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid",
     ]);
     assert_eq!(run.sent_rows(), [1, 2]);
@@ -482,13 +476,13 @@ fn blank_lines_and_blank_records_are_not_rows() {
 fn empty_email() {
     // The default key is the email: an empty one cannot identify the customer.
     let run = dry(MINIMAL_YAML, "email,name\n,Ana\n  ,Bo\ncy@example.com,Cy\n");
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_invalid(&run, 1, "key column `email` is empty");
     assert_invalid(&run, 2, "key column `email` is empty");
     // With another key, the customer's email template is what is found empty.
-    let yaml = CampaignYaml::new().top("key: [user_id]").build();
+    let yaml = Campaign::new().top("key: [user_id]").build();
     let run = dry(&yaml, "email,user_id\n,u1\n");
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_invalid(&run, 1, "email is empty (column `email`)");
 }
 
@@ -514,7 +508,7 @@ fn malformed_emails_are_invalid_with_the_reason() {
         csv.push('\n');
     }
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1]);
     for (i, (email, why)) in cases.iter().enumerate() {
         assert_invalid(
@@ -532,12 +526,10 @@ fn malformed_emails_are_invalid_with_the_reason() {
 
 #[test]
 fn units_template_must_render_an_integer_of_at_least_1() {
-    let yaml = CampaignYaml::new()
-        .checkout("units: \"{{ seats }}\"")
-        .build();
+    let yaml = Campaign::new().checkout("units: \"{{ seats }}\"").build();
     let csv = "email,seats\nana@example.com,abc\nbo@example.com,0\ncy@example.com,2\ndi@example.com,-3\nei@example.com,\n";
     let run = dry(&yaml, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [3, 5]);
     assert_invalid(
         &run,
@@ -556,7 +548,7 @@ fn units_template_must_render_an_integer_of_at_least_1() {
 
 #[test]
 fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout(
             "discount_code: \"  SPRING  \"\n\
              locale: \"{{ locale }}\"\n\
@@ -566,7 +558,7 @@ fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
         .build();
     let csv = "email,locale,segment\nana@example.com, fr ,  smb \nbo@example.com,   ,\n";
     let run = dry(&yaml, csv);
-    run.assert_code(0);
+    run.assert_exit(0);
     let first = &run.line_for_row(1).unwrap()["body"];
     assert_eq!(first["discount_code"], "SPRING");
     assert_eq!(first["locale"], "fr");
@@ -582,12 +574,12 @@ fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
 
 #[test]
 fn customer_id_and_email_both_rendered_is_invalid() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .customer(Some("email: \"{{ email }}\"\nid: \"{{ creem_id }}\""))
         .build();
     let csv = "email,creem_id\nana@example.com,cus_1\nbo@example.com,\n";
     let run = dry(&yaml, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_invalid(
         &run,
         1,
@@ -603,7 +595,7 @@ fn customer_id_and_email_both_rendered_is_invalid() {
 fn duplicate_keys_after_normalisation() {
     let csv = "email,name\n Ana@X.com,Ana\nbo@example.com,Bo\nana@x.com,Ana again\nANA@X.COM ,Ana thrice\n";
     let run = dry(MINIMAL_YAML, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 2]);
     assert_invalid(&run, 3, "duplicate of row 1 (same email)");
     assert_invalid(&run, 4, "duplicate of row 1 (same email)");
@@ -616,7 +608,7 @@ fn duplicate_keys_after_normalisation() {
 
 #[test]
 fn success_url_must_be_absolute_http() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("success_url: \"{{ url }}\"")
         .build();
     let csv = "email,url\n\
@@ -626,7 +618,7 @@ fn success_url_must_be_absolute_http() {
                d@example.com,www.example.com/thanks\n\
                e@example.com,http://localhost:8080/ok\n";
     let run = dry(&yaml, csv);
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 5]);
     assert_invalid(
         &run,
@@ -647,11 +639,11 @@ fn success_url_must_be_absolute_http() {
 
 #[test]
 fn every_problem_of_a_row_is_listed() {
-    let yaml = CampaignYaml::new()
+    let yaml = Campaign::new()
         .checkout("units: \"{{ seats }}\"\nsuccess_url: \"{{ url }}\"")
         .build();
     let run = dry(&yaml, "email,seats,url\nana@example,x,/ok\n");
-    run.assert_code(1);
+    run.assert_exit(1);
     run.stderr_has(&[
         "units `x` is not an integer >= 1",
         "success_url `/ok` is not an absolute http(s) URL",
@@ -666,7 +658,7 @@ fn product_id_from_a_column() {
         &yaml,
         "email,product\nana@example.com,prod_A\nbo@example.com,\n",
     );
-    run.assert_code(1);
+    run.assert_exit(1);
     assert_eq!(run.line_for_row(1).unwrap()["body"]["product_id"], "prod_A");
     assert_invalid(&run, 2, "product_id renders empty (column `product`)");
 }
@@ -675,15 +667,13 @@ fn product_id_from_a_column() {
 
 #[test]
 fn plan_summary_on_stderr() {
-    let run = dry(
+    // The plan on stderr, the lines of the rows to send on stdout.
+    let env = TestEnv::new();
+    env.campaign(
         MINIMAL_YAML,
         "email\nana@example.com\nbroken\nbo@example.com\n",
     );
-    run.assert_code(1).stderr_has(&[
-        "plan: 3 rows: 2 new, 0 to retry, 0 already created, 0 changed since created, 1 invalid",
-        "  row 2: email `broken` has no @",
-    ]);
-    assert!(!run.stdout.contains("plan:"), "plan not on stdout\n{run}");
+    insta::assert_snapshot!(env.snapshot(&env.dry_run()));
 }
 
 #[test]
@@ -702,18 +692,18 @@ fn lines_have_request_id_row_and_body_only() {
 
 #[test]
 fn works_without_an_api_key_and_writes_no_output() {
-    // `run_in` removes CREEM_API_KEY and CREEM_API_BASE from the environment.
-    let dir = temp_dir();
-    write_campaign(dir.path(), FULL_YAML, FULL_CSV);
-    crate::common::dry_run(dir.path()).assert_code(0);
-    assert!(!dir.path().join("out").exists(), "no output folder");
-    assert!(!dir.path().join("out/results.csv").exists());
+    // A TestEnv without a key gives runs no CREEM_API_KEY and no CREEM_API_BASE.
+    let env = TestEnv::new();
+    env.campaign(FULL_YAML, FULL_CSV);
+    env.dry_run().assert_exit(0);
+    assert!(!env.path().join("out").exists(), "no output folder");
+    assert!(!env.path().join("out/results.csv").exists());
 
-    let dir = temp_dir();
-    write_campaign(dir.path(), MINIMAL_YAML, "email\nana@example.com\n");
-    crate::common::dry_run(dir.path()).assert_code(0);
-    assert!(!dir.path().join("spring.results.csv").exists());
-    let names: Vec<_> = std::fs::read_dir(dir.path())
+    let env = TestEnv::new();
+    env.campaign(MINIMAL_YAML, "email\nana@example.com\n");
+    env.dry_run().assert_exit(0);
+    assert!(!env.path().join("spring.results.csv").exists());
+    let names: Vec<_> = std::fs::read_dir(env.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -722,35 +712,31 @@ fn works_without_an_api_key_and_writes_no_output() {
 
 #[test]
 fn bad_campaign_exits_2_and_prints_no_lines() {
-    let yaml = CampaignYaml::new().checkout("discount_cod: X").build();
+    let yaml = Campaign::new().checkout("discount_cod: X").build();
     let run = dry(&yaml, "email\nana@example.com\n");
-    run.assert_code(2).stderr_has(&[
+    run.assert_exit(2).stderr_has(&[
         "unknown key `discount_cod` in checkout",
         "campaign.yaml:7:3",
     ]);
     assert_eq!(run.stdout, "");
     let run = dry(MINIMAL_YAML, "");
-    run.assert_code(2).stderr_has(&["the file is empty"]);
+    run.assert_exit(2).stderr_has(&["the file is empty"]);
     assert_eq!(run.stdout, "");
 }
 
 #[test]
 fn example_campaign_dry_run() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     // A ledger left by someone trying the example must not change what this test sees.
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = TestEnv::new();
     let out = scratch.path().join("results.csv");
-    let run = Run::from_output(run_in(
-        repo,
-        &[
-            "run",
-            "--dry-run",
-            "campaigns/spring-sale-2026.yaml",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    ));
-    run.assert_code(0).stderr_has(&[
+    let run = TestEnv::in_repo(&[
+        "run",
+        "--dry-run",
+        "campaigns/spring-sale-2026.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    run.assert_exit(0).stderr_has(&[
         "plan: 36 rows: 36 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid",
     ]);
     let lines = run.json_lines();
@@ -767,7 +753,7 @@ fn example_campaign_dry_run() {
 fn many_chunks_come_out_in_input_order() {
     // Rows are rendered by several threads in chunks of 512; this spans eight chunks, with
     // an invalid row and a duplicate in different chunks.
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let mut csv = String::from("email\n");
     for i in 1..=4000 {
         match i {
@@ -776,9 +762,9 @@ fn many_chunks_come_out_in_input_order() {
             _ => csv.push_str(&format!("user{i}@example.com\n")),
         }
     }
-    write_campaign(dir.path(), MINIMAL_YAML, csv);
-    let run = dry_run(dir.path());
-    run.assert_code(1);
+    env.campaign(MINIMAL_YAML, csv);
+    let run = env.dry_run();
+    run.assert_exit(1);
     let expected: Vec<u64> = (1..=4000).filter(|r| ![1500, 3900].contains(r)).collect();
     assert_eq!(run.sent_rows(), expected);
     for line in run.json_lines() {
@@ -795,14 +781,14 @@ fn many_chunks_come_out_in_input_order() {
 #[test]
 fn a_reader_that_stops_early_ends_the_dry_run_quietly() {
     use std::io::{BufRead, BufReader};
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv: String = std::iter::once("email\n".to_owned())
         .chain((0..5000).map(|i| format!("user{i}@example.com\n")))
         .collect();
-    write_campaign(dir.path(), MINIMAL_YAML, csv);
+    env.campaign(MINIMAL_YAML, csv);
     let mut child = std::process::Command::new(crate::common::bin())
         .args(["run", "--dry-run", "campaign.yaml"])
-        .current_dir(dir.path())
+        .current_dir(env.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -813,8 +799,7 @@ fn a_reader_that_stops_early_ends_the_dry_run_quietly() {
         .unwrap();
     assert!(first.starts_with("{\"request_id\""), "{first}");
     // The rest of stdout is dropped unread, as `head -1` does.
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    let out = Run::from_output(child.wait_with_output().unwrap());
+    out.assert_exit(0);
+    assert!(!out.stderr.contains("Broken pipe"), "{out}");
 }

@@ -1,26 +1,20 @@
 //! The example campaigns in `campaigns/`: each passes `check` as shipped, and shows what it
 //! is there to show in its request bodies.
 
-use std::path::Path;
-
-use crate::common::{expected_request_id, run_in, Run};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{expected_request_id, repo, Run, TestEnv};
 
 /// `check` on an example: exit 0, `rows` rows, all valid.
 #[track_caller]
 fn assert_example_passes(yaml: &str, rows: u64) {
-    let run = Run::from_output(run_in(repo(), &["check", yaml]));
-    run.assert_code(0)
+    let run = TestEnv::in_repo(&["check", yaml]);
+    run.assert_exit(0)
         .stdout_has(&[&format!("{yaml}: {rows} rows, {rows} valid, 0 invalid")]);
 }
 
 /// The dry-run lines of an example (no network, nothing written).
 fn dry_run(yaml: &str) -> Run {
-    let run = Run::from_output(run_in(repo(), &["run", "--dry-run", yaml]));
-    run.assert_code(0);
+    let run = TestEnv::in_repo(&["run", "--dry-run", yaml]);
+    run.assert_exit(0);
     run
 }
 
@@ -32,8 +26,8 @@ fn every_example_has_a_csv_and_passes_check() {
         if path.extension().is_some_and(|e| e == "yaml") {
             seen += 1;
             let name = format!("campaigns/{}", path.file_name().unwrap().to_string_lossy());
-            let run = Run::from_output(run_in(repo(), &["check", &name]));
-            run.assert_code(0).stdout_has(&[" 0 invalid"]);
+            let run = TestEnv::in_repo(&["check", &name]);
+            run.assert_exit(0).stdout_has(&[" 0 invalid"]);
             let text = std::fs::read_to_string(&path).unwrap();
             assert!(
                 text.starts_with("# yaml-language-server: $schema=campaign.schema.json\n"),

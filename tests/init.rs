@@ -3,41 +3,41 @@
 
 use std::path::Path;
 
-use crate::common::{expected_request_id, run_in, temp_dir, Run};
+use crate::common::{expected_request_id, Run, TestEnv};
 
-/// Writes `csv` as `file` in `dir` and runs `init file args...`; returns the run and the
-/// campaign text (empty when none was written).
-fn init_in(dir: &Path, file: &str, csv: &str, args: &[&str]) -> (Run, String) {
-    std::fs::write(dir.join(file), csv).expect("write the CSV");
+/// Writes `csv` as `file` and runs `init file args...`; returns the run and the campaign
+/// text (empty when none was written).
+fn init_in(env: &TestEnv, file: &str, csv: &str, args: &[&str]) -> (Run, String) {
+    env.write(file, csv);
     let mut all = vec!["init", file];
     all.extend_from_slice(args);
-    let run = Run::from_output(run_in(dir, &all));
+    let run = env.run(&all);
     let yaml = Path::new(file).with_extension("yaml");
-    let text = std::fs::read_to_string(dir.join(yaml)).unwrap_or_default();
+    let text = std::fs::read_to_string(env.path().join(yaml)).unwrap_or_default();
     (run, text)
 }
 
 /// `check` on the written campaign: exit 0, every row valid.
 #[track_caller]
-fn assert_checks(dir: &Path, yaml: &str, rows: u64) {
-    let run = Run::from_output(run_in(dir, &["check", yaml]));
-    run.assert_code(0)
+fn assert_checks(env: &TestEnv, yaml: &str, rows: u64) {
+    let run = env.run(&["check", yaml]);
+    run.assert_exit(0)
         .stdout_has(&[&format!("{rows} rows, {rows} valid, 0 invalid")]);
 }
 
 /// The dry-run body of data row 1.
-fn first_body(dir: &Path, yaml: &str) -> serde_json::Value {
-    let run = Run::from_output(run_in(dir, &["run", "--dry-run", yaml]));
-    run.assert_code(0);
+fn first_body(env: &TestEnv, yaml: &str) -> serde_json::Value {
+    let run = env.run(&["run", "--dry-run", yaml]);
+    run.assert_exit(0);
     run.line_for_row(1).expect("row 1 is sent")
 }
 
 #[test]
 fn email_column_named_email() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "email,first_name,plan\nana@example.com,Ana,pro\nbo@example.com,Bo,team\n";
-    let (run, yaml) = init_in(dir.path(), "customers.csv", csv, &[]);
-    run.assert_code(0).stdout_has(&[
+    let (run, yaml) = init_in(&env, "customers.csv", csv, &[]);
+    run.assert_exit(0).stdout_has(&[
         "wrote customers.yaml",
         "customer email: column `email`",
         "next: creem-batch check customers.yaml",
@@ -51,8 +51,8 @@ fn email_column_named_email() {
     );
     assert!(yaml.contains("    plan: \"{{ plan }}\""), "{yaml}");
     assert!(yaml.contains("    campaign: \"{{ campaign }}\""), "{yaml}");
-    assert_checks(dir.path(), "customers.yaml", 2);
-    let line = first_body(dir.path(), "customers.yaml");
+    assert_checks(&env, "customers.yaml", 2);
+    let line = first_body(&env, "customers.yaml");
     assert_eq!(line["body"]["customer"]["email"], "ana@example.com");
     assert_eq!(line["body"]["metadata"]["first_name"], "Ana");
     assert_eq!(
@@ -63,9 +63,9 @@ fn email_column_named_email() {
 
 #[test]
 fn every_seed_field_is_explained_on_its_line() {
-    let dir = temp_dir();
-    let (run, yaml) = init_in(dir.path(), "c.csv", "email\nana@example.com\n", &[]);
-    run.assert_code(0);
+    let env = TestEnv::new();
+    let (run, yaml) = init_in(&env, "c.csv", "email\nana@example.com\n", &[]);
+    run.assert_exit(0);
     assert!(
         yaml.starts_with("# yaml-language-server: $schema="),
         "{yaml}"
@@ -111,10 +111,10 @@ fn every_seed_field_is_explained_on_its_line() {
 
 #[test]
 fn email_column_named_capital_email() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "Name,Email,Seats\nAna,Ana@Example.com,2\nBo,bo@example.com,1\n";
-    let (run, yaml) = init_in(dir.path(), "people.csv", csv, &[]);
-    run.assert_code(0)
+    let (run, yaml) = init_in(&env, "people.csv", csv, &[]);
+    run.assert_exit(0)
         .stdout_has(&["customer email: column `Email`", "units: column `Seats`"]);
     assert!(yaml.contains("    email: \"{{ Email }}\""), "{yaml}");
     assert!(yaml.contains("key: [Email]"), "{yaml}");
@@ -124,8 +124,8 @@ fn email_column_named_capital_email() {
         !yaml.contains("Seats }}\"\n    "),
         "seats not in metadata\n{yaml}"
     );
-    assert_checks(dir.path(), "people.yaml", 2);
-    let line = first_body(dir.path(), "people.yaml");
+    assert_checks(&env, "people.yaml", 2);
+    let line = first_body(&env, "people.yaml");
     assert_eq!(line["body"]["customer"]["email"], "Ana@Example.com");
     assert_eq!(line["body"]["units"], 2);
     // Keyed on `Email` as written: not lowercased (only a column named `email` is).
@@ -137,10 +137,10 @@ fn email_column_named_capital_email() {
 
 #[test]
 fn email_column_named_e_mail() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "e-mail,First Name\nana@example.com,Ana\nbo@example.com,Bo\n";
-    let (run, yaml) = init_in(dir.path(), "list.csv", csv, &[]);
-    run.assert_code(0)
+    let (run, yaml) = init_in(&env, "list.csv", csv, &[]);
+    run.assert_exit(0)
         .stdout_has(&["customer email: column `e-mail`"]);
     assert!(
         yaml.contains("    email: \"{{ columns['e-mail'] }}\""),
@@ -151,31 +151,31 @@ fn email_column_named_e_mail() {
         yaml.contains("    first_name: \"{{ columns['First Name'] }}\""),
         "{yaml}"
     );
-    assert_checks(dir.path(), "list.yaml", 2);
-    let line = first_body(dir.path(), "list.yaml");
+    assert_checks(&env, "list.yaml", 2);
+    let line = first_body(&env, "list.yaml");
     assert_eq!(line["body"]["customer"]["email"], "ana@example.com");
     assert_eq!(line["body"]["metadata"]["first_name"], "Ana");
 }
 
 #[test]
 fn email_column_named_mail() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "id,mail\n1,ana@example.com\n2,bo@example.com\n";
-    let (run, yaml) = init_in(dir.path(), "m.csv", csv, &[]);
-    run.assert_code(0);
+    let (run, yaml) = init_in(&env, "m.csv", csv, &[]);
+    run.assert_exit(0);
     assert!(yaml.contains("    email: \"{{ mail }}\""), "{yaml}");
     assert!(yaml.contains("key: [mail]"), "{yaml}");
     assert!(yaml.contains("    id: \"{{ id }}\""), "metadata id\n{yaml}");
-    assert_checks(dir.path(), "m.yaml", 2);
+    assert_checks(&env, "m.yaml", 2);
 }
 
 #[test]
 fn semicolon_csv_with_email_address_header() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv =
         "Vorname;E-Mail Address;Sprache\nJürgen;juergen@example.de;de\nZoë;zoe@example.nl;nl\n";
-    let (run, yaml) = init_in(dir.path(), "kunden.csv", csv, &[]);
-    run.assert_code(0)
+    let (run, yaml) = init_in(&env, "kunden.csv", csv, &[]);
+    run.assert_exit(0)
         .stdout_has(&["customer email: column `E-Mail Address`"]);
     assert!(yaml.contains("  delimiter: \";\""), "{yaml}");
     assert!(
@@ -183,8 +183,8 @@ fn semicolon_csv_with_email_address_header() {
         "{yaml}"
     );
     assert!(yaml.contains("key: [\"E-Mail Address\"]"), "{yaml}");
-    assert_checks(dir.path(), "kunden.yaml", 2);
-    let line = first_body(dir.path(), "kunden.yaml");
+    assert_checks(&env, "kunden.yaml", 2);
+    let line = first_body(&env, "kunden.yaml");
     assert_eq!(line["body"]["customer"]["email"], "juergen@example.de");
     assert_eq!(line["body"]["metadata"]["Vorname"], "Jürgen");
     assert_eq!(line["body"]["metadata"]["Sprache"], "de");
@@ -192,52 +192,52 @@ fn semicolon_csv_with_email_address_header() {
 
 #[test]
 fn email_column_found_by_its_values() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "name,contact\nAna,ana@example.com\nBo,bo@example.com\n";
-    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
-    run.assert_code(0)
+    let (run, yaml) = init_in(&env, "c.csv", csv, &[]);
+    run.assert_exit(0)
         .stdout_has(&["customer email: column `contact`"]);
     assert!(yaml.contains("    email: \"{{ contact }}\""), "{yaml}");
-    assert_checks(dir.path(), "c.yaml", 2);
+    assert_checks(&env, "c.yaml", 2);
 }
 
 #[test]
 fn no_email_column_leaves_customer_commented_out() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "name,city\nAna,Paris\nBo,Lyon\n";
-    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
-    run.assert_code(0).stdout_has(&["no email column found"]);
+    let (run, yaml) = init_in(&env, "c.csv", csv, &[]);
+    run.assert_exit(0).stdout_has(&["no email column found"]);
     assert!(yaml.contains("  # customer:"), "{yaml}");
     assert!(yaml.contains("  #   email: \"{{ email }}\""), "{yaml}");
     assert!(yaml.contains("no email column found in c.csv"), "{yaml}");
     assert!(yaml.contains("key: [name]"), "{yaml}");
-    assert_checks(dir.path(), "c.yaml", 2);
-    let line = first_body(dir.path(), "c.yaml");
+    assert_checks(&env, "c.yaml", 2);
+    let line = first_body(&env, "c.yaml");
     assert!(line["body"].get("customer").is_none(), "{line}");
 }
 
 #[test]
 fn creem_customer_ids_are_used_when_there_is_no_email() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "creem_customer_id,name\ncust_1abc,Ana\ncust_2def,Bo\n";
-    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
-    run.assert_code(0)
+    let (run, yaml) = init_in(&env, "c.csv", csv, &[]);
+    run.assert_exit(0)
         .stdout_has(&["customer id: column `creem_customer_id`"]);
     assert!(
         yaml.contains("    id: \"{{ creem_customer_id }}\""),
         "{yaml}"
     );
     assert!(yaml.contains("key: [creem_customer_id]"), "{yaml}");
-    assert_checks(dir.path(), "c.yaml", 2);
-    let line = first_body(dir.path(), "c.yaml");
+    assert_checks(&env, "c.yaml", 2);
+    let line = first_body(&env, "c.yaml");
     assert_eq!(line["body"]["customer"]["id"], "cust_1abc");
 }
 
 #[test]
 fn product_and_campaign_flags() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let (run, yaml) = init_in(
-        dir.path(),
+        &env,
         "c.csv",
         "email\nana@example.com\n",
         &[
@@ -247,13 +247,13 @@ fn product_and_campaign_flags() {
             "may_2026",
         ],
     );
-    run.assert_code(0);
+    run.assert_exit(0);
     assert!(
         yaml.contains("  product_id: prod_6tW66i0oZM7w1qXReHJrwg "),
         "{yaml}"
     );
     assert!(yaml.contains("campaign: may_2026 "), "{yaml}");
-    let line = first_body(dir.path(), "c.yaml");
+    let line = first_body(&env, "c.yaml");
     assert_eq!(line["body"]["product_id"], "prod_6tW66i0oZM7w1qXReHJrwg");
     assert!(line["request_id"]
         .as_str()
@@ -261,85 +261,85 @@ fn product_and_campaign_flags() {
         .starts_with("may_2026-"));
 
     let (run, _) = init_in(
-        dir.path(),
+        &env,
         "d.csv",
         "email\nana@example.com\n",
         &["--campaign", "may 2026!"],
     );
-    run.assert_code(2).stderr_has(&["--campaign `may 2026!`"]);
-    assert!(!dir.path().join("d.yaml").exists());
+    run.assert_exit(2).stderr_has(&["--campaign `may 2026!`"]);
+    assert!(!env.path().join("d.yaml").exists());
 }
 
 #[test]
 fn without_product_a_placeholder_and_a_reminder() {
-    let dir = temp_dir();
-    let (run, yaml) = init_in(dir.path(), "c.csv", "email\nana@example.com\n", &[]);
-    run.assert_code(0)
+    let env = TestEnv::new();
+    let (run, yaml) = init_in(&env, "c.csv", "email\nana@example.com\n", &[]);
+    run.assert_exit(0)
         .stdout_has(&["prod_REPLACE_ME", "--product"]);
     assert!(yaml.contains("  product_id: prod_REPLACE_ME"), "{yaml}");
 }
 
 #[test]
 fn product_column_is_wired_when_it_holds_product_ids() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "email,product,seats\nana@example.com,prod_A1,3\nbo@example.com,prod_B2,1\n";
-    let (run, yaml) = init_in(dir.path(), "c.csv", csv, &[]);
-    run.assert_code(0)
+    let (run, yaml) = init_in(&env, "c.csv", csv, &[]);
+    run.assert_exit(0)
         .stdout_has(&["product_id: column `product`"]);
     assert!(yaml.contains("  product_id: \"{{ product }}\""), "{yaml}");
-    let line = first_body(dir.path(), "c.yaml");
+    let line = first_body(&env, "c.yaml");
     assert_eq!(line["body"]["product_id"], "prod_A1");
     assert_eq!(line["body"]["units"], 3);
 }
 
 #[test]
 fn campaign_name_comes_from_the_file_name_made_safe() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let (run, yaml) = init_in(
-        dir.path(),
+        &env,
         "Spring Sale (EU).csv",
         "email\nana@example.com\n",
         &[],
     );
-    run.assert_code(0)
+    run.assert_exit(0)
         .stdout_has(&["next: creem-batch check 'Spring Sale (EU).yaml'"]);
     assert!(yaml.contains("campaign: Spring-Sale-EU "), "{yaml}");
     assert!(
         yaml.contains("customers: \"Spring Sale (EU).csv\""),
         "{yaml}"
     );
-    assert_checks(dir.path(), "Spring Sale (EU).yaml", 1);
+    assert_checks(&env, "Spring Sale (EU).yaml", 1);
 }
 
 #[test]
 fn refuses_to_overwrite_without_force() {
-    let dir = temp_dir();
+    let env = TestEnv::new();
     let csv = "email\nana@example.com\n";
-    init_in(dir.path(), "c.csv", csv, &[]).0.assert_code(0);
-    let yaml = dir.path().join("c.yaml");
+    init_in(&env, "c.csv", csv, &[]).0.assert_exit(0);
+    let yaml = env.path().join("c.yaml");
     std::fs::write(&yaml, "# my edits\n").unwrap();
 
-    let (run, text) = init_in(dir.path(), "c.csv", csv, &[]);
-    run.assert_code(2)
+    let (run, text) = init_in(&env, "c.csv", csv, &[]);
+    run.assert_exit(2)
         .stderr_has(&["c.yaml already exists", "--force"]);
     assert_eq!(text, "# my edits\n", "the file is left alone");
 
-    let (run, text) = init_in(dir.path(), "c.csv", csv, &["--force"]);
-    run.assert_code(0);
+    let (run, text) = init_in(&env, "c.csv", csv, &["--force"]);
+    run.assert_exit(0);
     assert!(text.starts_with("# yaml-language-server:"), "{text}");
-    assert_checks(dir.path(), "c.yaml", 1);
+    assert_checks(&env, "c.yaml", 1);
 }
 
 #[test]
 fn writes_beside_the_csv_and_points_at_the_nearest_schema() {
-    let dir = temp_dir();
-    let root = dir.path();
+    let env = TestEnv::new();
+    let root = env.path();
     std::fs::create_dir_all(root.join("campaigns")).unwrap();
     std::fs::write(root.join("campaigns/campaign.schema.json"), "{}").unwrap();
     std::fs::create_dir_all(root.join("data/may")).unwrap();
     std::fs::write(root.join("data/may/list.csv"), "email\nana@example.com\n").unwrap();
-    let run = Run::from_output(run_in(root, &["init", "data/may/list.csv"]));
-    run.assert_code(0)
+    let run = env.run(&["init", "data/may/list.csv"]);
+    run.assert_exit(0)
         .stdout_has(&["next: creem-batch check data/may/list.yaml"]);
     let yaml = std::fs::read_to_string(root.join("data/may/list.yaml")).unwrap();
     assert!(
@@ -347,14 +347,14 @@ fn writes_beside_the_csv_and_points_at_the_nearest_schema() {
         "{yaml}"
     );
     assert!(yaml.contains("customers: list.csv "), "{yaml}");
-    assert_checks(root, "data/may/list.yaml", 1);
+    assert_checks(&env, "data/may/list.yaml", 1);
 }
 
 #[test]
 fn without_a_schema_file_the_bare_name_and_how_to_write_it() {
-    let dir = temp_dir();
-    let (run, yaml) = init_in(dir.path(), "c.csv", "email\nana@example.com\n", &[]);
-    run.assert_code(0)
+    let env = TestEnv::new();
+    let (run, yaml) = init_in(&env, "c.csv", "email\nana@example.com\n", &[]);
+    run.assert_exit(0)
         .stdout_has(&["creem-batch schema > campaign.schema.json"]);
     assert!(
         yaml.starts_with("# yaml-language-server: $schema=campaign.schema.json\n"),
@@ -364,8 +364,8 @@ fn without_a_schema_file_the_bare_name_and_how_to_write_it() {
 
 #[test]
 fn an_unreadable_csv_is_a_usage_error() {
-    let dir = temp_dir();
-    let run = Run::from_output(run_in(dir.path(), &["init", "missing.csv"]));
-    run.assert_code(2)
+    let env = TestEnv::new();
+    let run = env.run(&["init", "missing.csv"]);
+    run.assert_exit(2)
         .stderr_has(&["missing.csv", "cannot open"]);
 }

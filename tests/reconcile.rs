@@ -1,11 +1,7 @@
 //! `reconcile`: a ledger made by a real `run` against the in-process sandbox, then marked from
 //! a file of saved webhook events, with no API call.
 
-use creem_batch::sandbox::{Sandbox, SandboxConfig};
-
-use crate::common::send::{campaign, creem_batch, ledger, run, text, KEY};
-
-const OUTPUT: &str = "out/results.csv";
+use crate::common::{TestEnv, OUTPUT};
 
 fn completed(
     event_id: &str,
@@ -31,13 +27,11 @@ fn completed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marks_known_rows_and_counts_the_rest() {
-    let server = Sandbox::start("127.0.0.1:0".parse().unwrap(), SandboxConfig::default())
-        .await
-        .unwrap();
-    let (dir, _) = campaign(5, "  rate: unlimited\n");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let before = ledger(dir.path());
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(5, "  rate: unlimited\n");
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let before = env.ledger();
     let rid = |i: usize| before[i]["request_id"].clone();
     let ch = |i: usize| before[i]["checkout_id"].clone();
     let events = [
@@ -67,30 +61,14 @@ async fn marks_known_rows_and_counts_the_rest() {
         ),
         "   ".to_owned(),
     ];
-    std::fs::write(dir.path().join("events.jsonl"), events.join("\n") + "\n").unwrap();
-    let requests = server.stats().requests;
+    std::fs::write(env.path().join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let requests = env.server().stats().requests;
 
-    let reconcile = || {
-        creem_batch(
-            dir.path(),
-            &["reconcile", OUTPUT, "--events", "events.jsonl"],
-            KEY,
-        )
-    };
+    let reconcile = || env.run_async(&["reconcile", OUTPUT, "--events", "events.jsonl"]);
     let out = reconcile().await;
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "an unreadable line: {}",
-        text(&out)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        stderr.contains("events.jsonl:7: skipped: not a webhook event"),
-        "{stderr}"
-    );
-    for part in [
+    out.assert_exit(1)
+        .stderr_has(&["events.jsonl:7: skipped: not a webhook event"]);
+    out.stdout_has(&[
         "events: 6 read from events.jsonl (1 unreadable line(s) skipped)",
         "checkout.completed: 5 (marked completed: 2, already completed: 0, duplicates: 1, unknown request_id: 2, no request_id: 0)",
         "other event types: 1 (subscription.paid: 1)",
@@ -98,12 +76,10 @@ async fn marks_known_rows_and_counts_the_rest() {
         "5 created checkouts: 3 pending, 0 processing, 2 completed, 0 expired",
         "conversion: 40.0% (2 of 5 completed)",
         "updated out/results.csv",
-    ] {
-        assert!(stdout.contains(part), "stdout lacks {part:?}\n{stdout}");
-    }
-    assert_eq!(server.stats().requests, requests, "no API call");
+    ]);
+    assert_eq!(env.server().stats().requests, requests, "no API call");
 
-    let after = ledger(dir.path());
+    let after = env.ledger();
     for (i, (old, new)) in before.iter().zip(&after).enumerate() {
         let (status, order) = match i {
             0 => ("completed", "ord_A"),
@@ -125,54 +101,30 @@ async fn marks_known_rows_and_counts_the_rest() {
         .map(String::as_str)
         .filter(|l| !l.starts_with("{this"))
         .collect();
-    std::fs::write(dir.path().join("events.jsonl"), clean.join("\n")).unwrap();
-    let bytes = std::fs::read(dir.path().join(OUTPUT)).unwrap();
+    std::fs::write(env.path().join("events.jsonl"), clean.join("\n")).unwrap();
+    let bytes = std::fs::read(env.ledger_path()).unwrap();
     let out = reconcile().await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("marked completed: 0, already completed: 2, duplicates: 1"),
-        "{}",
-        text(&out)
-    );
-    assert!(
-        text(&out).contains("unchanged: out/results.csv"),
-        "{}",
-        text(&out)
-    );
-    assert_eq!(std::fs::read(dir.path().join(OUTPUT)).unwrap(), bytes);
+    out.assert_exit(0);
+    out.has(&["marked completed: 0, already completed: 2, duplicates: 1"]);
+    out.has(&["unchanged: out/results.csv"]);
+    assert_eq!(std::fs::read(env.ledger_path()).unwrap(), bytes);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_files_are_exit_2() {
-    let server = Sandbox::start("127.0.0.1:0".parse().unwrap(), SandboxConfig::default())
-        .await
-        .unwrap();
-    let (dir, _) = campaign(1, "  rate: unlimited\n");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let out = creem_batch(
-        dir.path(),
-        &["reconcile", OUTPUT, "--events", "nope.jsonl"],
-        KEY,
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("cannot read the events file nope.jsonl"),
-        "{}",
-        text(&out)
-    );
-    std::fs::write(dir.path().join("e.jsonl"), "").unwrap();
-    let out = creem_batch(
-        dir.path(),
-        &["reconcile", "nope.csv", "--events", "e.jsonl"],
-        KEY,
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("nope.csv does not exist"),
-        "{}",
-        text(&out)
-    );
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(1, "  rate: unlimited\n");
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let out = env
+        .run_async(&["reconcile", OUTPUT, "--events", "nope.jsonl"])
+        .await;
+    out.assert_exit(2);
+    out.has(&["cannot read the events file nope.jsonl"]);
+    std::fs::write(env.path().join("e.jsonl"), "").unwrap();
+    let out = env
+        .run_async(&["reconcile", "nope.csv", "--events", "e.jsonl"])
+        .await;
+    out.assert_exit(2);
+    out.has(&["nope.csv does not exist"]);
 }

@@ -4,32 +4,21 @@
 //! checkouts each request_id got.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::time::Duration;
 
 use creem_batch::sandbox::{Latency, Sandbox, SandboxConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::common::send::{
-    assert_output, campaign, ledger, ledger_path, run, signal, spawn, text, wait_until,
-    CrashedLedger,
-};
+use crate::common::{signal, wait_until, Campaign, Run, TestEnv, FAST};
 
 /// Requests in flight at once in the slow runs; the most rows a kill may leave unrecorded.
 const CONCURRENCY: usize = 4;
 /// Slow enough that a run is still going when the test acts, fast enough to finish soon.
 const IN_FLIGHT: &str = "  rate: 100/s\n  burst: 1\n  concurrency: 4\n";
-const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
-
-async fn sandbox(config: SandboxConfig) -> Sandbox {
-    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("sandbox starts")
-}
 
 /// A sandbox that takes 5 to 20 ms to answer, so requests are really in flight.
-async fn slow_sandbox() -> Sandbox {
-    sandbox(SandboxConfig {
+async fn slow_sandbox() -> TestEnv {
+    TestEnv::sandbox_with(SandboxConfig {
         latency: Some(Latency::Uniform {
             min: Duration::from_millis(5),
             max: Duration::from_millis(20),
@@ -46,14 +35,14 @@ fn created_count(server: &Sandbox) -> u64 {
 /// Asserts every row of the ledger is `created`, in input order, and every request_id was
 /// created exactly `times` at the server.
 #[track_caller]
-fn assert_all_created_once(dir: &Path, server: &Sandbox, rows: usize) {
-    let ledger = ledger(dir);
+fn assert_all_created_once(env: &TestEnv, rows: usize) {
+    let ledger = env.ledger();
     assert_eq!(ledger.len(), rows);
     for (i, row) in ledger.iter().enumerate() {
         assert_eq!(row["row"], (i + 1).to_string(), "input order");
         assert_eq!(row["status"], "created", "{row:?}");
     }
-    let per_id = server.stats().created_per_request_id;
+    let per_id = env.server().stats().created_per_request_id;
     assert_eq!(per_id.len(), rows);
     assert!(per_id.values().all(|&n| n == 1), "{per_id:?}");
 }
@@ -64,22 +53,22 @@ fn assert_all_created_once(dir: &Path, server: &Sandbox, rows: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_three_points_then_rerun_creates_each_row_once_but_the_in_flight() {
     const ROWS: usize = 150;
-    let server = slow_sandbox().await;
-    let url = server.base_url();
-    let (dir, _) = campaign(ROWS, IN_FLIGHT);
+    let env = slow_sandbox().await;
+    let server = env.server();
+    env.send_campaign(ROWS, IN_FLIGHT);
     let mut unrecorded_at_kills: HashSet<String> = HashSet::new();
     // Early, middle, near the end; each kill hits a run that resumed the previous one.
     for kill_at in [10, 75, 135] {
-        let mut child = spawn(dir.path(), &url, &["--quiet"]);
+        let mut child = env.spawn_send(&["--quiet"]);
         wait_until(&format!("{kill_at} checkouts exist"), || {
-            created_count(&server) >= kill_at
+            created_count(server) >= kill_at
         })
         .await;
         child.kill().await.expect("kill -9");
         let at_server = server.stats().created_per_request_id;
         assert!(at_server.len() < ROWS, "killed before the end");
 
-        let crashed = CrashedLedger::read(dir.path());
+        let crashed = env.crashed_ledger();
         if let Some(tail) = &crashed.torn_tail {
             eprintln!("torn tail after kill at {kill_at}: {tail:?}");
         }
@@ -99,9 +88,9 @@ async fn kill_9_at_three_points_then_rerun_creates_each_row_once_but_the_in_flig
         unrecorded_at_kills.extend(unrecorded.into_iter().cloned());
     }
 
-    let last = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(last.status.code(), Some(0), "{}", text(&last));
-    let rows = ledger(dir.path());
+    let last = env.send(&["--quiet"]).await;
+    last.assert_exit(0);
+    let rows = env.ledger();
     assert_eq!(rows.len(), ROWS);
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row["row"], (i + 1).to_string(), "input order");
@@ -128,17 +117,17 @@ async fn kill_9_at_three_points_then_rerun_creates_each_row_once_but_the_in_flig
         twice.len()
     );
     // Each kill happened with the run under way, the lock is gone after the clean end.
-    assert!(!dir.path().join("out/results.csv.lock").exists());
+    assert!(!env.path().join("out/results.csv.lock").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_last_record_is_cut_off_and_the_run_goes_on() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(10, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet", "--limit", "5"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(10, FAST);
+    let out = env.send(&["--quiet", "--limit", "5"]).await;
+    out.assert_exit(0);
     // As a crash in the middle of a write leaves it: the last record (row 10, pending) cut.
-    let path = ledger_path(dir.path());
+    let path = env.ledger_path();
     let bytes = std::fs::read(&path).unwrap();
     let last_start = bytes[..bytes.len() - 1]
         .iter()
@@ -146,42 +135,38 @@ async fn a_torn_last_record_is_cut_off_and_the_run_goes_on() {
         .unwrap()
         + 1;
     std::fs::write(&path, &bytes[..last_start + 30]).unwrap();
-    let crashed = CrashedLedger::read(dir.path());
+    let crashed = env.crashed_ledger();
     assert_eq!(crashed.rows.len(), 9);
     assert!(crashed.torn_tail.is_some());
 
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("out/results.csv:11: removed an incomplete last record"),
-        "{}",
-        text(&out)
-    );
-    assert_all_created_once(dir.path(), &server, 10);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    out.has(&["out/results.csv:11: removed an incomplete last record"]);
+    assert_all_created_once(&env, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_last_record_without_a_final_newline_is_kept_not_resent() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(5, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    env.send_campaign(5, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     // As an editor may save it: the same records, no newline after the last one.
-    let path = ledger_path(dir.path());
+    let path = env.ledger_path();
     let mut bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes.pop(), Some(b'\n'));
     std::fs::write(&path, &bytes).unwrap();
 
-    let dry = crate::common::run_in(dir.path(), &["run", "--dry-run", "campaign.yaml"]);
-    let dry = crate::common::Run::from_output(dry);
-    dry.assert_code(0)
+    let dry = env.run(&["run", "--dry-run", "campaign.yaml"]);
+    dry.assert_exit(0)
         .stderr_has(&["0 new", "5 already created"]);
     assert_eq!(dry.stdout, "");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("5 already created"), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    out.has(&["5 already created"]);
     assert_eq!(server.stats().posts, 5, "the last row was not sent again");
-    assert_all_created_once(dir.path(), &server, 5);
+    assert_all_created_once(&env, 5);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,21 +176,21 @@ async fn a_whole_last_record_without_a_final_newline_is_kept_not_resent() {
 /// row is `pending`, exit 130 with the resume command, and that command finishes the job.
 async fn interrupted_once(sig: i32) {
     const ROWS: usize = 150;
-    let server = slow_sandbox().await;
-    let url = server.base_url();
-    let (dir, _) = campaign(ROWS, IN_FLIGHT);
-    let child = spawn(dir.path(), &url, &["--quiet"]);
-    wait_until("20 checkouts exist", || created_count(&server) >= 20).await;
+    let env = slow_sandbox().await;
+    let server = env.server();
+    env.send_campaign(ROWS, IN_FLIGHT);
+    let child = env.spawn_send(&["--quiet"]);
+    wait_until("20 checkouts exist", || created_count(server) >= 20).await;
     signal(&child, sig);
-    let out = child.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = Run::from_output(child.wait_with_output().await.unwrap());
+    out.assert_exit(130);
+    let stderr = out.stderr.clone();
     assert!(
         stderr.contains("interrupted: finishing the requests in flight"),
         "{stderr}"
     );
 
-    let rows = ledger(dir.path());
+    let rows = env.ledger();
     assert_eq!(rows.len(), ROWS, "every input row is in the ledger");
     let mut created = HashSet::new();
     for (i, row) in rows.iter().enumerate() {
@@ -237,19 +222,16 @@ async fn interrupted_once(sig: i32) {
         .unwrap_or_else(|| panic!("no resume command:\n{stderr}"));
     assert_eq!(
         resume,
-        format!("creem-batch run campaign.yaml --base-url {url}")
+        format!(
+            "creem-batch run campaign.yaml --base-url {}",
+            env.base_url()
+        )
     );
-    let words: Vec<&str> = resume.split_whitespace().skip(1).collect();
-    let again = tokio::process::Command::new(crate::common::bin())
-        .args(&words)
-        .arg("--quiet")
-        .current_dir(dir.path())
-        .env("CREEM_API_KEY", crate::common::send::KEY)
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
-    assert_all_created_once(dir.path(), &server, ROWS);
+    let mut words: Vec<&str> = resume.split_whitespace().skip(1).collect();
+    words.push("--quiet");
+    let again = env.run_async(&words).await;
+    again.assert_exit(0);
+    assert_all_created_once(&env, ROWS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,13 +247,14 @@ async fn sigterm_is_handled_like_the_first_ctrl_c() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigint_exits_at_once_and_the_ledger_still_parses() {
     // Answers take 2 s: after the first Ctrl-C, a clean stop would wait that long.
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         latency: Some(Latency::Fixed(Duration::from_secs(2))),
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(40, "  rate: unlimited\n  concurrency: 2\n");
-    let mut child = spawn(dir.path(), &server.base_url(), &["--quiet"]);
+    let server = env.server();
+    env.send_campaign(40, "  rate: unlimited\n  concurrency: 2\n");
+    let mut child = env.spawn_send(&["--quiet"]);
     wait_until("2 created and 2 more in flight", || {
         let stats = server.stats();
         stats.created >= 2 && stats.posts >= 4
@@ -306,7 +289,7 @@ async fn a_second_sigint_exits_at_once_and_the_ledger_still_parses() {
         stats.posts > stats.created,
         "it did not wait for the requests in flight: {stats:?}"
     );
-    let crashed = CrashedLedger::read(dir.path());
+    let crashed = env.crashed_ledger();
     assert!(
         crashed.created().len() >= 2,
         "rows finished so far are kept"
@@ -319,61 +302,51 @@ async fn a_second_sigint_exits_at_once_and_the_ledger_still_parses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_discount_code_is_reported_and_only_recreated_on_request() {
     const ROWS: usize = 12;
-    let server = sandbox(SandboxConfig::default()).await;
-    let url = server.base_url();
-    let (dir, yaml) = campaign(ROWS, FAST);
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let before = ledger(dir.path());
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    let yaml = env.send_campaign(ROWS, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let before = env.ledger();
     let edited = std::fs::read_to_string(&yaml)
         .unwrap()
         .replace("discount_code: SPRING", "discount_code: SUMMER");
     std::fs::write(&yaml, edited).unwrap();
 
-    let dry = crate::common::Run::from_output(crate::common::run_in(
-        dir.path(),
-        &["run", "--dry-run", "campaign.yaml"],
-    ));
-    dry.assert_code(0).stderr_has(&[
+    let dry = env.run(&["run", "--dry-run", "campaign.yaml"]);
+    dry.assert_exit(0).stderr_has(&[
         "12 changed since created",
         "12 created row(s) have a different body now",
         "row 1: changed discount_code",
     ]);
     assert_eq!(dry.stdout, "", "nothing would be sent");
 
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_output(
-        &out,
-        0,
-        &[
-            "12 created row(s) have a different body now",
-            "row 3: changed discount_code",
-            "(12 of them changed since)",
-        ],
-    );
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0).has(&[
+        "12 created row(s) have a different body now",
+        "row 3: changed discount_code",
+        "(12 of them changed since)",
+    ]);
     assert_eq!(server.stats().posts, ROWS as u64, "nothing sent");
-    let kept = ledger(dir.path());
+    let kept = env.ledger();
     for (old, now) in before.iter().zip(&kept) {
         assert_eq!(old["checkout_id"], now["checkout_id"]);
         assert_eq!(old["body_sha256"], now["body_sha256"]);
     }
 
-    let dry = crate::common::Run::from_output(crate::common::run_in(
-        dir.path(),
-        &["run", "--dry-run", "--recreate-changed", "campaign.yaml"],
-    ));
+    let dry = env.run(&["run", "--dry-run", "--recreate-changed", "campaign.yaml"]);
     assert_eq!(dry.json_lines().len(), ROWS);
     assert!(dry
         .json_lines()
         .iter()
         .all(|l| l["body"]["discount_code"] == "SUMMER"));
 
-    let out = run(dir.path(), &url, &["--quiet", "--recreate-changed"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet", "--recreate-changed"]).await;
+    out.assert_exit(0);
     let per_id = server.stats().created_per_request_id;
     assert_eq!(per_id.len(), ROWS);
     assert!(per_id.values().all(|&n| n == 2), "{per_id:?}");
-    let recreated = ledger(dir.path());
+    let recreated = env.ledger();
     for (old, now) in before.iter().zip(&recreated) {
         assert_eq!(now["status"], "created");
         assert_eq!(old["request_id"], now["request_id"]);
@@ -386,10 +359,10 @@ async fn an_edited_discount_code_is_reported_and_only_recreated_on_request() {
             "{now:?}"
         );
     }
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("12 already created"), "{}", text(&out));
-    assert!(!text(&out).contains("changed"), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    out.has(&["12 already created"]);
+    assert!(!out.text().contains("changed"), "{}", out.text());
     assert_eq!(server.stats().posts, 2 * ROWS as u64);
 }
 
@@ -398,12 +371,12 @@ async fn an_edited_discount_code_is_reported_and_only_recreated_on_request() {
 /// caught, by rendering that row and comparing bodies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edited_customer_row_is_reported_and_unchanged_rows_are_not_rendered_again() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let url = server.base_url();
-    let (dir, _) = campaign(4, FAST);
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let before = ledger(dir.path());
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    env.send_campaign(4, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let before = env.ledger();
     for record in &before {
         let hash = &record["input_hash"];
         assert!(
@@ -413,10 +386,10 @@ async fn an_edited_customer_row_is_reported_and_unchanged_rows_are_not_rendered_
     }
 
     // Row 2's name is edited; row 4's record is made to claim another body than its own.
-    let csv_path = dir.path().join("customers.csv");
+    let csv_path = env.path().join("customers.csv");
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     std::fs::write(&csv_path, csv.replace("User 2,", "Second User,")).unwrap();
-    let path = ledger_path(dir.path());
+    let path = env.ledger_path();
     let text_before = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
@@ -424,49 +397,42 @@ async fn an_edited_customer_row_is_reported_and_unchanged_rows_are_not_rendered_
     )
     .unwrap();
 
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_output(
-        &out,
-        0,
-        &[
-            "1 created row(s) have a different body now",
-            "row 2: changed metadata.name",
-            "4 already created (1 of them changed since)",
-        ],
-    );
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0).has(&[
+        "1 created row(s) have a different body now",
+        "row 2: changed metadata.name",
+        "4 already created (1 of them changed since)",
+    ]);
     // Row 4 was not rendered: its inputs are unchanged, so its record stands as it is.
-    assert!(!text(&out).contains("row 4"), "{}", text(&out));
+    assert!(!out.text().contains("row 4"), "{}", out.text());
     assert_eq!(server.stats().posts, 4, "nothing sent again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_recreate_keeps_the_old_checkouts_of_rows_not_yet_recreated() {
     const ROWS: usize = 150;
-    let server = slow_sandbox().await;
-    let url = server.base_url();
-    let (dir, yaml) = campaign(ROWS, IN_FLIGHT);
-    let out = run(dir.path(), &url, &["--quiet", "--rate", "unlimited"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let before = ledger(dir.path());
+    let env = slow_sandbox().await;
+    let server = env.server();
+    let yaml = env.send_campaign(ROWS, IN_FLIGHT);
+    let out = env.send(&["--quiet", "--rate", "unlimited"]).await;
+    out.assert_exit(0);
+    let before = env.ledger();
     let edited = std::fs::read_to_string(&yaml)
         .unwrap()
         .replace("discount_code: SPRING", "discount_code: SUMMER");
     std::fs::write(&yaml, edited).unwrap();
 
-    let child = spawn(dir.path(), &url, &["--quiet", "--recreate-changed"]);
-    wait_until("10 recreated", || {
-        created_count(&server) >= ROWS as u64 + 10
-    })
-    .await;
+    let child = env.spawn_send(&["--quiet", "--recreate-changed"]);
+    wait_until("10 recreated", || created_count(server) >= ROWS as u64 + 10).await;
     signal(&child, libc::SIGINT);
-    let out = child.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let out = Run::from_output(child.wait_with_output().await.unwrap());
+    out.assert_exit(130);
     assert!(
-        text(&out).contains("--recreate-changed"),
+        out.text().contains("--recreate-changed"),
         "the resume command recreates too\n{}",
-        text(&out)
+        out.text()
     );
-    let now = ledger(dir.path());
+    let now = env.ledger();
     let mut recreated = 0;
     for (old, now) in before.iter().zip(&now) {
         assert_eq!(now["status"], "created", "never pending: {now:?}");
@@ -481,10 +447,10 @@ async fn an_interrupted_recreate_keeps_the_old_checkouts_of_rows_not_yet_recreat
     }
     assert!((10..ROWS).contains(&recreated), "{recreated}");
     // A plain re-run still sees the rest as changed (not as new rows to send).
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let changed = format!("({} of them changed since)", ROWS - recreated);
-    assert!(text(&out).contains(&changed), "{changed}\n{}", text(&out));
+    assert!(out.text().contains(&changed), "{changed}\n{}", out.text());
     assert_eq!(server.stats().created, (ROWS + recreated) as u64);
 }
 
@@ -494,46 +460,42 @@ async fn an_interrupted_recreate_keeps_the_old_checkouts_of_rows_not_yet_recreat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_is_taken_over() {
     const ROWS: usize = 150;
-    let server = slow_sandbox().await;
-    let url = server.base_url();
-    let (dir, _) = campaign(ROWS, IN_FLIGHT);
-    let lock = dir.path().join("out/results.csv.lock");
+    let env = slow_sandbox().await;
+    let server = env.server();
+    env.send_campaign(ROWS, IN_FLIGHT);
+    let lock = env.path().join("out/results.csv.lock");
 
-    let first = spawn(dir.path(), &url, &["--quiet"]);
-    wait_until("the first run sends", || created_count(&server) >= 1).await;
+    let first = env.spawn_send(&["--quiet"]);
+    wait_until("the first run sends", || created_count(server) >= 1).await;
     assert!(lock.exists());
-    let second = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    let second = env.send(&["--quiet"]).await;
+    second.assert_exit(2);
     let expected = format!(
         "out/results.csv is in use by another creem-batch run (pid {})",
         first.id().unwrap()
     );
     assert!(
-        text(&second).contains(&expected),
+        second.text().contains(&expected),
         "{expected}\n{}",
-        text(&second)
+        second.text()
     );
-    assert!(
-        text(&second).contains("nothing was sent"),
-        "{}",
-        text(&second)
-    );
+    second.has(&["nothing was sent"]);
     signal(&first, libc::SIGINT);
-    let out = first.wait_with_output().await.unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    let out = Run::from_output(first.wait_with_output().await.unwrap());
+    out.assert_exit(130);
     assert!(!lock.exists(), "the lock file goes with the run");
 
     // A run killed with -9 leaves its lock file behind, but the OS released its lock.
-    let mut killed = spawn(dir.path(), &url, &["--quiet"]);
+    let mut killed = env.spawn_send(&["--quiet"]);
     let pid = killed.id().unwrap();
-    let so_far = created_count(&server);
-    wait_until("the next run sends", || created_count(&server) > so_far).await;
+    let so_far = created_count(server);
+    wait_until("the next run sends", || created_count(server) > so_far).await;
     killed.kill().await.unwrap();
     assert_eq!(std::fs::read_to_string(&lock).unwrap(), pid.to_string());
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     assert!(!lock.exists());
-    let rows = ledger(dir.path());
+    let rows = env.ledger();
     assert!(rows.iter().all(|r| r["status"] == "created"));
     let per_id = server.stats().created_per_request_id;
     assert_eq!(per_id.len(), ROWS);
@@ -545,72 +507,58 @@ async fn a_second_run_on_the_same_output_is_refused_and_a_dead_runs_lock_is_take
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_pointing_at_another_campaigns_ledger_is_refused_unless_forced() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (first, _) = campaign(3, FAST);
-    let out = run(first.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let theirs = ledger_path(first.path());
+    let first = TestEnv::sandbox().await;
+    first.send_campaign(3, FAST);
+    let out = first.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let theirs = first.ledger_path();
     let bytes = std::fs::read(&theirs).unwrap();
 
-    let (second, yaml) = campaign(2, FAST);
+    let second = TestEnv::sandbox().await;
+    let other = second.server();
+    let yaml = second.send_campaign(2, FAST);
     let renamed = std::fs::read_to_string(&yaml)
         .unwrap()
         .replace("campaign: test-run", "campaign: autumn");
     std::fs::write(&yaml, renamed).unwrap();
-    let other = sandbox(SandboxConfig::default()).await;
     let out_flag = theirs.display().to_string();
-    let out = run(
-        second.path(),
-        &other.base_url(),
-        &["--quiet", "--out", &out_flag],
-    )
-    .await;
-    assert_output(
-        &out,
-        2,
-        &[
-            "holds the ledger of campaign `test-run`, not `autumn`",
-            "--force",
-            "nothing was sent",
-        ],
-    );
+    let out = second.send(&["--quiet", "--out", &out_flag]).await;
+    out.assert_exit(2).has(&[
+        "holds the ledger of campaign `test-run`, not `autumn`",
+        "--force",
+        "nothing was sent",
+    ]);
     assert_eq!(std::fs::read(&theirs).unwrap(), bytes, "untouched");
     assert_eq!(other.stats().posts, 0);
 
-    let out = run(
-        second.path(),
-        &other.base_url(),
-        &["--quiet", "--out", &out_flag, "--force"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = second
+        .send(&["--quiet", "--out", &out_flag, "--force"])
+        .await;
+    out.assert_exit(0);
     assert_eq!(other.stats().created, 2);
-    assert!(
-        text(&out).contains("no longer in the CSV"),
-        "{}",
-        text(&out)
-    );
+    out.has(&["no longer in the CSV"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_honours_limit_like_the_run() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(10, FAST);
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(10, FAST);
     let dry = |extra: &[&str]| {
         let mut args = vec!["run", "--dry-run", "campaign.yaml"];
         args.extend_from_slice(extra);
-        crate::common::Run::from_output(crate::common::run_in(dir.path(), &args))
+        env.run(&args)
     };
     let plan = dry(&["--limit", "3"]);
-    plan.assert_code(0).stderr_has(&[
+    plan.assert_exit(0).stderr_has(&[
         "10 new",
         "--limit 3: 3 row(s) would be sent now, 7 left pending",
     ]);
     assert_eq!(plan.sent_rows(), [1, 2, 3]);
 
-    let out = run(dir.path(), &server.base_url(), &["--quiet", "--limit", "3"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let created: Vec<String> = ledger(dir.path())
+    let out = env.send(&["--quiet", "--limit", "3"]).await;
+    out.assert_exit(0);
+    let created: Vec<String> = env
+        .ledger()
         .iter()
         .filter(|r| r["status"] == "created")
         .map(|r| r["row"].clone())
@@ -618,7 +566,7 @@ async fn dry_run_honours_limit_like_the_run() {
     assert_eq!(created, ["1", "2", "3"], "the rows the dry run showed");
 
     let plan = dry(&["--limit", "3"]);
-    plan.assert_code(0)
+    plan.assert_exit(0)
         .stderr_has(&["3 already created", "7 to retry", "4 left pending"]);
     assert_eq!(plan.sent_rows(), [4, 5, 6]);
     assert_eq!(
@@ -643,7 +591,7 @@ async fn formula_cells_are_neutralised_in_the_ledger_and_real_at_the_api() {
         )
         .mount(&mock)
         .await;
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::at(mock.uri());
     let name = "=HYPERLINK(\"https://evil.example\",\"click\")";
     let csv = format!(
         "email,name,order_id\n\
@@ -653,17 +601,16 @@ async fn formula_cells_are_neutralised_in_the_ledger_and_real_at_the_api() {
          d@example.com,'quoted,'=x\n",
         name.replace('"', "\"\"")
     );
-    std::fs::write(dir.path().join("customers.csv"), csv).unwrap();
-    std::fs::write(
-        dir.path().join("campaign.yaml"),
-        "campaign: test-run\ncustomers: customers.csv\noutput: out/results.csv\n\
-         request_id: \"{{ order_id }}\"\n\
-         checkout:\n  product_id: prod_TEST\n  customer:\n    email: \"{{ email }}\"\n\
-         \x20 metadata:\n    name: \"{{ name }}\"\nsend:\n  rate: unlimited\n",
-    )
-    .unwrap();
-    let out = run(dir.path(), &mock.uri(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let yaml = Campaign::new()
+        .name("test-run")
+        .product("prod_TEST")
+        .top("output: out/results.csv\nrequest_id: \"{{ order_id }}\"")
+        .checkout("metadata:\n  name: \"{{ name }}\"")
+        .send("  rate: unlimited\n")
+        .build();
+    env.campaign(&yaml, csv);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
 
     // The API got the real values.
     let received: HashMap<String, serde_json::Value> = mock
@@ -683,7 +630,7 @@ async fn formula_cells_are_neutralised_in_the_ledger_and_real_at_the_api() {
     assert_eq!(received["'=x"]["metadata"]["name"], "'quoted");
 
     // The ledger got them defused, whatever their source.
-    let rows = ledger(dir.path());
+    let rows = env.ledger();
     let ids: Vec<&str> = rows.iter().map(|r| r["request_id"].as_str()).collect();
     assert_eq!(ids, ["'=1+1", "'-42", "'@home", "''=x"]);
     for row in &rows {
@@ -706,13 +653,13 @@ async fn formula_cells_are_neutralised_in_the_ledger_and_real_at_the_api() {
     );
 
     // Read back exactly: a re-run recognises every row and sends nothing.
-    let before = std::fs::read(ledger_path(dir.path())).unwrap();
-    let out = run(dir.path(), &mock.uri(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(text(&out).contains("4 already created"), "{}", text(&out));
+    let before = std::fs::read(env.ledger_path()).unwrap();
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    out.has(&["4 already created"]);
     assert_eq!(mock.received_requests().await.unwrap().len(), 4);
     assert_eq!(
-        std::fs::read(ledger_path(dir.path())).unwrap(),
+        std::fs::read(env.ledger_path()).unwrap(),
         before,
         "same bytes"
     );
@@ -725,24 +672,25 @@ async fn formula_cells_are_neutralised_in_the_ledger_and_real_at_the_api() {
 /// `run --dry-run` must refuse with exit 2 and an error naming the line, send nothing and
 /// leave the file byte for byte as it was.
 async fn refuses_damaged(damage: impl FnOnce(&str) -> String, expected: &[&str]) {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(6, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let path = ledger_path(dir.path());
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    env.send_campaign(6, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let path = env.ledger_path();
     let damaged = damage(&std::fs::read_to_string(&path).unwrap());
     std::fs::write(&path, &damaged).unwrap();
 
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let dry = crate::common::run_in(dir.path(), &["run", "--dry-run", "campaign.yaml"]);
-    assert_eq!(dry.status.code(), Some(2), "{}", text(&dry));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(2);
+    let dry = env.run(&["run", "--dry-run", "campaign.yaml"]);
+    dry.assert_exit(2);
     for output in [&out, &dry] {
         for part in expected
             .iter()
             .chain(&["the output file was left as it is"])
         {
-            assert!(text(output).contains(part), "{part}\n{}", text(output));
+            output.has(&[part]);
         }
     }
     assert_eq!(
@@ -817,13 +765,13 @@ async fn a_header_without_a_required_column_is_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn columns_rearranged_in_a_spreadsheet_are_restored_with_a_backup() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(5, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet", "--limit", "3"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let before = ledger(dir.path());
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(5, FAST);
+    let out = env.send(&["--quiet", "--limit", "3"]).await;
+    out.assert_exit(0);
+    let before = env.ledger();
     // Columns in reverse order, `email` deleted, a `notes` column added, CRLF line ends.
-    let path = ledger_path(dir.path());
+    let path = env.ledger_path();
     let mut reader = csv::Reader::from_path(&path).unwrap();
     let mut header: Vec<String> = reader
         .headers()
@@ -854,38 +802,34 @@ async fn columns_rearranged_in_a_spreadsheet_are_restored_with_a_backup() {
     let edited = writer.into_inner().unwrap();
     std::fs::write(&path, &edited).unwrap();
 
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("the original is kept as"),
-        "{}",
-        text(&out)
-    );
-    let backups: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    out.has(&["the original is kept as"]);
+    let backups: Vec<_> = std::fs::read_dir(env.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "bak"))
         .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
     assert_eq!(std::fs::read(&backups[0]).unwrap(), edited);
-    let after = ledger(dir.path());
+    let after = env.ledger();
     assert_eq!(after.len(), 5);
     for (old, now) in before.iter().zip(&after).take(3) {
         assert_eq!(old["checkout_id"], now["checkout_id"], "kept, not re-sent");
     }
     assert!(after.iter().all(|r| r["status"] == "created"));
-    assert_all_created_once(dir.path(), &server, 5);
+    assert_all_created_once(&env, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customers_inserted_at_the_top_then_a_kill_do_not_resend_the_moved_rows() {
-    let server = slow_sandbox().await;
-    let url = server.base_url();
-    let (dir, _) = campaign(5, IN_FLIGHT);
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env = slow_sandbox().await;
+    let server = env.server();
+    env.send_campaign(5, IN_FLIGHT);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     // Two customers inserted above the others, many appended below: every old row moves.
-    let csv_path = dir.path().join("customers.csv");
+    let csv_path = env.path().join("customers.csv");
     let old = std::fs::read_to_string(&csv_path).unwrap();
     let (header, old_rows) = old.split_once('\n').unwrap();
     let mut csv =
@@ -895,22 +839,22 @@ async fn customers_inserted_at_the_top_then_a_kill_do_not_resend_the_moved_rows(
     }
     std::fs::write(&csv_path, csv).unwrap();
     // Killed once the new rows 1 and 2 (reusing the old rows' numbers) are in the ledger.
-    let mut child = spawn(dir.path(), &url, &["--quiet"]);
+    let mut child = env.spawn_send(&["--quiet"]);
     wait_until("the inserted rows and a few later ones exist", || {
-        created_count(&server) >= 5 + 2 + 10
+        created_count(server) >= 5 + 2 + 10
     })
     .await;
     child.kill().await.unwrap();
-    assert!(CrashedLedger::read(dir.path()).created().len() >= 7);
+    assert!(env.crashed_ledger().created().len() >= 7);
 
-    let out = run(dir.path(), &url, &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     assert!(
-        !text(&out).contains("no longer in the CSV"),
+        !out.text().contains("no longer in the CSV"),
         "{}",
-        text(&out)
+        out.text()
     );
-    let rows = ledger(dir.path());
+    let rows = env.ledger();
     assert_eq!(rows.len(), 107);
     assert!(rows.iter().all(|r| r["status"] == "created"));
     let per_id = server.stats().created_per_request_id;

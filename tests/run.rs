@@ -1,24 +1,17 @@
 //! `run`: sending against the in-process sandbox and wiremock, the ledger, re-runs, retries.
 
-use creem_batch::sandbox::{Latency, Sandbox, SandboxConfig};
+use creem_batch::sandbox::{Latency, SandboxConfig};
 
-use crate::common::send::{campaign, ledger, run, text, KEY};
-
-async fn sandbox(config: SandboxConfig) -> Sandbox {
-    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("sandbox starts")
-}
-
-const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
+use crate::common::{TestEnv, FAST, KEY};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn creates_every_row_once_and_rerun_sends_nothing() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(25, FAST);
-    let first = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
-    let rows = ledger(dir.path());
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    env.send_campaign(25, FAST);
+    let first = env.send(&["--quiet"]).await;
+    first.assert_exit(0);
+    let rows = env.ledger();
     assert_eq!(rows.len(), 25);
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row["row"], (i + 1).to_string(), "input order");
@@ -31,18 +24,14 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
     assert_eq!(stats.created, 25);
     assert!(stats.created_per_request_id.values().all(|&n| n == 1));
 
-    let again = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let again = env.send(&["--quiet"]).await;
+    again.assert_exit(0);
     assert_eq!(
         server.stats().posts,
         25,
         "a finished campaign sends nothing"
     );
-    assert!(
-        text(&again).contains("25 already created"),
-        "{}",
-        text(&again)
-    );
+    again.has(&["25 already created"]);
 }
 
 /// Sent from two threads (whatever the cores: `--threads`), each with half the concurrency
@@ -50,7 +39,7 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
 /// thread alone reaches 16), never more, and the ledger must come out the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_threads_together_keep_to_the_concurrency_bound() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         // Slow answers, so that requests overlap at the server.
         latency: Some(Latency::Uniform {
             min: std::time::Duration::from_millis(5),
@@ -59,15 +48,11 @@ async fn sending_threads_together_keep_to_the_concurrency_bound() {
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(100, "  rate: unlimited\n  concurrency: 32\n");
-    let out = run(
-        dir.path(),
-        &server.base_url(),
-        &["--quiet", "--threads", "2", "--json"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let server = env.server();
+    env.send_campaign(100, "  rate: unlimited\n  concurrency: 32\n");
+    let out = env.send(&["--quiet", "--threads", "2", "--json"]).await;
+    out.assert_exit(0);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(summary["threads"], 2);
     let stats = server.stats();
     assert_eq!(
@@ -76,7 +61,7 @@ async fn sending_threads_together_keep_to_the_concurrency_bound() {
     );
     assert_eq!(stats.created, 100);
     assert!(stats.created_per_request_id.values().all(|&n| n == 1));
-    let rows = ledger(dir.path());
+    let rows = env.ledger();
     assert_eq!(rows.len(), 100);
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(row["row"], (i + 1).to_string(), "input order");
@@ -99,14 +84,16 @@ async fn bodies_at_the_server_are_the_dry_run_bodies() {
         .expect(3)
         .mount(&mock)
         .await;
-    let (dir, _) = campaign(3, FAST);
-    let dry = crate::common::run_in(dir.path(), &["run", "--dry-run", "campaign.yaml"]);
-    let expected: Vec<serde_json::Value> = String::from_utf8_lossy(&dry.stdout)
+    let env = TestEnv::at(mock.uri());
+    env.send_campaign(3, FAST);
+    let dry = env.run(&["run", "--dry-run", "campaign.yaml"]);
+    let expected: Vec<serde_json::Value> = dry
+        .stdout
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].clone())
         .collect();
-    let out = run(dir.path(), &mock.uri(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let mut received: Vec<serde_json::Value> = mock
         .received_requests()
         .await
@@ -122,45 +109,47 @@ async fn bodies_at_the_server_are_the_dry_run_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_rows_are_sent_again_on_rerun() {
-    let failing = sandbox(SandboxConfig {
+    let failing = TestEnv::sandbox_with(SandboxConfig {
         reject_all: true,
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(3, FAST);
-    let out = run(dir.path(), &failing.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let rows = ledger(dir.path());
+    let env = failing;
+    env.send_campaign(3, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(1);
+    let rows = env.ledger();
     assert!(rows.iter().all(|r| r["status"] == "failed"));
     assert!(rows[0]["error"].contains("HTTP 400"), "{:?}", rows[0]);
     assert!(rows[0]["error"].contains("trace_id"), "{:?}", rows[0]);
     assert!(
-        text(&out).contains("creem-batch run campaign.yaml"),
+        out.text().contains("creem-batch run campaign.yaml"),
         "resume command"
     );
 
-    let healthy = sandbox(SandboxConfig::default()).await;
-    let out = run(dir.path(), &healthy.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let healthy = TestEnv::start_sandbox(SandboxConfig::default()).await;
+    let out = env.send_to(&healthy.base_url(), &["--quiet"]).await;
+    out.assert_exit(0);
     assert_eq!(healthy.stats().created, 3);
-    assert!(ledger(dir.path()).iter().all(|r| r["status"] == "created"));
+    assert!(env.ledger().iter().all(|r| r["status"] == "created"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_and_dropped_connections_are_retried() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         fail_rate: 0.3,
         drop_rate: 0.2,
         seed: 7,
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(
+    let server = env.server();
+    env.send_campaign(
         20,
         "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n",
     );
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let stats = server.stats();
     assert_eq!(stats.created, 20);
     assert!(
@@ -168,23 +157,24 @@ async fn server_errors_and_dropped_connections_are_retried() {
         "faults happened: {stats:?}"
     );
     assert!(stats.created_per_request_id.values().all(|&n| n == 1));
-    assert!(ledger(dir.path()).iter().any(|r| r["attempts"] != "1"));
+    assert!(env.ledger().iter().any(|r| r["attempts"] != "1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_requests_pauses_and_retries() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         max_rps: Some(4),
         retry_after: 1,
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(
+    let server = env.server();
+    env.send_campaign(
         10,
         "  rate: unlimited\n  concurrency: 4\n  max_attempts: 10\n",
     );
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let stats = server.stats();
     assert_eq!(stats.created, 10);
     assert!(stats.throttled > 0, "{stats:?}");
@@ -197,51 +187,46 @@ async fn too_many_requests_pauses_and_retries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_key_stops_at_once_with_exit_3() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         key: Some("creem_test_the_right_one".into()),
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(50, "  rate: unlimited\n  concurrency: 2\n");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("API key was rejected"),
-        "{}",
-        text(&out)
-    );
+    let server = env.server();
+    env.send_campaign(50, "  rate: unlimited\n  concurrency: 2\n");
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(3);
+    out.has(&["API key was rejected"]);
     assert!(server.stats().posts <= 4, "{:?}", server.stats().posts);
-    let rows = ledger(dir.path());
+    let rows = env.ledger();
     assert_eq!(rows.len(), 50, "every row is in the ledger");
     assert!(rows.iter().filter(|r| r["status"] == "pending").count() >= 46);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systematic_bad_request_stops_after_ten() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         reject_all: true,
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(200, "  rate: unlimited\n  concurrency: 1\n");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("first 10 rows all failed"),
-        "{}",
-        text(&out)
-    );
+    let server = env.server();
+    env.send_campaign(200, "  rate: unlimited\n  concurrency: 1\n");
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(3);
+    out.has(&["first 10 rows all failed"]);
     let posts = server.stats().posts;
     assert!((10..=12).contains(&posts), "{posts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_holds_from_the_servers_view() {
-    let server = sandbox(SandboxConfig::default()).await;
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
     // Four seconds of sending, so a scheduling hiccup on a busy machine averages out.
-    let (dir, _) = campaign(81, "  rate: 20/s\n  burst: 1\n  concurrency: 8\n");
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    env.send_campaign(81, "  rate: 20/s\n  burst: 1\n  concurrency: 8\n");
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let times = server.stats().post_times;
     assert_eq!(times.len(), 81);
     let span = (*times.last().unwrap() - times[0]).as_secs_f64();
@@ -259,15 +244,15 @@ async fn rate_limit_holds_from_the_servers_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_is_never_printed_or_written() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         reject_all: true,
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = campaign(3, FAST);
-    let out = run(dir.path(), &server.base_url(), &[]).await;
-    assert!(!text(&out).contains(KEY));
-    for entry in walk(dir.path()) {
+    env.send_campaign(3, FAST);
+    let out = env.send(&[]).await;
+    out.lacks(KEY);
+    for entry in walk(env.path()) {
         let content = std::fs::read(&entry).unwrap();
         assert!(
             !String::from_utf8_lossy(&content).contains("SECRETKEY123456"),
@@ -279,64 +264,50 @@ async fn the_key_is_never_printed_or_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_sends_a_canary_and_leaves_the_rest_pending() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(10, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--limit", "3", "--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        text(&out).contains("7 row(s) left pending by --limit"),
-        "{}",
-        text(&out)
-    );
-    let rows = ledger(dir.path());
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    env.send_campaign(10, FAST);
+    let out = env.send(&["--limit", "3", "--quiet"]).await;
+    out.assert_exit(0);
+    out.has(&["7 row(s) left pending by --limit"]);
+    let rows = env.ledger();
     assert_eq!(rows.iter().filter(|r| r["status"] == "created").count(), 3);
     assert_eq!(rows.iter().filter(|r| r["status"] == "pending").count(), 7);
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     assert_eq!(server.stats().created, 10);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_key_refused_on_live_and_live_key_on_test() {
-    let (dir, _) = campaign(2, FAST);
-    let out = run(dir.path(), "https://api.creem.io", &["--live", "--yes"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("--live needs a live API key"),
-        "{}",
-        text(&out)
-    );
-    let out = tokio::process::Command::new(crate::common::bin())
-        .args(["run", "campaign.yaml", "--base-url", "http://127.0.0.1:9"])
-        .current_dir(dir.path())
-        .env("CREEM_API_KEY", "creem_LIVEKEY")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("not a test key"), "{}", text(&out));
-    assert!(!text(&out).contains("LIVEKEY"));
+    let env = TestEnv::at("https://api.creem.io");
+    env.send_campaign(2, FAST);
+    let out = env.send(&["--live", "--yes"]).await;
+    out.assert_exit(2);
+    out.has(&["--live needs a live API key"]);
+    let live = TestEnv::at("http://127.0.0.1:9").key(Some("creem_LIVEKEY"));
+    live.send_campaign(2, FAST);
+    let out = live.send(&[]).await;
+    out.assert_exit(2);
+    out.has(&["not a test key"]);
+    out.lacks("LIVEKEY");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ledger_of_another_campaign_is_refused() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, yaml) = campaign(2, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0));
+    let env = TestEnv::sandbox().await;
+    let yaml = env.send_campaign(2, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let renamed = std::fs::read_to_string(&yaml)
         .unwrap()
         .replace("campaign: test-run", "campaign: other");
     std::fs::write(&yaml, renamed).unwrap();
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("holds the ledger of campaign `test-run`"),
-        "{}",
-        text(&out)
-    );
-    let out = run(dir.path(), &server.base_url(), &["--quiet", "--force"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(2);
+    out.has(&["holds the ledger of campaign `test-run`"]);
+    let out = env.send(&["--quiet", "--force"]).await;
+    out.assert_exit(0);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -360,19 +331,15 @@ async fn a_host_that_refuses_connections_stops_the_run() {
         .local_addr()
         .unwrap()
         .port();
-    let (dir, _) = campaign(
+    let env = TestEnv::at(format!("http://127.0.0.1:{port}"));
+    env.send_campaign(
         100,
         "  rate: unlimited\n  concurrency: 4\n  max_attempts: 1\n",
     );
-    let out = run(
-        dir.path(),
-        &format!("http://127.0.0.1:{port}"),
-        &["--quiet"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("could not connect"), "{}", text(&out));
-    let rows = ledger(dir.path());
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(3);
+    out.has(&["could not connect"]);
+    let rows = env.ledger();
     assert_eq!(rows.len(), 100);
     assert!(rows.iter().filter(|r| r["status"] == "pending").count() >= 80);
 }
@@ -380,14 +347,14 @@ async fn a_host_that_refuses_connections_stops_the_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_that_changes_nothing_leaves_the_file_alone() {
     use std::os::unix::fs::MetadataExt;
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = campaign(5, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let path = dir.path().join("out/results.csv");
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(5, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let path = env.ledger_path();
     let before = std::fs::metadata(&path).unwrap();
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
     let after = std::fs::metadata(&path).unwrap();
     // Not rewritten (a rewrite renames a new file into place, with a new inode).
     assert_eq!(before.ino(), after.ino());

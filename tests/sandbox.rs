@@ -10,8 +10,8 @@ use creem_batch::sandbox::{Latency, SandboxConfig};
 use futures::future::join_all;
 use serde_json::{json, Value};
 
-use crate::common;
-use crate::common::sandbox::*;
+use crate::common::http::*;
+use crate::common::{bin, TestEnv, KEY};
 
 fn config() -> SandboxConfig {
     SandboxConfig::default()
@@ -19,7 +19,7 @@ fn config() -> SandboxConfig {
 
 #[tokio::test]
 async fn creates_a_checkout_shaped_like_creems() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let body = full_body("spring-1");
     let response = post(&sandbox, &body).await;
     assert_eq!(response.status(), 200);
@@ -57,7 +57,7 @@ async fn creates_a_checkout_shaped_like_creems() {
 
 #[tokio::test]
 async fn a_minimal_body_gets_one_unit_and_no_request_id() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let response = post(&sandbox, &json!({"product_id": "prod_1"})).await;
     assert_eq!(response.status(), 200);
     let checkout: Value = response.json().await.unwrap();
@@ -69,7 +69,7 @@ async fn a_minimal_body_gets_one_unit_and_no_request_id() {
 
 #[tokio::test]
 async fn the_same_request_id_twice_makes_two_checkouts_like_creem() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let first: Value = post(&sandbox, &full_body("again"))
         .await
         .json()
@@ -100,7 +100,7 @@ async fn the_same_request_id_twice_makes_two_checkouts_like_creem() {
 
 #[tokio::test]
 async fn get_returns_the_checkout_with_its_current_status() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let created: Value = post(&sandbox, &full_body("status-1"))
         .await
         .json()
@@ -143,7 +143,7 @@ async fn get_returns_the_checkout_with_its_current_status() {
 
 #[tokio::test]
 async fn unknown_checkouts_and_bad_lookups_answer_in_creems_error_shape() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let created: Value = post(&sandbox, &json!({"product_id": "prod_1"}))
         .await
         .json()
@@ -204,7 +204,7 @@ async fn unknown_checkouts_and_bad_lookups_answer_in_creems_error_shape() {
 
 #[tokio::test]
 async fn any_non_empty_key_is_accepted_by_default() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let url = checkouts_url(&sandbox);
     let body = json!({"product_id": "prod_1"});
 
@@ -240,7 +240,7 @@ async fn any_non_empty_key_is_accepted_by_default() {
 
 #[tokio::test]
 async fn with_a_key_set_only_that_key_is_accepted() {
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         key: Some(KEY.into()),
         ..config()
     })
@@ -264,7 +264,7 @@ async fn with_a_key_set_only_that_key_is_accepted() {
 
 #[tokio::test]
 async fn every_validation_error_is_a_400_in_creems_shape() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let with = |field: &str, value: Value| {
         let mut body = json!({"product_id": "prod_1"});
         body[field] = value;
@@ -368,7 +368,7 @@ async fn every_validation_error_is_a_400_in_creems_shape() {
 
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let padding = "x".repeat(2 << 20);
     let body = json!({"product_id": "prod_1", "metadata": {"padding": padding}});
     assert_creem_error(post(&sandbox, &body).await, 413).await;
@@ -377,7 +377,7 @@ async fn an_oversized_body_is_refused_with_413() {
 
 #[tokio::test]
 async fn optional_fields_may_be_null_and_metadata_may_hold_numbers() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let body = json!({
         "product_id": "prod_1", "units": null, "customer": null, "request_id": null,
         "metadata": {"count": 42, "ratio": 0.5, "vip": true, "name": "x"},
@@ -391,7 +391,7 @@ async fn optional_fields_may_be_null_and_metadata_may_hold_numbers() {
 
 #[tokio::test]
 async fn fail_rate_one_answers_every_api_request_500() {
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         fail_rate: 1.0,
         ..config()
     })
@@ -405,7 +405,7 @@ async fn fail_rate_one_answers_every_api_request_500() {
 
 #[tokio::test]
 async fn throttle_rate_one_answers_429_with_retry_after() {
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         throttle_rate: 1.0,
         retry_after: 7,
         ..config()
@@ -421,7 +421,7 @@ async fn throttle_rate_one_answers_429_with_retry_after() {
 #[tokio::test]
 async fn max_rps_answers_429_beyond_the_ceiling() {
     const MAX_RPS: u32 = 10;
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         max_rps: Some(MAX_RPS),
         ..config()
     })
@@ -459,7 +459,7 @@ async fn max_rps_answers_429_beyond_the_ceiling() {
 
 #[tokio::test]
 async fn drop_rate_one_closes_the_connection_without_an_answer_or_a_checkout() {
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         drop_rate: 1.0,
         ..config()
     })
@@ -482,7 +482,7 @@ async fn drop_rate_one_closes_the_connection_without_an_answer_or_a_checkout() {
 
 #[tokio::test]
 async fn drop_after_create_makes_the_checkout_but_never_answers() {
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         drop_after_create_rate: 1.0,
         ..config()
     })
@@ -505,7 +505,7 @@ async fn drop_after_create_makes_the_checkout_but_never_answers() {
 
 #[tokio::test]
 async fn reject_all_answers_every_post_with_the_same_400() {
-    let sandbox = start(SandboxConfig {
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
         reject_all: true,
         ..config()
     })
@@ -520,7 +520,7 @@ async fn reject_all_answers_every_post_with_the_same_400() {
 #[tokio::test]
 async fn latency_still_answers() {
     for latency in ["2ms", "1ms..3ms"] {
-        let sandbox = start(SandboxConfig {
+        let sandbox = TestEnv::start_sandbox(SandboxConfig {
             latency: Some(latency.parse().unwrap()),
             ..config()
         })
@@ -532,7 +532,7 @@ async fn latency_still_answers() {
 
 /// What one sequential client sees for `n` requests: a status code, or "drop".
 async fn outcomes(config: SandboxConfig, n: usize) -> Vec<String> {
-    let sandbox = start(config).await;
+    let sandbox = TestEnv::start_sandbox(config).await;
     let client = client();
     let mut seen = Vec::new();
     for i in 0..n {
@@ -573,7 +573,7 @@ async fn the_same_seed_gives_the_same_faults() {
 
 #[tokio::test]
 async fn shutdown_stops_serving() {
-    let sandbox = start(config()).await;
+    let sandbox = TestEnv::start_sandbox(config()).await;
     let url = checkouts_url(&sandbox);
     sandbox.shutdown().await;
     let result = client()
@@ -692,7 +692,7 @@ async fn start_refuses_an_invalid_config() {
 /// Starts `creem-batch sandbox` on a free port with `flags`; returns it (stderr piped) once
 /// it says where it listens, and that address.
 fn sandbox_command(flags: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(common::bin())
+    let mut child = Command::new(bin())
         .args(["sandbox", "--listen", "127.0.0.1:0"])
         .args(flags)
         .stdout(Stdio::piped())
@@ -770,13 +770,8 @@ async fn the_command_serves_until_sigterm() {
 
 #[test]
 fn the_command_refuses_a_public_address_without_public() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = common::run_in(dir.path(), &["sandbox", "--listen", "0.0.0.0:0"]);
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("not a loopback address") && stderr.contains("--public"),
-        "{stderr}"
-    );
-    assert!(output.stdout.is_empty());
+    let run = TestEnv::new().run(&["sandbox", "--listen", "0.0.0.0:0"]);
+    run.assert_exit(2)
+        .stderr_has(&["not a loopback address", "--public"]);
+    assert_eq!(run.stdout, "", "{run}");
 }

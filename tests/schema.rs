@@ -5,22 +5,18 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{run_in, temp_dir, write_campaign, Run, MINIMAL_YAML};
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{repo, TestEnv, MINIMAL_YAML};
 
 fn schema() -> Value {
-    let run = Run::from_output(run_in(repo(), &["schema"]));
-    run.assert_code(0);
+    let run = TestEnv::in_repo(&["schema"]);
+    run.assert_exit(0);
     serde_json::from_str(&run.stdout).expect("the schema is JSON")
 }
 
 #[test]
 fn committed_schema_is_fresh() {
-    let run = Run::from_output(run_in(repo(), &["schema"]));
-    run.assert_code(0);
+    let run = TestEnv::in_repo(&["schema"]);
+    run.assert_exit(0);
     let committed = std::fs::read_to_string(repo().join("campaigns/campaign.schema.json"))
         .expect("campaigns/campaign.schema.json is committed");
     assert!(
@@ -153,21 +149,21 @@ fn schema_rejects_unknown_keys_and_accepts_the_examples() {
 #[test]
 fn completions_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
-        let run = Run::from_output(run_in(repo(), &["completions", shell]));
-        run.assert_code(0);
+        let run = TestEnv::in_repo(&["completions", shell]);
+        run.assert_exit(0);
         assert!(run.stdout.len() > 200, "{shell}: too short\n{run}");
         for word in ["creem-batch", "run", "check", "init", "--dry-run"] {
             assert!(run.stdout.contains(word), "{shell} lacks {word}");
         }
     }
-    let run = Run::from_output(run_in(repo(), &["completions", "tcsh"]));
-    run.assert_code(2).stderr_has(&["bash", "zsh", "fish"]);
+    let run = TestEnv::in_repo(&["completions", "tcsh"]);
+    run.assert_exit(2).stderr_has(&["bash", "zsh", "fish"]);
 }
 
 #[test]
 fn version_flag() {
-    let run = Run::from_output(run_in(repo(), &["--version"]));
-    run.assert_code(0);
+    let run = TestEnv::in_repo(&["--version"]);
+    run.assert_exit(0);
     assert_eq!(
         run.stdout.trim(),
         format!("creem-batch {}", env!("CARGO_PKG_VERSION"))
@@ -176,16 +172,15 @@ fn version_flag() {
 
 #[test]
 fn no_escape_codes_when_not_a_terminal() {
-    let dir = temp_dir();
-    write_campaign(
-        dir.path(),
+    let env = TestEnv::new();
+    env.campaign(
         &MINIMAL_YAML.replace("product_id", "product_idd"),
         "email\nana@example.com\n",
     );
     let runs = [
-        Run::from_output(run_in(dir.path(), &["check", "campaign.yaml"])),
-        Run::from_output(run_in(dir.path(), &["--help"])),
-        Run::from_output(run_in(dir.path(), &["run", "--bogus"])),
+        env.run(&["check", "campaign.yaml"]),
+        env.run(&["--help"]),
+        env.run(&["run", "--bogus"]),
     ];
     for run in runs {
         assert!(!run.stdout.is_empty() || !run.stderr.is_empty());

@@ -1,23 +1,9 @@
 //! `status`: checkouts made by a real `run` against the in-process sandbox, some then moved on
 //! with `set_checkout_status`, and `status` reading them back into the ledger.
 
-use std::collections::HashMap;
-use std::process::Output;
+use creem_batch::sandbox::SandboxConfig;
 
-use creem_batch::sandbox::{Sandbox, SandboxConfig};
-
-use crate::common::send::{campaign_with_csv, creem_batch, ledger, run, text, KEY};
-
-type Row = HashMap<String, String>;
-
-const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
-const OUTPUT: &str = "out/results.csv";
-
-async fn sandbox(config: SandboxConfig) -> Sandbox {
-    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("sandbox starts")
-}
+use crate::common::{Row, Run, TestEnv, FAST, KEY, OUTPUT};
 
 fn segment(row: usize) -> &'static str {
     match row {
@@ -29,15 +15,15 @@ fn segment(row: usize) -> &'static str {
 
 /// Ten customers in three segments, sent with a real `run`; then rows 1, 2 and 5 are paid,
 /// row 3 expired and row 8 processing. Returns the ledger as `run` left it.
-async fn sent_and_moved_on(server: &Sandbox) -> (tempfile::TempDir, Vec<Row>) {
+async fn sent_and_moved_on(env: &TestEnv) -> Vec<Row> {
     let mut csv = String::from("email,name,seats,segment\n");
     for i in 1..=10 {
         csv.push_str(&format!("user{i}@example.com,User {i},1,{}\n", segment(i)));
     }
-    let (dir, _) = campaign_with_csv(&csv, FAST);
-    let out = run(dir.path(), &server.base_url(), &["--quiet"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let rows = ledger(dir.path());
+    env.send_campaign_csv(&csv, FAST);
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    let rows = env.ledger();
     assert_eq!(rows.len(), 10);
     for (row, status) in [
         (1, "completed"),
@@ -46,9 +32,11 @@ async fn sent_and_moved_on(server: &Sandbox) -> (tempfile::TempDir, Vec<Row>) {
         (3, "expired"),
         (8, "processing"),
     ] {
-        assert!(server.set_checkout_status(&rows[row - 1]["checkout_id"], status));
+        assert!(env
+            .server()
+            .set_checkout_status(&rows[row - 1]["checkout_id"], status));
     }
-    (dir, rows)
+    rows
 }
 
 /// The checkout_status each row should have after `status`.
@@ -61,16 +49,11 @@ fn expected_status(row: usize) -> &'static str {
     }
 }
 
-async fn status(dir: &std::path::Path, server: &Sandbox, args: &[&str]) -> Output {
-    let base = server.base_url();
+/// `creem-batch status ARGS --base-url <sandbox>`.
+async fn status(env: &TestEnv, args: &[&str]) -> Run {
     let mut all = vec!["status"];
     all.extend_from_slice(args);
-    all.extend_from_slice(&["--base-url", &base]);
-    creem_batch(dir, &all, KEY).await
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    env.command_at_server(&all).await
 }
 
 /// The cells of the `--by` table line for `value`.
@@ -84,13 +67,14 @@ fn table_row(report: &str, value: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_conversion_and_the_column_written_from_the_csv() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, before) = sent_and_moved_on(&server).await;
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    let before = sent_and_moved_on(&env).await;
     let gets = server.stats().gets;
 
-    let out = status(dir.path(), &server, &[OUTPUT, "--rate", "unlimited", "-q"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = stdout(&out);
+    let out = status(&env, &[OUTPUT, "--rate", "unlimited", "-q"]).await;
+    out.assert_exit(0);
+    let report = out.stdout.clone();
     assert!(
         report.contains("10 created checkouts: 5 pending, 1 processing, 3 completed, 1 expired"),
         "{report}"
@@ -101,7 +85,7 @@ async fn counts_conversion_and_the_column_written_from_the_csv() {
     );
     assert_eq!(server.stats().gets - gets, 10, "one GET per created row");
 
-    let after = ledger(dir.path());
+    let after = env.ledger();
     assert_eq!(after.len(), before.len());
     for (i, (old, new)) in before.iter().zip(&after).enumerate() {
         assert_eq!(
@@ -119,8 +103,7 @@ async fn counts_conversion_and_the_column_written_from_the_csv() {
 
     // A ledger column works without the campaign.
     let out = status(
-        dir.path(),
-        &server,
+        &env,
         &[
             OUTPUT,
             "--rate",
@@ -131,8 +114,8 @@ async fn counts_conversion_and_the_column_written_from_the_csv() {
         ],
     )
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = stdout(&out);
+    out.assert_exit(0);
+    let report = out.stdout.clone();
     assert!(report.contains("by checkout_status:"), "{report}");
     assert_eq!(table_row(&report, "completed")[1], "3");
     assert_eq!(table_row(&report, "completed").last().unwrap(), "100.0%");
@@ -141,17 +124,12 @@ async fn counts_conversion_and_the_column_written_from_the_csv() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_yaml_breaks_down_by_a_customers_column_and_json() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = sent_and_moved_on(&server).await;
+    let env = TestEnv::sandbox().await;
+    sent_and_moved_on(&env).await;
 
-    let out = status(
-        dir.path(),
-        &server,
-        &["campaign.yaml", "--by", "segment", "-q"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let report = stdout(&out);
+    let out = status(&env, &["campaign.yaml", "--by", "segment", "-q"]).await;
+    out.assert_exit(0);
+    let report = out.stdout.clone();
     assert!(
         report.contains("conversion: 30.0% (3 of 10 completed)"),
         "{report}"
@@ -169,20 +147,16 @@ async fn campaign_yaml_breaks_down_by_a_customers_column_and_json() {
         table_row(&report, "trial"),
         ["trial", "3", "2", "1", "0", "0", "0.0%"]
     );
-    assert!(ledger(dir.path())
+    assert!(env
+        .ledger()
         .iter()
         .enumerate()
         .all(|(i, r)| r["checkout_status"] == expected_status(i + 1)));
 
-    let out = status(
-        dir.path(),
-        &server,
-        &["campaign.yaml", "--by", "segment", "--json", "-q"],
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e})\n{}", text(&out)));
+    let out = status(&env, &["campaign.yaml", "--by", "segment", "--json", "-q"]).await;
+    out.assert_exit(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON object ({e})\n{}", out.text()));
     assert_eq!(json["command"], "status");
     assert_eq!(json["exit"], "ok");
     assert_eq!(json["rows"], 10);
@@ -204,20 +178,18 @@ async fn campaign_yaml_breaks_down_by_a_customers_column_and_json() {
     assert_eq!(vip["counts"]["completed"], 2);
     assert_eq!(vip["conversion"], 0.5);
     assert_eq!(groups.len(), 3);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("conversion: 30.0%"),
-        "human summary on stderr: {stderr}"
-    );
+    // The human summary goes to stderr.
+    out.stderr_has(&["conversion: 30.0%"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_by_column_is_a_usage_error_before_any_request() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = sent_and_moved_on(&server).await;
-    let out = status(dir.path(), &server, &["campaign.yaml", "--by", "segmnt"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let message = text(&out);
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    sent_and_moved_on(&env).await;
+    let out = status(&env, &["campaign.yaml", "--by", "segmnt"]).await;
+    out.assert_exit(2);
+    let message = out.text();
     for part in [
         "no column `segmnt`",
         "did you mean `segment`",
@@ -227,82 +199,76 @@ async fn unknown_by_column_is_a_usage_error_before_any_request() {
         assert!(message.contains(part), "lacks {part:?}: {message}");
     }
     // Without the campaign, the customers' columns are not available.
-    let out = status(dir.path(), &server, &[OUTPUT, "--by", "segment"]).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("give the campaign YAML"),
-        "{}",
-        text(&out)
-    );
+    let out = status(&env, &[OUTPUT, "--by", "segment"]).await;
+    out.assert_exit(2);
+    out.has(&["give the campaign YAML"]);
     assert_eq!(server.stats().gets, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_open_skips_completed_and_expired_rows() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = sent_and_moved_on(&server).await;
-    let first = status(dir.path(), &server, &["campaign.yaml", "-q"]).await;
-    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    sent_and_moved_on(&env).await;
+    let first = status(&env, &["campaign.yaml", "-q"]).await;
+    first.assert_exit(0);
     assert_eq!(server.stats().gets, 10);
 
-    let out = status(dir.path(), &server, &["campaign.yaml", "--only-open", "-q"]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = status(&env, &["campaign.yaml", "--only-open", "-q"]).await;
+    out.assert_exit(0);
     assert_eq!(
         server.stats().gets,
         10 + 6,
         "3 completed and 1 expired skipped"
     );
     assert!(
-        stdout(&out).contains("conversion: 30.0% (3 of 10 completed)"),
+        out.stdout.contains("conversion: 30.0% (3 of 10 completed)"),
         "skipped rows still count: {}",
-        text(&out)
+        out.text()
     );
-    assert!(text(&out).contains("4 skipped"), "{}", text(&out));
+    out.has(&["4 skipped"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_key_exits_3_and_leaves_the_ledger() {
-    let server = sandbox(SandboxConfig {
+    let env = TestEnv::sandbox_with(SandboxConfig {
         key: Some(KEY.to_owned()),
         ..SandboxConfig::default()
     })
     .await;
-    let (dir, _) = sent_and_moved_on(&server).await;
-    let before = std::fs::read(dir.path().join(OUTPUT)).unwrap();
-    let base = server.base_url();
-    let out = creem_batch(
-        dir.path(),
-        &[
-            "status",
-            "campaign.yaml",
-            "--base-url",
-            &base,
-            "--concurrency",
-            "1",
-            "-q",
-        ],
-        "creem_test_WRONGKEY",
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(
-        text(&out).contains("API key was rejected"),
-        "{}",
-        text(&out)
-    );
-    assert!(!text(&out).contains("WRONGKEY"));
+    let server = env.server();
+    sent_and_moved_on(&env).await;
+    let before = std::fs::read(env.ledger_path()).unwrap();
+    let base = env.base_url();
+    let out = env
+        .run_async_with_key(
+            Some("creem_test_WRONGKEY"),
+            &[
+                "status",
+                "campaign.yaml",
+                "--base-url",
+                &base,
+                "--concurrency",
+                "1",
+                "-q",
+            ],
+        )
+        .await;
+    out.assert_exit(3);
+    out.has(&["API key was rejected"]);
+    out.lacks("WRONGKEY");
     assert!(
         server.stats().gets <= 2,
         "stops at once: {:?}",
         server.stats().gets
     );
-    assert_eq!(std::fs::read(dir.path().join(OUTPUT)).unwrap(), before);
+    assert_eq!(std::fs::read(env.ledger_path()).unwrap(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_ids_are_kept_and_failed_fetches_counted() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, before) = sent_and_moved_on(&server).await;
+    let env = TestEnv::sandbox().await;
+    let before = sent_and_moved_on(&env).await;
     let mock = wiremock::MockServer::start().await;
     use wiremock::matchers::{method, path, query_param};
     let answer = |id: &str, status: &str, order: serde_json::Value| {
@@ -329,9 +295,8 @@ async fn order_ids_are_kept_and_failed_fetches_counted() {
         .await;
     // Every other checkout is unknown to this host: 404.
 
-    let out = creem_batch(
-        dir.path(),
-        &[
+    let out = env
+        .run_async(&[
             "status",
             OUTPUT,
             "--base-url",
@@ -340,20 +305,18 @@ async fn order_ids_are_kept_and_failed_fetches_counted() {
             "unlimited",
             "-q",
             "--json",
-        ],
-        KEY,
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ])
+        .await;
+    out.assert_exit(0);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["exit"], "some_fetches_failed");
     assert_eq!(json["fetched"], 2);
     assert_eq!(json["failed_fetches"], 8);
     assert_eq!(json["counts"]["completed"], 2);
     assert_eq!(json["counts"]["error"], 8);
-    assert!(text(&out).contains("HTTP 404"), "{}", text(&out));
+    out.has(&["HTTP 404"]);
 
-    let after = ledger(dir.path());
+    let after = env.ledger();
     assert_eq!(after[0]["order_id"], "ord_FIRST");
     assert_eq!(after[1]["order_id"], "ord_SECOND");
     assert_eq!(after[0]["checkout_status"], "completed");
@@ -368,26 +331,19 @@ async fn order_ids_are_kept_and_failed_fetches_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fetch_failing_exits_2() {
-    let server = sandbox(SandboxConfig::default()).await;
-    let (dir, _) = sent_and_moved_on(&server).await;
-    let before = std::fs::read(dir.path().join(OUTPUT)).unwrap();
+    let env = TestEnv::sandbox().await;
+    sent_and_moved_on(&env).await;
+    let before = std::fs::read(env.ledger_path()).unwrap();
     // `--sandbox` starts a new, empty sandbox: it knows none of these checkouts.
-    let out = creem_batch(
-        dir.path(),
-        &["status", OUTPUT, "--sandbox", "--rate", "unlimited", "-q"],
-        KEY,
-    )
-    .await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("no checkout could be fetched"),
-        "{}",
-        text(&out)
-    );
-    assert!(stdout(&out).contains("10 error"), "{}", text(&out));
-    assert_eq!(std::fs::read(dir.path().join(OUTPUT)).unwrap(), before);
+    let out = env
+        .run_async(&["status", OUTPUT, "--sandbox", "--rate", "unlimited", "-q"])
+        .await;
+    out.assert_exit(2);
+    out.has(&["no checkout could be fetched"]);
+    assert!(out.stdout.contains("10 error"), "{}", out.text());
+    assert_eq!(std::fs::read(env.ledger_path()).unwrap(), before);
 
-    let out = creem_batch(dir.path(), &["status", "missing.csv"], KEY).await;
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("does not exist"), "{}", text(&out));
+    let out = env.run_async(&["status", "missing.csv"]).await;
+    out.assert_exit(2);
+    out.has(&["does not exist"]);
 }

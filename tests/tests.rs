@@ -7,6 +7,7 @@ mod check;
 mod dry_run;
 mod examples;
 mod init;
+mod output;
 mod reconcile;
 mod resilience;
 mod run;

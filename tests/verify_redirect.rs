@@ -1,13 +1,12 @@
 //! `creem-batch verify-redirect` through the real binary. Expected signatures are computed here
 //! with `sha2` directly, not with the library, so a bug there cannot hide itself.
 
-use std::process::{Command, Output};
-
 use sha2::{Digest, Sha256};
 
-use crate::common;
+use crate::common::{Run, TestEnv};
 
-const KEY: &str = "creem_test_EXAMPLEKEY";
+/// The key of SPEC.md's test vector (the salt of [`SPEC_SIG`]).
+const SPEC_KEY: &str = "creem_test_EXAMPLEKEY";
 /// From SPEC.md ("Redirect signature").
 const SPEC_SIG: &str = "5669161bda068ffb691845d1768fe6935deb510f2cb47b76b23167b33d68b0c2";
 const SPEC_PARAMS: [(&str, &str); 5] = [
@@ -27,75 +26,58 @@ fn url(params: &[(&str, &str)], sig: &str) -> String {
 }
 
 /// Runs `creem-batch verify-redirect <args>` with `key` (if any) in CREEM_API_KEY.
-fn verify(key: Option<&str>, args: &[&str]) -> Output {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(common::bin());
-    cmd.arg("verify-redirect")
-        .args(args)
-        .current_dir(dir.path())
-        .env_remove("CREEM_API_KEY")
-        .env_remove("CREEM_API_BASE");
-    if let Some(key) = key {
-        cmd.env("CREEM_API_KEY", key);
-    }
-    cmd.output().expect("run creem-batch")
+fn verify(key: Option<&str>, args: &[&str]) -> Run {
+    let mut all = vec!["verify-redirect"];
+    all.extend_from_slice(args);
+    TestEnv::new().key(key).run(&all)
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn assert_no_key(o: &Output, key: &str) {
+#[track_caller]
+fn assert_no_key(o: &Run, key: &str) {
     // The redacted `creem_test_***` is fine; anything after the prefix is not.
-    let secret = key.trim_start_matches("creem_test_");
-    assert!(!stdout(o).contains(secret), "key on stdout: {}", stdout(o));
-    assert!(!stderr(o).contains(secret), "key on stderr: {}", stderr(o));
+    o.lacks(key.trim_start_matches("creem_test_"));
 }
 
 #[test]
 fn spec_vector_is_valid() {
-    let o = verify(Some(KEY), &[&url(&SPEC_PARAMS, SPEC_SIG)]);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
-    let out = stdout(&o);
+    let o = verify(Some(SPEC_KEY), &[&url(&SPEC_PARAMS, SPEC_SIG)]);
+    o.assert_exit(0);
+    let out = &o.stdout;
     assert!(out.starts_with("valid signature\n"), "{out}");
     assert!(
         out.contains("covered: checkout_id, order_id, customer_id, subscription_id, product_id\n"),
         "{out}"
     );
-    assert_no_key(&o, KEY);
+    assert_no_key(&o, SPEC_KEY);
 }
 
 #[test]
 fn tampered_value_is_invalid() {
     let mut params = SPEC_PARAMS;
     params[1].1 = "ord_4ucZ7Ts3r7EhSrl5yQE4G7";
-    let o = verify(Some(KEY), &[&url(&params, SPEC_SIG)]);
-    assert_eq!(o.status.code(), Some(1));
-    let out = stdout(&o);
+    let o = verify(Some(SPEC_KEY), &[&url(&params, SPEC_SIG)]);
+    o.assert_exit(1);
+    let out = &o.stdout;
     assert!(out.starts_with("invalid signature\n"), "{out}");
     assert!(out.contains("covered: checkout_id, order_id,"), "{out}");
-    assert_no_key(&o, KEY);
+    assert_no_key(&o, SPEC_KEY);
 }
 
 #[test]
 fn reordered_parameters_are_invalid() {
     let mut params = SPEC_PARAMS;
     params.swap(0, 1);
-    let o = verify(Some(KEY), &[&url(&params, SPEC_SIG)]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("covered: order_id, checkout_id,"));
+    let o = verify(Some(SPEC_KEY), &[&url(&params, SPEC_SIG)]);
+    o.assert_exit(1);
+    assert!(o.stdout.contains("covered: order_id, checkout_id,"));
 }
 
 #[test]
 fn added_parameter_is_invalid() {
     let mut params = SPEC_PARAMS.to_vec();
     params.push(("request_id", "order-42"));
-    let o = verify(Some(KEY), &[&url(&params, SPEC_SIG)]);
-    assert_eq!(o.status.code(), Some(1));
+    let o = verify(Some(SPEC_KEY), &[&url(&params, SPEC_SIG)]);
+    o.assert_exit(1);
 }
 
 #[test]
@@ -104,7 +86,7 @@ fn wrong_key_is_invalid() {
         Some("creem_test_SOMEOTHERKEY"),
         &[&url(&SPEC_PARAMS, SPEC_SIG)],
     );
-    assert_eq!(o.status.code(), Some(1));
+    o.assert_exit(1);
     assert_no_key(&o, "creem_test_SOMEOTHERKEY");
 }
 
@@ -115,20 +97,20 @@ fn missing_signature_is_a_usage_error() {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     let u = format!("https://yourdomain.com/success?{}", q.join("&"));
-    let o = verify(Some(KEY), &[&u]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("signature"), "{}", stderr(&o));
-    assert!(stdout(&o).is_empty());
-    assert_no_key(&o, KEY);
+    let o = verify(Some(SPEC_KEY), &[&u]);
+    o.assert_exit(2);
+    assert!(o.stderr.contains("signature"), "{}", o.stderr);
+    assert!(o.stdout.is_empty());
+    assert_no_key(&o, SPEC_KEY);
 }
 
 #[test]
 fn malformed_url_is_a_usage_error() {
-    let o = verify(Some(KEY), &["checkout_id=ch_1&signature=abc"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not a valid URL"), "{}", stderr(&o));
-    assert!(stdout(&o).is_empty());
-    assert_no_key(&o, KEY);
+    let o = verify(Some(SPEC_KEY), &["checkout_id=ch_1&signature=abc"]);
+    o.assert_exit(2);
+    assert!(o.stderr.contains("not a valid URL"), "{}", o.stderr);
+    assert!(o.stdout.is_empty());
+    assert_no_key(&o, SPEC_KEY);
 }
 
 #[test]
@@ -144,9 +126,9 @@ fn null_and_empty_values_are_skipped() {
         ("product_id", "prod_9"),
         ("request_id", ""),
     ];
-    let o = verify(Some(KEY), &[&url(&params, &sig)]);
-    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
-    let out = stdout(&o);
+    let o = verify(Some(SPEC_KEY), &[&url(&params, &sig)]);
+    o.assert_exit(0);
+    let out = &o.stdout;
     assert!(
         out.contains("covered: checkout_id, order_id, product_id\n"),
         "{out}"
@@ -164,16 +146,15 @@ fn percent_encoded_values_are_decoded_before_signing() {
     let u = format!(
         "https://yourdomain.com/success?checkout_id=ch_9&request_id=spring%20sale%2Frow+1&signature={sig}"
     );
-    let o = verify(Some(KEY), &[&u]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("request_id: spring sale/row 1\n"));
+    let o = verify(Some(SPEC_KEY), &[&u]);
+    o.assert_exit(0);
+    assert!(o.stdout.contains("request_id: spring sale/row 1\n"));
 }
 
 #[test]
 fn api_key_file_is_used_instead_of_env() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("creem.key");
-    std::fs::write(&path, format!("{KEY}\n")).unwrap();
+    let env = TestEnv::new();
+    let path = env.write("creem.key", format!("{SPEC_KEY}\n"));
     let o = verify(
         Some("creem_test_WRONGENVKEY"),
         &[
@@ -182,32 +163,33 @@ fn api_key_file_is_used_instead_of_env() {
             &url(&SPEC_PARAMS, SPEC_SIG),
         ],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_no_key(&o, KEY);
+    o.assert_exit(0);
+    assert_no_key(&o, SPEC_KEY);
 }
 
 #[test]
 fn unreadable_key_file_is_a_usage_error() {
     let o = verify(
-        Some(KEY),
+        Some(SPEC_KEY),
         &[
             "--api-key-file",
             "/nonexistent/creem.key",
             &url(&SPEC_PARAMS, SPEC_SIG),
         ],
     );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("/nonexistent/creem.key"));
+    o.assert_exit(2);
+    assert!(o.stderr.contains("/nonexistent/creem.key"));
 }
 
 #[test]
 fn no_key_is_a_usage_error() {
     let o = verify(None, &[&url(&SPEC_PARAMS, SPEC_SIG)]);
-    assert_eq!(o.status.code(), Some(2));
+    o.assert_exit(2);
     assert!(
-        stderr(&o).contains("no API key: set CREEM_API_KEY or pass --api-key-file FILE"),
+        o.stderr
+            .contains("no API key: set CREEM_API_KEY or pass --api-key-file FILE"),
         "{}",
-        stderr(&o)
+        o.stderr
     );
-    assert!(stdout(&o).is_empty());
+    assert!(o.stdout.is_empty());
 }

@@ -1,239 +1,326 @@
-//! Helpers shared by the integration tests: temp dirs, running the binary.
+//! The one test context: [`TestEnv`] (a temp dir, optionally an in-process sandbox, the key),
+//! running the binary into a [`Run`], reading the ledger back, and the redactions that make
+//! whole outputs comparable as snapshots.
 #![allow(dead_code)]
 
-pub mod sandbox;
-pub mod send;
+pub mod campaign;
+pub mod http;
+pub mod ledger;
+pub mod process;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use creem_batch::sandbox::{Sandbox, SandboxConfig};
+
+pub use campaign::{expected_request_id, Campaign, CAMPAIGN_FILE, CUSTOMERS_FILE, MINIMAL_YAML};
+pub use ledger::{CrashedLedger, Row};
+pub use process::{signal, wait_until, Run};
+
+/// The test API key every test sends with (and checks is never printed or written).
+pub const KEY: &str = "creem_test_SECRETKEY123456";
+
+/// The `send:` section of most sending tests: no rate limit, four requests in flight.
+pub const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
+
+/// The ledger's path inside a campaign written by [`Campaign::sending`].
+pub const OUTPUT: &str = "out/results.csv";
 
 /// The compiled `creem-batch` binary, built by cargo for the integration tests.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_creem-batch"))
 }
 
-/// Runs the binary with `args` in `dir`, without any inherited Creem variables.
-pub fn run_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CREEM_API_KEY")
-        .env_remove("CREEM_API_BASE")
-        .output()
-        .expect("run creem-batch")
+/// The repository's root (the examples and the committed schema live there).
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The file names [`write_campaign`] uses inside a test directory.
-pub const CAMPAIGN_FILE: &str = "campaign.yaml";
-pub const CUSTOMERS_FILE: &str = "customers.csv";
-
-/// The smallest useful campaign: campaign `spring`, customers by `{{ email }}`.
-pub const MINIMAL_YAML: &str = "\
-campaign: spring
-customers: customers.csv
-checkout:
-  product_id: prod_1
-  customer:
-    email: \"{{ email }}\"
-";
-
-/// Builds a campaign YAML from [`MINIMAL_YAML`]'s parts, adding lines where needed.
-#[derive(Debug, Clone)]
-pub struct CampaignYaml {
-    name: String,
-    top: Vec<String>,
-    checkout: Vec<String>,
-    customer: Option<String>,
+/// One test's world: its own temp dir, where runs happen, and optionally a sandbox (or any
+/// base URL, e.g. wiremock's) and an API key they are given.
+pub struct TestEnv {
+    dir: tempfile::TempDir,
+    server: Option<Sandbox>,
+    base_url: Option<String>,
+    key: Option<String>,
 }
 
-impl Default for CampaignYaml {
-    fn default() -> CampaignYaml {
-        CampaignYaml::new()
-    }
-}
-
-impl CampaignYaml {
-    /// The same campaign as [`MINIMAL_YAML`].
-    pub fn new() -> CampaignYaml {
-        CampaignYaml {
-            name: "spring".to_owned(),
-            top: Vec::new(),
-            checkout: Vec::new(),
-            customer: Some("email: \"{{ email }}\"".to_owned()),
+impl TestEnv {
+    /// A temp dir; runs get no key and no base URL (nothing inherited from the shell).
+    pub fn new() -> TestEnv {
+        TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            server: None,
+            base_url: None,
+            key: None,
         }
     }
 
-    pub fn name(mut self, name: &str) -> CampaignYaml {
-        self.name = name.to_owned();
+    /// A temp dir and a default in-process sandbox on 127.0.0.1 port 0; runs get [`KEY`].
+    pub async fn sandbox() -> TestEnv {
+        TestEnv::sandbox_with(SandboxConfig::default()).await
+    }
+
+    /// As [`TestEnv::sandbox`], with faults or a key of its own.
+    pub async fn sandbox_with(config: SandboxConfig) -> TestEnv {
+        let server = TestEnv::start_sandbox(config).await;
+        let mut env = TestEnv::new().key(Some(KEY));
+        env.base_url = Some(server.base_url());
+        env.server = Some(server);
+        env
+    }
+
+    /// The one way tests start an in-process sandbox: on 127.0.0.1, port 0.
+    pub async fn start_sandbox(config: SandboxConfig) -> Sandbox {
+        Sandbox::start("127.0.0.1:0".parse().expect("address"), config)
+            .await
+            .expect("sandbox starts")
+    }
+
+    /// Sends to `url` (wiremock, a closed port, ...) with [`KEY`].
+    pub fn at(url: impl Into<String>) -> TestEnv {
+        let mut env = TestEnv::new().key(Some(KEY));
+        env.base_url = Some(url.into());
+        env
+    }
+
+    /// Sets (or, with `None`, removes) the key runs get in `CREEM_API_KEY`.
+    pub fn key(mut self, key: Option<&str>) -> TestEnv {
+        self.key = key.map(str::to_owned);
         self
     }
 
-    /// Adds top-level YAML (e.g. `"key: [email, user_id]"`, or a whole `csv:` section).
-    pub fn top(mut self, yaml: &str) -> CampaignYaml {
-        self.top.push(yaml.trim_end().to_owned());
-        self
+    pub fn path(&self) -> &Path {
+        self.dir.path()
     }
 
-    /// Adds lines under `checkout:`, written without indentation (it is added).
-    pub fn checkout(mut self, yaml: &str) -> CampaignYaml {
-        for line in yaml.trim_end().lines() {
-            self.checkout.push(format!("  {line}"));
-        }
-        self
-    }
-
-    /// Replaces the `customer:` section's lines (without indentation); `None` leaves it out.
-    pub fn customer(mut self, yaml: Option<&str>) -> CampaignYaml {
-        self.customer = yaml.map(str::to_owned);
-        self
-    }
-
-    pub fn build(&self) -> String {
-        let mut yaml = format!("campaign: {}\ncustomers: {CUSTOMERS_FILE}\n", self.name);
-        for top in &self.top {
-            yaml.push_str(top);
-            yaml.push('\n');
-        }
-        yaml.push_str("checkout:\n  product_id: prod_1\n");
-        if let Some(customer) = &self.customer {
-            yaml.push_str("  customer:\n");
-            for line in customer.lines() {
-                yaml.push_str(&format!("    {line}\n"));
-            }
-        }
-        for line in &self.checkout {
-            yaml.push_str(line);
-            yaml.push('\n');
-        }
-        yaml
-    }
-}
-
-/// Writes `campaign.yaml` and `customers.csv` (raw bytes: BOMs and bad UTF-8 welcome) into
-/// `dir`; returns the campaign's path.
-pub fn write_campaign(dir: &Path, yaml: &str, csv: impl AsRef<[u8]>) -> PathBuf {
-    std::fs::write(dir.join(CUSTOMERS_FILE), csv).expect("write customers.csv");
-    write_yaml(dir, yaml)
-}
-
-/// Writes only `campaign.yaml` into `dir`; returns its path.
-pub fn write_yaml(dir: &Path, yaml: &str) -> PathBuf {
-    let path = dir.join(CAMPAIGN_FILE);
-    std::fs::write(&path, yaml).expect("write campaign.yaml");
-    path
-}
-
-/// A finished run of the binary, with its output as text.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    pub fn from_output(output: Output) -> Run {
-        Run {
-            code: output.status.code().expect("exited, not killed"),
-            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        }
-    }
-
-    /// Asserts the exit code, showing both streams when it differs.
+    /// The in-process sandbox.
     #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, code, "exit code\n{self}");
-        self
+    pub fn server(&self) -> &Sandbox {
+        self.server.as_ref().expect("a TestEnv::sandbox()")
     }
 
-    /// Asserts stdout contains every one of `parts`.
+    /// Where sends go.
     #[track_caller]
-    pub fn stdout_has(&self, parts: &[&str]) -> &Run {
-        for part in parts {
-            assert!(self.stdout.contains(part), "stdout lacks {part:?}\n{self}");
+    pub fn base_url(&self) -> String {
+        self.base_url.clone().expect("a TestEnv with a server")
+    }
+
+    /// Writes `campaign.yaml` and `customers.csv` (raw bytes: BOMs and bad UTF-8 welcome);
+    /// returns the campaign's path.
+    pub fn campaign(&self, yaml: &str, csv: impl AsRef<[u8]>) -> PathBuf {
+        self.write(CUSTOMERS_FILE, csv);
+        self.yaml(yaml)
+    }
+
+    /// Writes only `campaign.yaml`; returns its path.
+    pub fn yaml(&self, yaml: &str) -> PathBuf {
+        self.write(CAMPAIGN_FILE, yaml)
+    }
+
+    /// Writes `contents` to `name` inside the dir; returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the folder");
         }
-        self
+        std::fs::write(&path, contents).expect("write a test file");
+        path
     }
 
-    /// Asserts stderr contains every one of `parts`.
-    #[track_caller]
-    pub fn stderr_has(&self, parts: &[&str]) -> &Run {
-        for part in parts {
-            assert!(self.stderr.contains(part), "stderr lacks {part:?}\n{self}");
+    /// [`Campaign::sending`] over `rows` customers `user{i}@example.com`, `User {i}`, seats
+    /// `i % 3 + 1`; returns the campaign's path.
+    pub fn send_campaign(&self, rows: usize, send: &str) -> PathBuf {
+        self.send_campaign_csv(&campaign::customers(rows), send)
+    }
+
+    /// [`Campaign::sending`] over a CSV of your own (with `email`, `name` and `seats`).
+    pub fn send_campaign_csv(&self, csv: &str, send: &str) -> PathBuf {
+        self.campaign(&Campaign::sending(send).build(), csv)
+    }
+
+    /// `creem-batch ARGS` in the dir, blocking (for plain `#[test]`s).
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_at(self.path(), args)
+    }
+
+    /// `creem-batch ARGS` in `dir` (a sub-folder, the repository), blocking.
+    pub fn run_at(&self, dir: &Path, args: &[&str]) -> Run {
+        let mut command = std::process::Command::new(bin());
+        self.prepare(&mut command, args);
+        command.current_dir(dir);
+        Run::from_output(command.output().expect("run creem-batch"))
+    }
+
+    /// `creem-batch ARGS` in the repository, no key (the examples, the schema).
+    pub fn in_repo(args: &[&str]) -> Run {
+        let env = TestEnv {
+            dir: tempfile::tempdir().expect("temp dir"),
+            server: None,
+            base_url: None,
+            key: None,
+        };
+        env.run_at(repo(), args)
+    }
+
+    /// `creem-batch ARGS` in the dir, without blocking the runtime the sandbox answers on.
+    pub async fn run_async(&self, args: &[&str]) -> Run {
+        self.run_async_with_key(self.key.as_deref(), args).await
+    }
+
+    /// [`TestEnv::run_async`] with another key (a wrong one, a live one) or none.
+    pub async fn run_async_with_key(&self, key: Option<&str>, args: &[&str]) -> Run {
+        let mut command = tokio::process::Command::new(bin());
+        self.prepare(command.as_std_mut(), args);
+        command.env_remove("CREEM_API_KEY");
+        if let Some(key) = key {
+            command.env("CREEM_API_KEY", key);
         }
-        self
+        Run::from_output(command.output().await.expect("run creem-batch"))
     }
 
-    /// The dry-run lines on stdout, parsed.
+    /// `creem-batch run campaign.yaml --base-url <server> EXTRA`.
+    pub async fn send(&self, extra: &[&str]) -> Run {
+        let base = self.base_url();
+        let mut args = vec!["run", CAMPAIGN_FILE, "--base-url", &base];
+        args.extend_from_slice(extra);
+        self.run_async(&args).await
+    }
+
+    /// `creem-batch run campaign.yaml --base-url URL EXTRA`: a second server, a closed port.
+    pub async fn send_to(&self, url: &str, extra: &[&str]) -> Run {
+        let mut args = vec!["run", CAMPAIGN_FILE, "--base-url", url];
+        args.extend_from_slice(extra);
+        self.run_async(&args).await
+    }
+
+    /// `creem-batch COMMAND ARGS --base-url <server>` (status, reconcile, ...).
+    pub async fn command_at_server(&self, args: &[&str]) -> Run {
+        let base = self.base_url();
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--base-url", &base]);
+        self.run_async(&all).await
+    }
+
+    /// `creem-batch check campaign.yaml`.
+    pub fn check(&self) -> Run {
+        self.run(&["check", CAMPAIGN_FILE])
+    }
+
+    /// `creem-batch run --dry-run campaign.yaml`.
+    pub fn dry_run(&self) -> Run {
+        self.run(&["run", "--dry-run", CAMPAIGN_FILE])
+    }
+
+    /// Starts [`TestEnv::send`] in the background (output piped, killed if dropped).
+    pub fn spawn_send(&self, extra: &[&str]) -> tokio::process::Child {
+        let base = self.base_url();
+        let mut args = vec!["run", CAMPAIGN_FILE, "--base-url", &base];
+        args.extend_from_slice(extra);
+        let mut command = tokio::process::Command::new(bin());
+        self.prepare(command.as_std_mut(), &args);
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn creem-batch")
+    }
+
+    fn prepare(&self, command: &mut std::process::Command, args: &[&str]) {
+        command
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("CREEM_API_KEY")
+            .env_remove("CREEM_API_BASE")
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR")
+            // `--help` wraps to COLUMNS when it is set: whole outputs must not depend on it.
+            .env_remove("COLUMNS");
+        if let Some(key) = &self.key {
+            command.env("CREEM_API_KEY", key);
+        }
+    }
+
+    /// The ledger at [`OUTPUT`].
+    pub fn ledger_path(&self) -> PathBuf {
+        self.path().join(OUTPUT)
+    }
+
+    /// The ledger at [`OUTPUT`], parsed: one map per record.
     #[track_caller]
-    pub fn json_lines(&self) -> Vec<serde_json::Value> {
-        self.stdout
-            .lines()
-            .map(|line| {
-                serde_json::from_str(line)
-                    .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}\n{self}"))
-            })
-            .collect()
+    pub fn ledger(&self) -> Vec<Row> {
+        ledger::read(&self.ledger_path())
     }
 
-    /// The dry-run line of data row `row`, if it would be sent.
-    pub fn line_for_row(&self, row: u64) -> Option<serde_json::Value> {
-        self.json_lines()
-            .into_iter()
-            .find(|line| line["row"].as_u64() == Some(row))
+    /// The ledger at [`OUTPUT`] as a crash may leave it.
+    #[track_caller]
+    pub fn crashed_ledger(&self) -> CrashedLedger {
+        CrashedLedger::read(&self.ledger_path())
     }
 
-    /// The rows that would be sent, in output order.
-    pub fn sent_rows(&self) -> Vec<u64> {
-        self.json_lines()
-            .iter()
-            .map(|line| line["row"].as_u64().expect("row is an integer"))
-            .collect()
+    /// A run as one redacted text, exit code, stdout and stderr together: what snapshot tests
+    /// compare. After an intended change of wording, `INSTA_UPDATE=always cargo test` and
+    /// review the diff of `tests/snapshots/`.
+    pub fn snapshot(&self, run: &Run) -> String {
+        self.redact(&run.to_string())
     }
-}
 
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "--- exit {}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
+    /// [`TestEnv::snapshot`] with timings and rates replaced too (the summaries of sends).
+    pub fn snapshot_timed(&self, run: &Run) -> String {
+        redact_timings(&self.snapshot(run))
+    }
+
+    /// `text` with what differs from test to test replaced: this dir, the server's address, any
+    /// other loopback port, and trace_ids. Snapshot tests compare through this (and, for the summaries of
+    /// real sends, [`redact_timings`] as well).
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        // Canonicalised too: macOS-style /tmp symlinks print either way.
+        if let Ok(real) = self.path().canonicalize() {
+            text = text.replace(&*real.to_string_lossy(), "[DIR]");
+        }
+        text = text.replace(&*self.path().to_string_lossy(), "[DIR]");
+        if let Some(base) = &self.base_url {
+            text = text.replace(base.as_str(), "[SERVER]");
+        }
+        replace_all(
+            &text,
+            &[
+                (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+                // The sandbox's trace_ids, new for every answer.
+                (
+                    r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b",
+                    "[TRACE_ID]",
+                ),
+            ],
         )
     }
 }
 
-/// `creem-batch check campaign.yaml` in `dir`.
-pub fn check(dir: &Path) -> Run {
-    Run::from_output(run_in(dir, &["check", CAMPAIGN_FILE]))
-}
-
-/// `creem-batch run --dry-run campaign.yaml` in `dir`.
-pub fn dry_run(dir: &Path) -> Run {
-    Run::from_output(run_in(dir, &["run", "--dry-run", CAMPAIGN_FILE]))
-}
-
-/// A fresh temporary directory for one test.
-pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("temp dir")
-}
-
-/// The default request_id, computed here from the spec (not with the crate's code):
-/// `<campaign>-` + the first 16 hex digits of SHA-256(`campaign\x1Fvalue1\x1Fvalue2...`),
-/// values trimmed, the `email` column lowercased.
-pub fn expected_request_id(campaign: &str, key: &[(&str, &str)]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut text = campaign.as_bytes().to_vec();
-    for (column, value) in key {
-        text.push(0x1F);
-        let value = value.trim();
-        let value = if *column == "email" {
-            value.to_lowercase()
-        } else {
-            value.to_owned()
-        };
-        text.extend_from_slice(value.as_bytes());
+impl Default for TestEnv {
+    fn default() -> TestEnv {
+        TestEnv::new()
     }
-    let hex = hex::encode(Sha256::digest(&text));
-    format!("{campaign}-{}", &hex[..16])
+}
+
+/// Replaces durations and rates, which change from run to run.
+pub fn redact_timings(text: &str) -> String {
+    replace_all(
+        text,
+        &[
+            (r"\b\d+(\.\d+)? req/s", "[RATE] req/s"),
+            (r"\b\d+(\.\d+)?/s\b", "[RATE]/s"),
+            (r"\b\d+(\.\d+)?(ms|µs|s)\b", "[TIME]"),
+        ],
+    )
+}
+
+fn replace_all(text: &str, patterns: &[(&str, &str)]) -> String {
+    let mut text = text.to_owned();
+    for (pattern, with) in patterns {
+        let re = regex::Regex::new(pattern).expect("a valid pattern");
+        text = re.replace_all(&text, *with).into_owned();
+    }
+    text
 }

@@ -1,15 +1,9 @@
-//! Helpers for talking to an in-process sandbox over real HTTP.
+//! Talking to an in-process sandbox over real HTTP (the sandbox's own tests).
 
-use creem_batch::sandbox::{Sandbox, SandboxConfig};
+use creem_batch::sandbox::Sandbox;
 use serde_json::{json, Value};
 
-pub const KEY: &str = "creem_test_sandboxkey";
-
-pub async fn start(config: SandboxConfig) -> Sandbox {
-    Sandbox::start("127.0.0.1:0".parse().unwrap(), config)
-        .await
-        .expect("start sandbox")
-}
+use super::KEY;
 
 /// A client that ignores proxy variables, so requests really reach 127.0.0.1.
 pub fn client() -> reqwest::Client {
