@@ -35,8 +35,9 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
 }
 
 /// Sent from two threads (whatever the cores: `--threads`), each with half the concurrency
-/// bound: both must be sending at once for the sandbox to see 32 requests in flight (one
-/// thread alone reaches 16), never more, and the ledger must come out the same.
+/// bound: both must be sending at once for the sandbox to see more than 16 requests in flight
+/// (one thread alone reaches 16), never more than 32, and the ledger must come out the same.
+/// (Exactly 32 at once is usual but not certain on a loaded machine.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sending_threads_together_keep_to_the_concurrency_bound() {
     let env = TestEnv::sandbox_with(SandboxConfig {
@@ -55,9 +56,10 @@ async fn sending_threads_together_keep_to_the_concurrency_bound() {
     let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(summary["threads"], 2);
     let stats = server.stats();
-    assert_eq!(
-        stats.peak_posts_in_flight, 32,
-        "the bound is used in full and never passed"
+    assert!(
+        (17..=32).contains(&stats.peak_posts_in_flight),
+        "both threads send at once, and the bound is never passed: {}",
+        stats.peak_posts_in_flight
     );
     assert_eq!(stats.created, 100);
     assert!(stats.created_per_request_id.values().all(|&n| n == 1));
