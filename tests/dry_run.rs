@@ -642,13 +642,9 @@ fn every_problem_of_a_row_is_listed() {
     let yaml = Campaign::new()
         .checkout("units: \"{{ seats }}\"\nsuccess_url: \"{{ url }}\"")
         .build();
-    let run = dry(&yaml, "email,seats,url\nana@example,x,/ok\n");
-    run.assert_exit(1);
-    run.stderr_has(&[
-        "units `x` is not an integer >= 1",
-        "success_url `/ok` is not an absolute http(s) URL",
-        "email `ana@example` has no dot in the domain",
-    ]);
+    let env = TestEnv::new();
+    env.campaign(&yaml, "email,seats,url\nana@example,x,/ok\n");
+    insta::assert_snapshot!(env.snapshot(&env.dry_run()));
 }
 
 #[test]
