@@ -782,9 +782,8 @@ fn a_reader_that_stops_early_ends_the_dry_run_quietly() {
         .chain((0..5000).map(|i| format!("user{i}@example.com\n")))
         .collect();
     env.campaign(MINIMAL_YAML, csv);
-    let mut child = std::process::Command::new(crate::common::bin())
-        .args(["run", "--dry-run", "campaign.yaml"])
-        .current_dir(env.path())
+    let mut child = env
+        .command(&["run", "--dry-run", "campaign.yaml"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

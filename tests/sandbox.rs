@@ -1,7 +1,7 @@
 //! The built-in Creem sandbox, over real HTTP on 127.0.0.1:0.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,7 +11,7 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 
 use crate::common::http::*;
-use crate::common::{bin, TestEnv, KEY};
+use crate::common::{repo, TestEnv, KEY};
 
 fn config() -> SandboxConfig {
     SandboxConfig::default()
@@ -692,9 +692,12 @@ async fn start_refuses_an_invalid_config() {
 /// Starts `creem-batch sandbox` on a free port with `flags`; returns it (stderr piped) once
 /// it says where it listens, and that address.
 fn sandbox_command(flags: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(bin())
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
-        .args(flags)
+    let mut all = vec!["sandbox", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(flags);
+    let mut child = TestEnv::new()
+        .command(&all)
+        // The temp dir goes with this statement; the sandbox writes nothing anyway.
+        .current_dir(repo())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -145,10 +145,17 @@ impl TestEnv {
 
     /// `creem-batch ARGS` in `dir` (a sub-folder, the repository), blocking.
     pub fn run_at(&self, dir: &Path, args: &[&str]) -> Run {
-        let mut command = std::process::Command::new(bin());
-        self.prepare(&mut command, args);
+        let mut command = self.command(args);
         command.current_dir(dir);
         Run::from_output(command.output().expect("run creem-batch"))
+    }
+
+    /// `creem-batch ARGS` set up like every run here, for a test that spawns it itself (to
+    /// read its output as it comes, or close a pipe early).
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(bin());
+        self.prepare(&mut command, args);
+        command
     }
 
     /// `creem-batch ARGS` in the repository, no key (the examples, the schema).
