@@ -35,17 +35,54 @@ pub enum RedirectError {
     DuplicateSignature,
 }
 
+/// The parameters Creem adds to a success_url redirect. Its documented snippets sign only
+/// these, so a merchant's own parameters (`?utm_campaign=spring`) stay outside the signature.
+pub const CREEM_REDIRECT_PARAMS: [&str; 6] = [
+    "checkout_id",
+    "order_id",
+    "customer_id",
+    "subscription_id",
+    "product_id",
+    "request_id",
+];
+
+/// Which parameters a valid signature was found to cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureRule {
+    /// Creem's own parameters ([`CREEM_REDIRECT_PARAMS`]), in URL order: what Creem's
+    /// documented snippets sign. Tried first.
+    CreemParameters,
+    /// Every parameter but `signature`, in URL order: the rule of the first SPEC, accepted as
+    /// a fallback so that redirects signed that way still verify.
+    AllParameters,
+}
+
+impl SignatureRule {
+    /// How the rule is named in `verify-redirect`'s output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SignatureRule::CreemParameters => "Creem's parameters only, in URL order",
+            SignatureRule::AllParameters => "all parameters, in URL order (fallback rule)",
+        }
+    }
+}
+
 /// The result of checking a redirect whose signature could be read.
 ///
 /// `checkout_id` and `request_id` are copied out for convenience; they are attacker-controlled
 /// unless `valid` is true.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectVerification {
-    /// Whether the signature matches the parameters and the key.
+    /// Whether the signature matches the parameters and the key under one of the rules.
     pub valid: bool,
+    /// The rule that matched (`None` when the signature is invalid).
+    pub rule: Option<SignatureRule>,
     /// Names of the parameters that went into the signed string, in URL order. Only these are
-    /// vouched for by a valid signature.
+    /// vouched for by a valid signature. (When invalid: those Creem's rule would sign.)
     pub covered: Vec<String>,
+    /// Names of the parameters with a value that the signature does not cover, e.g. the
+    /// merchant's own: anyone may have changed them.
+    pub not_covered: Vec<String>,
     /// Names of the parameters left out because their value was empty or `null`.
     pub skipped: Vec<String>,
     /// The first non-empty `checkout_id` parameter, if any.
@@ -86,36 +123,55 @@ pub fn verify_redirect_query(
         _ => return Err(RedirectError::MissingSignature),
     };
 
-    let borrowed: Vec<(&str, &str)> = pairs
+    let all: Vec<(&str, &str)> = pairs
         .iter()
+        .filter(|(k, v)| k != SIGNATURE_PARAM && is_signed_value(v))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let expected = signature_digest(&borrowed, api_key);
-    let valid = digest_matches_hex(&expected, given);
-
-    let mut covered = Vec::new();
-    let mut skipped = Vec::new();
-    for (k, v) in &borrowed {
-        if *k == SIGNATURE_PARAM {
-            continue;
-        }
-        if is_signed_value(v) {
-            covered.push((*k).to_string());
-        } else {
-            skipped.push((*k).to_string());
-        }
-    }
+    let creem: Vec<(&str, &str)> = all
+        .iter()
+        .copied()
+        .filter(|(k, _)| CREEM_REDIRECT_PARAMS.contains(k))
+        .collect();
+    // Both comparisons always run, so the time taken does not tell which rule matched.
+    let creem_ok = digest_matches_hex(&signature_digest(&creem, api_key), given);
+    let all_ok = digest_matches_hex(&signature_digest(&all, api_key), given);
+    let rule = if creem_ok {
+        Some(SignatureRule::CreemParameters)
+    } else if all_ok {
+        Some(SignatureRule::AllParameters)
+    } else {
+        None
+    };
+    let signed = if rule == Some(SignatureRule::AllParameters) {
+        &all
+    } else {
+        &creem
+    };
+    let covered: Vec<String> = signed.iter().map(|(k, _)| (*k).to_string()).collect();
+    let not_covered: Vec<String> = all
+        .iter()
+        .filter(|(k, _)| !signed.iter().any(|(s, _)| s == k))
+        .map(|(k, _)| (*k).to_string())
+        .collect();
+    let skipped = pairs
+        .iter()
+        .filter(|(k, v)| k != SIGNATURE_PARAM && !is_signed_value(v))
+        .map(|(k, _)| k.clone())
+        .collect();
     let first = |name: &str| {
-        borrowed
+        signed
             .iter()
-            .find(|(k, v)| *k == name && is_signed_value(v))
+            .find(|(k, _)| *k == name)
             .map(|(_, v)| (*v).to_string())
     };
     Ok(RedirectVerification {
-        valid,
+        valid: rule.is_some(),
+        rule,
         checkout_id: first("checkout_id"),
         request_id: first("request_id"),
         covered,
+        not_covered,
         skipped,
     })
 }
@@ -337,6 +393,64 @@ mod tests {
         assert!(v.skipped.is_empty());
         assert_eq!(v.checkout_id.as_deref(), Some("ch_1QyIQDw9cbFWdA1ry5Qc6I"));
         assert_eq!(v.request_id, None);
+    }
+
+    #[test]
+    fn spec_vector_matches_creem_rule() {
+        let v = verify_redirect(&spec_url(SPEC_SIG), KEY).unwrap();
+        assert_eq!(v.rule, Some(SignatureRule::CreemParameters));
+        assert!(v.not_covered.is_empty());
+    }
+
+    /// The success_url's own parameters come first, Creem's after, and only Creem's are signed.
+    #[test]
+    fn merchant_parameters_are_outside_the_creem_rule() {
+        let url = format!(
+            "https://shop.test/thanks?utm_campaign=spring&ref=mail&{}&signature={SPEC_SIG}",
+            SPEC_PARAMS
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        let v = verify_redirect(&url, KEY).unwrap();
+        assert!(v.valid);
+        assert_eq!(v.rule, Some(SignatureRule::CreemParameters));
+        assert_eq!(v.covered.len(), 5);
+        assert_eq!(v.not_covered, ["utm_campaign", "ref"]);
+        assert_eq!(v.checkout_id.as_deref(), Some("ch_1QyIQDw9cbFWdA1ry5Qc6I"));
+    }
+
+    #[test]
+    fn the_all_parameters_rule_is_a_fallback() {
+        let mut params = vec![("utm_campaign", "spring")];
+        params.extend(SPEC_PARAMS);
+        let sig = redirect_signature(&params, KEY);
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let url = format!("https://shop.test/t?{}&signature={sig}", query.join("&"));
+        let v = verify_redirect(&url, KEY).unwrap();
+        assert!(v.valid);
+        assert_eq!(v.rule, Some(SignatureRule::AllParameters));
+        assert_eq!(v.covered[0], "utm_campaign");
+        assert!(v.not_covered.is_empty());
+
+        // The merchant's parameter moved: the order the signature was made in is lost.
+        let moved = url.replacen("utm_campaign=spring&", "", 1).replacen(
+            "&signature",
+            "&utm_campaign=spring&signature",
+            1,
+        );
+        assert!(!verify_redirect(&moved, KEY).unwrap().valid);
+    }
+
+    #[test]
+    fn a_changed_creem_parameter_is_invalid_under_both_rules() {
+        let url = format!("{}&utm=x", spec_url(SPEC_SIG)).replace("ord_4u", "ord_5u");
+        let v = verify_redirect(&url, KEY).unwrap();
+        assert!(!v.valid);
+        assert_eq!(v.rule, None);
+        assert_eq!(v.not_covered, ["utm"]);
+        assert_eq!(v.checkout_id.as_deref(), Some("ch_1QyIQDw9cbFWdA1ry5Qc6I"));
     }
 
     #[test]
