@@ -18,6 +18,8 @@ struct HttpsServer {
     ca_pem: String,
     /// Requests answered (a failed handshake never gets this far).
     requests: Arc<AtomicUsize>,
+    /// Connections accepted, handshakes that failed included.
+    connections: Arc<AtomicUsize>,
 }
 
 async fn https_server() -> HttpsServer {
@@ -54,8 +56,11 @@ async fn https_server() -> HttpsServer {
     let addr = listener.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
     let counter = requests.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
@@ -69,6 +74,7 @@ async fn https_server() -> HttpsServer {
         addr,
         ca_pem: ca.pem(),
         requests,
+        connections,
     }
 }
 
@@ -259,6 +265,12 @@ async fn an_untrusted_certificate_stops_the_run_at_once() {
     }
     assert!(!text.contains("InvalidCertificate"), "Debug text:\n{text}");
     assert_eq!(server.requests.load(Ordering::SeqCst), 0);
+    // No retry: at most one attempt per row (those already started when the first failed).
+    let connections = server.connections.load(Ordering::SeqCst);
+    assert!(
+        (1..=ROWS).contains(&connections),
+        "{connections} connections"
+    );
     assert_eq!(created_rows(dir.path()), 0);
 }
 
