@@ -272,37 +272,24 @@ pub fn print(report: &Report, target: &str, out: &mut dyn std::io::Write) -> std
     Ok(())
 }
 
-/// `check --online`: resolves the host and key as a run does, looks up `demand`, and prints
-/// the findings to `out`. `Ok(None)` when nothing stops a run; `Ok(Some(Aborted))` when the
-/// key was refused (exit 3, as a run); an error (exit 2) when a finding would stop a run.
-pub fn check_online(
-    host: &crate::cli::HostArgs,
-    key: &crate::cli::KeyArgs,
+/// The pre-flight as a command runs it: looks up `demand` through `lookup`, prints the
+/// findings to `out` (naming `target`), and says what the command must do next.
+/// `Ok(None)`: go on (warnings at most). `Ok(Some(Aborted))`: the key was refused (exit 3,
+/// as a run). `Err`: a finding forbids sending (exit 2, nothing sent).
+pub async fn gate(
     demand: &Demand,
-    timeout: std::time::Duration,
+    lookup: &dyn Lookup,
+    target: &str,
     out: &mut dyn std::io::Write,
 ) -> anyhow::Result<Option<crate::exit::Outcome>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let (report, target) = runtime.block_on(async {
-        let target = crate::target::resolve(host, key).await?;
-        let lookup = HttpLookup::new(&target.base_url, &target.key, timeout)?;
-        let report = check(demand, &lookup, jiff::Timestamp::now()).await;
-        let described = target.describe();
-        if let Some(sandbox) = target.sandbox {
-            sandbox.shutdown().await;
-        }
-        anyhow::Ok((report, described))
-    })?;
-    let report = match report {
+    let report = match check(demand, lookup, jiff::Timestamp::now()).await {
         Ok(report) => report,
         Err(refused) => {
             writeln!(out, "stopped: {refused}")?;
             return Ok(Some(crate::exit::Outcome::Aborted));
         }
     };
-    print(&report, &target, out)?;
+    print(&report, target, out)?;
     let stops = report
         .findings
         .iter()
@@ -314,4 +301,26 @@ pub fn check_online(
         );
     }
     Ok(None)
+}
+
+/// `check --online`: resolves the host and key as a run does, then runs [`gate`] over HTTP.
+pub fn check_online(
+    host: &crate::cli::HostArgs,
+    key: &crate::cli::KeyArgs,
+    demand: &Demand,
+    timeout: std::time::Duration,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<Option<crate::exit::Outcome>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let target = crate::target::resolve(host, key).await?;
+        let lookup = HttpLookup::new(&target.base_url, &target.key, timeout)?;
+        let outcome = gate(demand, &lookup, &target.describe(), out).await;
+        if let Some(sandbox) = target.sandbox {
+            sandbox.shutdown().await;
+        }
+        outcome
+    })
 }
