@@ -38,6 +38,57 @@ impl ApiKey {
     pub fn is_test(&self) -> bool {
         self.0.starts_with(TEST_PREFIX)
     }
+
+    /// Which kind of key this is, from its documented prefix.
+    pub fn kind(&self) -> KeyKind {
+        if self.is_test() {
+            KeyKind::Test
+        } else if self.0.starts_with(LIVE_PREFIX) {
+            KeyKind::Live
+        } else {
+            KeyKind::NotCreem(foreign_kind(&self.0))
+        }
+    }
+}
+
+/// What a key's prefix says about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `creem_test_...`: the test host only.
+    Test,
+    /// `creem_...`: the live host only.
+    Live,
+    /// Not a Creem key at all; the text says what it looks like instead.
+    NotCreem(&'static str),
+}
+
+/// Names the usual mix-ups by their public prefixes only (nothing secret): a key copied from
+/// the wrong dashboard would otherwise surface as a bare 401, or as advice to add `--live`.
+fn foreign_kind(key: &str) -> &'static str {
+    const KNOWN: [(&str, &str); 6] = [
+        ("sk_test_", "a Stripe test secret key (sk_test_...)"),
+        ("sk_live_", "a Stripe live secret key (sk_live_...)"),
+        ("rk_", "a Stripe restricted key (rk_...)"),
+        ("pk_", "a Stripe publishable key (pk_...)"),
+        ("whsec_", "a webhook signing secret (whsec_...)"),
+        ("sk-", "an API key of another service (sk-...)"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(prefix, _)| key.starts_with(prefix))
+        .map_or("not a Creem API key", |(_, what)| what)
+}
+
+impl KeyKind {
+    /// The refusal for a key that is not a Creem key, or `None` for a Creem key.
+    pub fn not_creem_message(self) -> Option<String> {
+        match self {
+            KeyKind::NotCreem(what) => Some(format!(
+                "the API key is {what}, not a Creem API key: Creem keys start with creem_test_ (test mode) or creem_ (live); copy it from Creem's dashboard, Developers > API keys; nothing was sent"
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for ApiKey {
@@ -100,13 +151,19 @@ fn read_key_file(path: &Path) -> anyhow::Result<ApiKey> {
     clean(&text).with_context(|| format!("the API key file {} is not usable", path.display()))
 }
 
-/// Trims the trailing newline editors and `echo` add (and any surrounding blanks); refuses
-/// whitespace or control characters inside, which would never be a valid key and would break
-/// the HTTP header it goes into.
+/// Trims the trailing newline editors and `echo` add (and any surrounding blanks) and the
+/// byte-order mark Windows editors put first (kept, it would make a test key look like a
+/// live one); refuses anything else that is not visible ASCII, which would never be a valid
+/// key and would break the HTTP header it goes into.
 fn clean(raw: &str) -> anyhow::Result<ApiKey> {
-    let key = raw.trim();
+    let key = raw.trim().trim_start_matches('\u{feff}').trim();
     if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
         anyhow::bail!("the key contains spaces, line breaks or control characters");
+    }
+    if !key.chars().all(|c| c.is_ascii_graphic()) {
+        anyhow::bail!(
+            "the key contains characters that are not in any API key (non-ASCII or invisible ones, e.g. from a copy out of a document)"
+        );
     }
     Ok(ApiKey(key.to_string()))
 }
@@ -160,6 +217,52 @@ mod tests {
         std::fs::write(&path, "creem_test_A creem_test_B").unwrap();
         let err = load_from(&args, None).unwrap_err();
         assert!(!format!("{err:#}").contains("creem_test_A"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "\u{feff}creem_test_BOM\r\n").unwrap();
+        let args = KeyArgs {
+            api_key_file: Some(path),
+        };
+        let key = load_from(&args, None).unwrap().unwrap();
+        assert_eq!(key.expose(), "creem_test_BOM");
+        assert_eq!(key.kind(), KeyKind::Test);
+        let env = load_from(&KeyArgs::default(), Some(OsString::from("\u{feff}creem_X")));
+        assert_eq!(env.unwrap().unwrap().kind(), KeyKind::Live);
+    }
+
+    #[test]
+    fn invisible_or_non_ascii_characters_are_refused() {
+        for raw in [
+            "creem_test_A\u{200b}B",
+            "creem_test_é",
+            "creem_test_A\u{feff}",
+        ] {
+            let err = clean(raw).unwrap_err().to_string();
+            assert!(err.contains("non-ASCII or invisible"), "{raw:?}: {err}");
+            assert!(!err.contains("creem_test_A"));
+        }
+    }
+
+    #[test]
+    fn keys_of_other_services_are_named_without_being_shown() {
+        let stripe = ApiKey::new("sk_test_51SECRETSECRET");
+        assert_eq!(
+            stripe.kind(),
+            KeyKind::NotCreem("a Stripe test secret key (sk_test_...)")
+        );
+        let message = stripe.kind().not_creem_message().unwrap();
+        assert!(message.contains("not a Creem API key"), "{message}");
+        assert!(!message.contains("SECRET"));
+        assert_eq!(
+            ApiKey::new("whatever").kind(),
+            KeyKind::NotCreem("not a Creem API key")
+        );
+        assert_eq!(ApiKey::new("creem_test_x").kind().not_creem_message(), None);
+        assert_eq!(ApiKey::new("creem_x").kind().not_creem_message(), None);
     }
 
     #[test]

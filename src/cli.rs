@@ -106,6 +106,14 @@ pub struct CheckArgs {
     /// Print one JSON summary object on stdout at the end.
     #[arg(long)]
     pub json: bool,
+    /// Also look up every product and discount code with Creem (the run's pre-flight; needs
+    /// the key; sends no checkout).
+    #[arg(long)]
+    pub online: bool,
+    #[command(flatten)]
+    pub host: HostArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]

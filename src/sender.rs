@@ -138,6 +138,8 @@ pub enum FailureKind {
     Auth,
     /// Retries ran out on 429, 5xx, timeouts or connection errors.
     Exhausted,
+    /// The secure connection failed (an untrusted certificate...): the whole run must stop.
+    Tls,
 }
 
 /// The fields of Creem's checkout object this tool uses; the rest is ignored.
@@ -369,19 +371,13 @@ fn http_client(
     base_url: &str,
     connections: usize,
 ) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder();
-    if crate::target::is_loopback(base_url) {
-        // A proxy from the environment must not swallow requests meant for this machine.
-        builder = builder.no_proxy();
-    }
-    Ok(builder
+    Ok(crate::http::client_builder(base_url)?
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
         // Creem answers; it does not redirect. Not following saves work on every request.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("creem-batch/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
 
@@ -423,6 +419,14 @@ async fn classify(result: reqwest::Result<reqwest::Response>, attempts: u32) -> 
     let response = match result {
         Ok(response) => response,
         Err(e) => {
+            if let Some(error) = crate::http::tls_failure(&e) {
+                return Attempt::Done(Delivery::Failed {
+                    http_status: None,
+                    error,
+                    attempts,
+                    kind: FailureKind::Tls,
+                });
+            }
             // A timeout or a connection lost after the request went out is ambiguous: Creem
             // may have created the checkout. A refused connection is not.
             let ambiguous = e.is_timeout() || !e.is_connect();
@@ -635,6 +639,11 @@ impl Breaker {
                 error,
                 ..
             } => Some(key_rejected(error)),
+            Delivery::Failed {
+                kind: FailureKind::Tls,
+                error,
+                ..
+            } => Some(error.clone()),
             // Retries that ran out count too: a host that refuses every connection must not
             // take 100,000 rows times the retry schedule to give up.
             Delivery::Failed {

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::api_key::{load_api_key, ApiKey};
+use crate::api_key::{load_api_key, ApiKey, KeyKind};
 use crate::cli::{HostArgs, KeyArgs};
 use crate::sandbox::{Sandbox, SandboxConfig};
 
@@ -21,13 +21,15 @@ pub struct Target {
 
 impl Target {
     /// A short name for messages: "the sandbox", "the test host", "LIVE https://api.creem.io".
+    /// Credentials in the URL (`user:pass@`) are shown as `***`, like the key.
     pub fn describe(&self) -> String {
+        let url = redact_url(&self.base_url);
         if self.sandbox.is_some() {
-            format!("the built-in sandbox at {}", self.base_url)
+            format!("the built-in sandbox at {url}")
         } else if self.live {
-            format!("LIVE {}", self.base_url)
+            format!("LIVE {url}")
         } else {
-            format!("test host {}", self.base_url)
+            format!("test host {url}")
         }
     }
 }
@@ -55,25 +57,77 @@ pub async fn resolve(host: &HostArgs, key: &KeyArgs) -> anyhow::Result<Target> {
             "no API key: set CREEM_API_KEY or pass --api-key-file FILE (or use --sandbox or --dry-run, which need none)"
         );
     };
-    if host.live && key.is_test() {
-        anyhow::bail!(
-            "--live needs a live API key, but the key is a test key ({key}); nothing was sent"
-        );
-    }
-    if !host.live && !key.is_test() {
-        anyhow::bail!(
-            "the key is not a test key ({key}) but the target is the test host; add --live to use a live key; nothing was sent"
-        );
-    }
-    if !host.live && base_url == LIVE_HOST {
-        anyhow::bail!("{LIVE_HOST} is the live host: add --live to send there");
-    }
+    check_pairing(&base_url, &key, host.live)?;
     Ok(Target {
         base_url,
         key,
         live: host.live,
         sandbox: None,
     })
+}
+
+/// Refuses a key of the wrong kind for the host, and the live host without `--live`.
+fn check_pairing(base_url: &str, key: &ApiKey, live: bool) -> anyhow::Result<()> {
+    let kind = key.kind();
+    if let Some(message) = kind.not_creem_message() {
+        anyhow::bail!(message);
+    }
+    if live && kind == KeyKind::Test {
+        anyhow::bail!(
+            "--live needs a live API key, but the key is a test key ({key}); nothing was sent"
+        );
+    }
+    if !live && kind == KeyKind::Live {
+        anyhow::bail!(
+            "the key is not a test key but a live key ({key}), and the target is the test host; add --live to use a live key; nothing was sent"
+        );
+    }
+    if !live && is_live_host(base_url) {
+        anyhow::bail!(
+            "{} is the live host ({LIVE_HOST}): add --live to send there; nothing was sent",
+            redact_url(base_url)
+        );
+    }
+    if live && is_same_host(base_url, TEST_HOST) {
+        anyhow::bail!(
+            "--live was given but {} is the test host ({TEST_HOST}); drop --base-url or --live; nothing was sent",
+            redact_url(base_url)
+        );
+    }
+    Ok(())
+}
+
+/// True when `base_url` is Creem's live host, however it is written (case, a trailing dot,
+/// the default port): a string comparison let `https://API.creem.io` past the guard.
+pub fn is_live_host(base_url: &str) -> bool {
+    is_same_host(base_url, LIVE_HOST)
+}
+
+fn is_same_host(a: &str, b: &str) -> bool {
+    match (origin(a), origin(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Scheme, host and port of a URL, normalised: lowercase, no trailing dot, the scheme's
+/// default port made explicit.
+fn origin(text: &str) -> Option<(String, String, u16)> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    Some((url.scheme().to_owned(), host, url.port_or_known_default()?))
+}
+
+/// `text` with any `user:pass@` before the host replaced by `***@`. Works on text that is
+/// not a valid URL too, since that is when it ends up in an error message.
+pub fn redact_url(text: &str) -> String {
+    let start = text.find("://").map_or(0, |i| i + 3);
+    let rest = &text[start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &text[..start], &rest[at..]),
+        None => text.to_owned(),
+    }
 }
 
 /// True when `base_url` names this machine.
@@ -90,19 +144,27 @@ pub fn is_loopback(base_url: &str) -> bool {
 }
 
 /// Accepts https anywhere and http only on loopback (a key must not cross a network in clear).
+/// Returns the URL without a trailing `/` or `/v1`: Creem's docs write the base URL with
+/// `/v1`, and the paths this tool adds start with `/v1` themselves.
 pub fn check_base_url(text: &str) -> anyhow::Result<String> {
-    let url = url::Url::parse(text)
-        .map_err(|e| anyhow::anyhow!("base URL `{text}` is not a URL: {e}"))?;
-    let loopback = is_loopback(text);
+    let shown = redact_url(text);
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| anyhow::anyhow!("base URL `{shown}` is not a URL: {e}"))?;
+    let loopback = is_loopback(text.trim());
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
         "http" => anyhow::bail!(
-            "base URL `{text}` uses plain http to another machine; the API key would travel unencrypted (http is accepted for loopback only)"
+            "base URL `{shown}` uses plain http to another machine; the API key would travel unencrypted (http is accepted for loopback only)"
         ),
-        other => anyhow::bail!("base URL `{text}` has scheme `{other}`; use https"),
+        other => anyhow::bail!("base URL `{shown}` has scheme `{other}`; use https"),
     }
-    Ok(text.trim_end_matches('/').to_owned())
+    if url.query().is_some() || url.fragment().is_some() {
+        anyhow::bail!("base URL `{shown}` has a query or a fragment; give only the host (and a path prefix, if any)");
+    }
+    let trimmed = text.trim().trim_end_matches('/');
+    let trimmed = trimmed.strip_suffix("/v1").unwrap_or(trimmed);
+    Ok(trimmed.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]
@@ -117,5 +179,88 @@ mod tests {
         assert!(check_base_url("https://api.example.com").is_ok());
         assert!(check_base_url("http://10.0.0.1").is_err());
         assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn a_trailing_v1_is_the_same_base_url() {
+        for given in [
+            "https://test-api.creem.io/v1",
+            "https://test-api.creem.io/v1/",
+            "https://test-api.creem.io/",
+            " https://test-api.creem.io ",
+        ] {
+            assert_eq!(check_base_url(given).unwrap(), TEST_HOST, "{given}");
+        }
+        assert_eq!(
+            check_base_url("https://gw.example.com/creem/v1").unwrap(),
+            "https://gw.example.com/creem"
+        );
+        assert_eq!(
+            check_base_url("https://gw.example.com/v10").unwrap(),
+            "https://gw.example.com/v10"
+        );
+    }
+
+    #[test]
+    fn the_live_host_is_recognised_however_it_is_written() {
+        for given in [
+            LIVE_HOST,
+            "https://API.creem.io",
+            "https://api.creem.io.",
+            "https://api.creem.io:443",
+            "https://Api.Creem.IO.:443/v1",
+        ] {
+            assert!(is_live_host(given), "{given}");
+        }
+        for other in [
+            TEST_HOST,
+            "https://api.creem.io:8443",
+            "https://api.creem.io.evil.example",
+            "https://127.0.0.1:443",
+        ] {
+            assert!(!is_live_host(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_live_host_needs_live_and_keys_match_their_host() {
+        let test_key = ApiKey::new("creem_test_K");
+        let live_key = ApiKey::new("creem_K");
+        let err = check_pairing("https://API.creem.io.:443", &test_key, false).unwrap_err();
+        assert!(err.to_string().contains("add --live"), "{err}");
+        assert!(check_pairing(TEST_HOST, &test_key, false).is_ok());
+        assert!(check_pairing(LIVE_HOST, &live_key, true).is_ok());
+        assert!(check_pairing(LIVE_HOST, &test_key, true).is_err());
+        assert!(check_pairing(TEST_HOST, &live_key, false).is_err());
+        let err = check_pairing("https://Test-Api.creem.io", &live_key, true).unwrap_err();
+        assert!(err.to_string().contains("is the test host"), "{err}");
+        let err = check_pairing(TEST_HOST, &ApiKey::new("sk_test_ABCDEF"), false).unwrap_err();
+        assert!(err.to_string().contains("Stripe test secret key"), "{err}");
+        assert!(!err.to_string().contains("ABCDEF"));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_redacted() {
+        assert_eq!(
+            redact_url("https://user:pa55@proxy.example.com:8443/v1"),
+            "https://***@proxy.example.com:8443/v1"
+        );
+        assert_eq!(redact_url("https://a@b@host/x@y"), "https://***@host/x@y");
+        assert_eq!(
+            redact_url("https://host/path?q=a@b"),
+            "https://host/path?q=a@b"
+        );
+        assert_eq!(redact_url("user:pw@host"), "***@host");
+        let err = check_base_url("http://user:pa55@10.0.0.1").unwrap_err();
+        assert!(!err.to_string().contains("pa55"), "{err}");
+        let err = check_base_url("https://user:pa55@host:notaport").unwrap_err();
+        assert!(!err.to_string().contains("pa55"), "{err}");
+        let target = Target {
+            base_url: "https://user:pa55@gw.example.com".into(),
+            key: ApiKey::new("creem_test_K"),
+            live: false,
+            sandbox: None,
+        };
+        assert_eq!(target.describe(), "test host https://***@gw.example.com");
     }
 }

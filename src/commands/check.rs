@@ -19,9 +19,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         Box::new(stdout.lock())
     };
     let (mut valid, mut invalid) = (0u64, 0u64);
+    let mut demand = crate::preflight::Demand::default();
     while let Some(plan) = batch.next_row()? {
         match plan {
-            RowPlan::Ready { .. } | RowPlan::Unchanged { .. } => valid += 1,
+            RowPlan::Ready { request, .. } => {
+                valid += 1;
+                demand.add_body(&request.body);
+            }
+            RowPlan::Unchanged { .. } => valid += 1,
             RowPlan::Invalid { row, rejection } => {
                 invalid += 1;
                 writeln!(report, "{csv_name}: row {row}: {}", rejection.reason)?;
@@ -34,6 +39,14 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         "{}: {total} rows, {valid} valid, {invalid} invalid",
         args.campaign.display()
     )?;
+    if args.online {
+        let timeout = batch.campaign.send.timeout;
+        let online =
+            crate::preflight::check_online(&args.host, &args.key, &demand, timeout, &mut report)?;
+        if let Some(outcome) = online {
+            return Ok(outcome);
+        }
+    }
     drop(report);
     if args.json {
         let summary = serde_json::json!({

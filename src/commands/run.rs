@@ -353,7 +353,10 @@ fn resume_command(args: &RunArgs) -> String {
         }
     };
     flag("--out", args.out.as_ref().map(|p| p.display().to_string()));
-    flag("--base-url", args.host.base_url.clone());
+    flag(
+        "--base-url",
+        args.host.base_url.as_deref().map(target::redact_url),
+    );
     flag(
         "--api-key-file",
         args.key

@@ -374,12 +374,15 @@ async fn fetch(
                     Delivery::Created { .. } => Tally::add(&tally.created),
                     Delivery::Failed { kind, error, .. } => {
                         Tally::add(&tally.failed);
-                        if *kind == FailureKind::Auth {
+                        if matches!(kind, FailureKind::Auth | FailureKind::Tls) {
                             // Every other fetch would be refused the same way.
                             abort
                                 .lock()
                                 .expect("not poisoned")
-                                .get_or_insert_with(|| key_rejected(error));
+                                .get_or_insert_with(|| match kind {
+                                    FailureKind::Auth => key_rejected(error),
+                                    _ => error.clone(),
+                                });
                             sender.stop.cancel();
                         }
                     }

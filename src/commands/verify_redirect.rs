@@ -1,7 +1,8 @@
 //! `verify-redirect URL`: is this success_url redirect really from Creem?
 //!
-//! stdout gets the verdict and the covered parameters (for people and scripts); stderr gets
-//! hints. Exit 0 valid, 1 invalid, 2 when the URL cannot be checked or there is no key.
+//! stdout gets the verdict, the rule that matched, and which parameters the signature covers
+//! (for people and scripts); stderr gets hints. Parameter names come from the URL, so they are
+//! escaped before they reach the terminal. Exit 0 valid, 1 invalid, 2 when the URL cannot be checked or there is no key.
 
 use std::io::Write;
 
@@ -40,26 +41,49 @@ fn report(v: &RedirectVerification) -> String {
     } else {
         "invalid signature\n"
     });
+    if let Some(rule) = v.rule {
+        s.push_str(&format!("rule: {}\n", rule.describe()));
+    }
     let covered = if v.covered.is_empty() {
         "(none)".to_string()
     } else {
-        v.covered.join(", ")
+        shown(&v.covered.join(", "))
     };
     s.push_str(&format!("covered: {covered}\n"));
+    if !v.not_covered.is_empty() {
+        s.push_str(&format!(
+            "not covered (anyone may have changed these): {}\n",
+            shown(&v.not_covered.join(", "))
+        ));
+    }
     if !v.skipped.is_empty() {
         s.push_str(&format!(
             "skipped (empty or null, not signed): {}\n",
-            v.skipped.join(", ")
+            shown(&v.skipped.join(", "))
         ));
     }
     // Ids are only worth repeating once they are vouched for.
     if v.valid {
         if let Some(id) = &v.checkout_id {
-            s.push_str(&format!("checkout_id: {id}\n"));
+            s.push_str(&format!("checkout_id: {}\n", shown(id)));
         }
         if let Some(id) = &v.request_id {
-            s.push_str(&format!("request_id: {id}\n"));
+            s.push_str(&format!("request_id: {}\n", shown(id)));
         }
     }
     s
+}
+
+/// Decoded URL text with its control characters escaped (`\u{1b}`), so that a crafted
+/// parameter cannot rewrite the terminal or forge a line of this report.
+fn shown(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
