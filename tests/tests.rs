@@ -15,3 +15,9 @@ mod schema;
 mod signature;
 mod status;
 mod verify_redirect;
+
+// Issue 21: the sandbox's checkout page, redirects, webhooks and catalogue.
+mod browser;
+mod journey;
+mod sandbox_api;
+mod sandbox_schema;
