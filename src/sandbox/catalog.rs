@@ -41,7 +41,7 @@ impl Product {
     pub fn new(id: &str) -> Product {
         Product {
             id: id.to_owned(),
-            name: format!("Sandbox product {id}"),
+            name: "Sandbox product".to_owned(),
             price: 2900,
             currency: "EUR".to_owned(),
         }
