@@ -93,7 +93,7 @@ impl Shared {
         Ok(Shared {
             merchant: merchant.clone(),
             templates: super::page::templates(),
-            webhook_client: reqwest::Client::builder().build()?,
+            webhook_client: webhook_client(&merchant)?,
             webhooks: Arc::default(),
             base_url,
             reject_all: config.reject_all,
@@ -205,6 +205,21 @@ impl Shared {
             b & 0xffff_ffff_ffff
         )
     }
+}
+
+/// A receiver on this machine is reached directly, whatever `HTTP_PROXY` says: a rehearsal's
+/// endpoint is usually local, and a proxy would not reach it.
+fn webhook_client(merchant: &MerchantConfig) -> Result<reqwest::Client, reqwest::Error> {
+    let local = merchant.webhook.as_ref().is_some_and(|hook| {
+        url::Url::parse(&hook.url).is_ok_and(|url| match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        })
+    });
+    let builder = reqwest::Client::builder();
+    if local { builder.no_proxy() } else { builder }.build()
 }
 
 /// Why an API request is answered before its body is looked at.
