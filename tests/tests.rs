@@ -20,4 +20,5 @@ mod verify_redirect;
 mod browser;
 mod journey;
 mod sandbox_api;
+mod sandbox_catalog;
 mod sandbox_schema;
