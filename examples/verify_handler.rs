@@ -6,6 +6,14 @@
 //! CREEM_API_KEY=creem_test_... CREEM_WEBHOOK_SECRET=whsec_... cargo run --example verify_handler
 //! ```
 //!
+//! Every webhook whose signature checks out is appended, one per line, to
+//! `webhook-events.jsonl` (or `EVENTS_FILE`): the file `creem-batch reconcile --events` reads.
+//! With the sandbox as Creem (see docs/GUIDE.md, "Click through your campaign in the sandbox"):
+//!
+//! ```text
+//! CREEM_WEBHOOK_SECRET=whsec_... creem-batch sandbox --webhook-url http://127.0.0.1:3000/webhook
+//! ```
+//!
 //! Try the redirect check with the SPEC test vector (valid with `CREEM_API_KEY=creem_test_EXAMPLEKEY`):
 //!
 //! ```text
@@ -35,6 +43,8 @@ use creem_batch::signature::{
 struct Secrets {
     api_key: String,
     webhook_secret: String,
+    /// Where verified events are saved for `creem-batch reconcile --events`.
+    events_file: std::path::PathBuf,
 }
 
 #[tokio::main]
@@ -42,6 +52,9 @@ async fn main() -> anyhow::Result<()> {
     let secrets = Arc::new(Secrets {
         api_key: required_env("CREEM_API_KEY")?,
         webhook_secret: required_env("CREEM_WEBHOOK_SECRET")?,
+        events_file: std::env::var_os("EVENTS_FILE")
+            .unwrap_or_else(|| "webhook-events.jsonl".into())
+            .into(),
     });
     let app = Router::new()
         .route("/success", get(success))
@@ -112,6 +125,32 @@ async fn webhook(
         ),
         None => eprintln!("ignored event {} ({})", event.id, event.event_type),
     }
+    if let Err(e) = save_event(&secrets.events_file, &body) {
+        // Not saved: answer 500 so that Creem delivers it again.
+        eprintln!(
+            "cannot save the event to {}: {e}",
+            secrets.events_file.display()
+        );
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     // Answer 200 to anything signed, so Creem does not retry events we chose to ignore.
     StatusCode::OK
+}
+
+/// One event per line, as `reconcile --events` reads them. A body that spans lines is written
+/// compactly (its signature was already checked, so its exact bytes no longer matter).
+fn save_event(path: &std::path::Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let line = if body.contains(&b'\n') {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .map(|v| v.to_string().into_bytes())
+            .map_err(std::io::Error::other)?
+    } else {
+        body.to_vec()
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(&[line.as_slice(), b"\n"].concat())
 }

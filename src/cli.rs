@@ -240,4 +240,33 @@ pub struct SandboxArgs {
     /// runs on the same machine).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: Option<u16>,
+    /// POST a signed `checkout.completed` event here when a checkout is paid.
+    #[arg(long, value_name = "URL")]
+    pub webhook_url: Option<String>,
+    /// Secret the webhook events are signed with (`creem-signature`).
+    #[arg(
+        long,
+        env = "CREEM_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub webhook_secret: Option<String>,
+    /// A product the sandbox knows: ID[,name=TEXT][,price=CENTS][,currency=EUR]. Repeat for
+    /// more; replaces the default catalogue (the example campaigns' products).
+    #[arg(long, value_name = "ID[,OPTION=VALUE...]")]
+    pub product: Vec<String>,
+    /// A discount code the sandbox knows: CODE[,status=active|expired|draft|...]
+    /// [,expires=RFC3339][,products=prod_a+prod_b][,max=N][,redeemed=N][,percent=N]. Repeat
+    /// for more; replaces the default catalogue (the example campaigns' codes).
+    #[arg(long, value_name = "CODE[,OPTION=VALUE...]")]
+    pub discount: Vec<String>,
+    /// Answer an unknown top-level property with Creem's 400 `property X should not exist`.
+    #[arg(long)]
+    pub strict_properties: bool,
+    /// Answer a checkout for a product not in the catalogue with Creem's 404.
+    #[arg(long)]
+    pub strict_products: bool,
+    /// Both of the above: as strict as Creem.
+    #[arg(long)]
+    pub strict: bool,
 }

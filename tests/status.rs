@@ -95,7 +95,8 @@ async fn counts_conversion_and_the_column_written_from_the_csv() {
             i + 1
         );
         for (column, value) in old {
-            if column != "checkout_status" {
+            // A completed checkout now carries its order, which status fills in.
+            if column != "checkout_status" && column != "order_id" {
                 assert_eq!(&new[column], value, "row {} column {column}", i + 1);
             }
         }

@@ -20,3 +20,10 @@ mod signature;
 mod status;
 mod tls;
 mod verify_redirect;
+
+// Issue 21: the sandbox's checkout page, redirects, webhooks and catalogue.
+mod browser;
+mod journey;
+mod sandbox_api;
+mod sandbox_catalog;
+mod sandbox_schema;

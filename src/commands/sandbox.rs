@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use crate::cli::SandboxArgs;
 use crate::exit::Outcome;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{MerchantConfig, Sandbox, SandboxConfig};
 
 pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
     if !args.listen.ip().is_loopback() && !args.public {
@@ -17,6 +17,8 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
         );
     }
     let config = SandboxConfig::try_from(&args)?;
+    let merchant = MerchantConfig::try_from(&args)?;
+    let webhook_url = merchant.webhook.as_ref().map(|hook| hook.url.clone());
     let threads = args
         .threads
         .map_or_else(crate::sandbox::default_threads, usize::from);
@@ -26,12 +28,15 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let sandbox = Sandbox::start(args.listen, config)
+        let sandbox = Sandbox::start_with(args.listen, config, merchant)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let stop = stop_signal()?;
         let mut stdout = std::io::stdout();
         writeln!(stdout, "creem sandbox listening on {}", sandbox.base_url())?;
+        if let Some(url) = webhook_url {
+            writeln!(stdout, "webhooks: checkout.completed events go to {url}")?;
+        }
         stdout.flush()?;
         stop.await;
         let stats = sandbox.stats();
@@ -43,13 +48,15 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
             .count();
         eprintln!(
             "creem sandbox stopped: {} requests, {} checkouts created, {} request_ids created more \
-             than once, {} throttled, {} failed, {} dropped",
+             than once, {} throttled, {} failed, {} dropped, {} webhooks delivered, {} given up",
             stats.requests,
             stats.created,
             duplicates,
             stats.throttled,
             stats.failed,
             stats.dropped + stats.dropped_after_create,
+            stats.webhooks_delivered,
+            stats.webhooks_given_up,
         );
         Ok(Outcome::Success)
     })

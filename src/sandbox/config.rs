@@ -53,6 +53,12 @@ impl Default for SandboxConfig {
 #[error("{0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub(super) fn new(message: impl Into<String>) -> ConfigError {
+        ConfigError(message.into())
+    }
+}
+
 impl SandboxConfig {
     /// The random faults share one draw per request, so their rates must fit in 100% together;
     /// that way `--fail-rate 0.1` means one request in ten, whatever else is switched on.

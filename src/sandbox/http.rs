@@ -19,14 +19,20 @@ use super::state::{
     bump, json_headers, ok_json, PostInFlight, Shared, BODY_LIMIT, REJECT_ALL_MESSAGE,
 };
 use super::store::STATUSES;
-use super::validate;
+use super::{lookup, page, validate};
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/checkouts", post(create_checkout).get(get_checkout))
         .route("/sandbox/checkouts/{id}/status", post(set_status))
         .route("/sandbox/stats", get(stats))
-        .route("/checkout/{id}", get(checkout_page))
+        .route("/v1/products", get(lookup::product_by_query))
+        .route("/v1/products/{id}", get(lookup::product_by_path))
+        .route("/v1/discounts", get(lookup::discount))
+        .route("/checkout/{id}", get(page::show))
+        .route("/checkout/{id}/pay", post(page::pay))
+        .route("/checkout/{id}/cancel", post(page::cancel))
+        .route("/checkout/{id}/expire", post(page::expire))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(middleware::from_fn_with_state(
@@ -72,11 +78,20 @@ async fn create_checkout(State(s): State<Arc<Shared>>, request: Request) -> Resp
     if s.reject_all {
         return s.error(StatusCode::BAD_REQUEST, [REJECT_ALL_MESSAGE]);
     }
-    let checkout = match validate::checkout_request(&body) {
+    let checkout = match validate::checkout_request(&body, s.merchant.reject_unknown_properties) {
         Ok(checkout) => checkout,
         Err(messages) => return s.error(StatusCode::BAD_REQUEST, messages),
     };
-    let json = s.store.create(checkout, &s.base_url);
+    if s.merchant.reject_unknown_products && s.merchant.product(&checkout.product_id).is_none() {
+        return s.error(StatusCode::NOT_FOUND, ["Product not found"]);
+    }
+    // `misbehave` has checked that the key is there and not empty.
+    let key = parts
+        .headers
+        .get("x-api-key")
+        .and_then(|key| key.to_str().ok())
+        .unwrap_or_default();
+    let json = s.store.create(checkout, &s.base_url, key);
     bump(&s.counters.created);
     if fault == Fault::DropAfterCreate {
         bump(&s.counters.dropped_after_create);
@@ -140,6 +155,13 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         "rejected": get(&c.rejected),
         "dropped": get(&c.dropped),
         "dropped_after_create": get(&c.dropped_after_create),
+        "lookups": get(&c.lookups),
+        "webhooks": {
+            "events": get(&s.webhooks.events),
+            "delivered": get(&s.webhooks.delivered),
+            "failed_attempts": get(&s.webhooks.failed_attempts),
+            "given_up": get(&s.webhooks.given_up),
+        },
         "peak_posts_in_flight": get(&c.peak_posts_in_flight),
         "duplicates": s.store.per_request_id(2),
         "post_rate": rate_summary(&s.post_times.lock().unwrap_or_else(|e| e.into_inner())),
@@ -169,23 +191,6 @@ fn rate_summary(micros: &[u64]) -> serde_json::Value {
         "achieved_per_second": if span > 0.0 { (micros.len() - 1) as f64 / span } else { 0.0 },
         "max_in_any_second": max_in_second,
     })
-}
-
-/// Where `checkout_url` points: a plain page so a link clicked during a rehearsal shows
-/// something sensible instead of a real payment form.
-async fn checkout_page(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
-    let Some(json) = s.store.get(&id) else {
-        return (StatusCode::NOT_FOUND, "No such sandbox checkout.\n").into_response();
-    };
-    let checkout: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
-    let field = |name: &str| checkout[name].as_str().unwrap_or("").to_owned();
-    let page = format!(
-        "creem-batch sandbox checkout {id}\nproduct: {}\nstatus: {}\n\nNothing can be paid here; \
-         POST /sandbox/checkouts/{id}/status with {{\"status\":\"completed\"}} to simulate a payment.\n",
-        field("product"),
-        field("status"),
-    );
-    (StatusCode::OK, page).into_response()
 }
 
 /// Creem answers unknown routes the NestJS way: 404 "Cannot METHOD /path".

@@ -12,7 +12,11 @@
 //!   `processing`, `expired`): moves a checkout on, as a customer paying would. No key.
 //! - `GET /sandbox/stats`: counters as JSON (`requests`, `created`, `throttled`, ... and
 //!   `duplicates`, the request_ids that were created more than once). No key.
-//! - `GET /checkout/{id}`: the page `checkout_url` points to (plain text).
+//! - `GET /v1/products/{id}`, `GET /v1/products?product_id=`, `GET /v1/discounts?discount_code=`:
+//!   the catalogue (`MerchantConfig`), as `ProductEntity` / `DiscountEntity`, or 404.
+//! - `GET /checkout/{id}`: the page `checkout_url` points to, with Pay, Cancel and Let it
+//!   expire. Pay completes the checkout, redirects to `success_url` signed with the key that
+//!   created the checkout, and (with a webhook configured) POSTs a signed `checkout.completed`.
 //!
 //! Faults, all off by default and reproducible from `seed` for the same request order:
 //! `fail_rate` answers 500, `throttle_rate` answers 429 with `Retry-After`, `max_rps` answers
@@ -22,13 +26,19 @@
 //! and `reject_all` answers every POST with the same 400. The random rates share one draw per
 //! request, so each is the share of all API requests that get that fault.
 
+mod catalog;
 mod config;
 mod conn;
 mod faults;
 mod http;
+mod lookup;
+mod merchant;
+mod page;
+mod shapes;
 mod state;
 mod store;
 mod validate;
+mod webhook;
 
 use std::collections::HashMap;
 use std::future::IntoFuture;
@@ -41,7 +51,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use catalog::{default_discounts, default_products, Discount, Product};
 pub use config::{ConfigError, Latency, SandboxConfig};
+pub use merchant::{MerchantConfig, Webhook, WEBHOOK_ATTEMPTS};
 
 use conn::{DropSwitch, SandboxListener};
 use state::Shared;
@@ -99,17 +111,39 @@ pub struct SandboxStats {
     /// Arrival of every `POST /v1/checkouts` since the server started, in arrival order
     /// (microsecond resolution).
     pub post_times: Vec<Duration>,
+    /// Product and discount lookups.
+    pub lookups: u64,
+    /// `checkout.completed` events made (one per paid checkout).
+    pub webhook_events: u64,
+    /// Webhook deliveries answered 2xx.
+    pub webhooks_delivered: u64,
+    /// Webhook delivery attempts that failed (each retry counts).
+    pub webhook_failed_attempts: u64,
+    /// Events given up on after every attempt failed.
+    pub webhooks_given_up: u64,
 }
 
 impl Sandbox {
-    /// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime.
+    /// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime, with
+    /// the default merchant (the example campaigns' catalogue, no webhook, lenient).
     pub async fn start(addr: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
-        config
-            .validate()
-            .map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        Sandbox::start_with(addr, config, MerchantConfig::default()).await
+    }
+
+    /// Like `start`, playing the given merchant account.
+    pub async fn start_with(
+        addr: SocketAddr,
+        config: SandboxConfig,
+        merchant: MerchantConfig,
+    ) -> io::Result<Sandbox> {
+        let invalid = |err: ConfigError| io::Error::new(io::ErrorKind::InvalidInput, err);
+        config.validate().map_err(invalid)?;
+        merchant.validate().map_err(invalid)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config, format!("http://{addr}")));
+        let shared =
+            Shared::new(config, merchant, format!("http://{addr}")).map_err(io::Error::other)?;
+        let shared = Arc::new(shared);
         let app = http::router(shared.clone()).into_make_service_with_connect_info::<DropSwitch>();
         let stop = CancellationToken::new();
         let server = axum::serve(SandboxListener(listener), app)
@@ -156,7 +190,17 @@ impl Sandbox {
             peak_posts_in_flight: get(&c.peak_posts_in_flight),
             created_per_request_id: self.shared.store.per_request_id(1),
             post_times,
+            lookups: get(&c.lookups),
+            webhook_events: get(&self.shared.webhooks.events),
+            webhooks_delivered: get(&self.shared.webhooks.delivered),
+            webhook_failed_attempts: get(&self.shared.webhooks.failed_attempts),
+            webhooks_given_up: get(&self.shared.webhooks.given_up),
         }
+    }
+
+    /// Returns once every webhook event made so far has been delivered or given up on.
+    pub async fn webhooks_idle(&self) {
+        self.shared.webhooks.idle().await;
     }
 
     /// Same as the control endpoint; `false` if the checkout or the status is unknown.

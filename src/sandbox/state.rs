@@ -1,7 +1,7 @@
 //! What every request shares: the faults, the store, the counters, and Creem's error shape.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
@@ -11,7 +11,9 @@ use serde_json::json;
 
 use super::config::SandboxConfig;
 use super::faults::{splitmix64, Ceiling, Fault, Faults};
+use super::merchant::MerchantConfig;
 use super::store::Store;
+use super::webhook::WebhookCounters;
 
 /// Larger bodies are refused with 413; a real checkout body is well under 10 KiB.
 pub(super) const BODY_LIMIT: usize = 1 << 20;
@@ -29,6 +31,8 @@ pub(super) struct Counters {
     pub rejected: AtomicU64,
     pub dropped: AtomicU64,
     pub dropped_after_create: AtomicU64,
+    /// Product and discount lookups.
+    pub lookups: AtomicU64,
     /// Checkout POSTs being handled right now, and the most there ever were at once: what a
     /// client's concurrency bound looks like from the server.
     pub posts_in_flight: AtomicU64,
@@ -67,6 +71,10 @@ pub(super) struct Shared {
     ceiling: Option<Ceiling>,
     pub store: Store,
     pub counters: Counters,
+    pub merchant: Arc<MerchantConfig>,
+    pub templates: minijinja::Environment<'static>,
+    pub webhook_client: reqwest::Client,
+    pub webhooks: Arc<WebhookCounters>,
     pub started: Instant,
     /// Arrival of every checkout POST in µs since `started`, in arrival order.
     pub post_times: Mutex<Vec<u64>>,
@@ -75,22 +83,31 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: SandboxConfig, base_url: String) -> Self {
+    pub fn new(
+        config: SandboxConfig,
+        merchant: MerchantConfig,
+        base_url: String,
+    ) -> Result<Self, reqwest::Error> {
         let salt: u64 = rand::random();
-        Shared {
+        let merchant = Arc::new(merchant);
+        Ok(Shared {
+            merchant: merchant.clone(),
+            templates: super::page::templates(),
+            webhook_client: webhook_client(&merchant)?,
+            webhooks: Arc::default(),
             base_url,
             reject_all: config.reject_all,
             retry_after: HeaderValue::from(config.retry_after),
             faults: Faults::new(&config),
             ceiling: config.max_rps.map(Ceiling::new),
             key: config.key,
-            store: Store::new(salt),
+            store: Store::new(salt, merchant),
             counters: Counters::default(),
             started: Instant::now(),
             post_times: Mutex::new(Vec::new()),
             trace_salt: splitmix64(salt),
             traces: AtomicU64::new(0),
-        }
+        })
     }
 
     /// Returns the arrival time in ns since start, for the rate ceiling.
@@ -188,6 +205,21 @@ impl Shared {
             b & 0xffff_ffff_ffff
         )
     }
+}
+
+/// A receiver on this machine is reached directly, whatever `HTTP_PROXY` says: a rehearsal's
+/// endpoint is usually local, and a proxy would not reach it.
+fn webhook_client(merchant: &MerchantConfig) -> Result<reqwest::Client, reqwest::Error> {
+    let local = merchant.webhook.as_ref().is_some_and(|hook| {
+        url::Url::parse(&hook.url).is_ok_and(|url| match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        })
+    });
+    let builder = reqwest::Client::builder();
+    if local { builder.no_proxy() } else { builder }.build()
 }
 
 /// Why an API request is answered before its body is looked at.

@@ -4,17 +4,21 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::faults::splitmix64;
+use super::merchant::MerchantConfig;
+use super::shapes::{self, custom_fields, customer_entity, now_ms};
 use super::validate::NewCheckout;
 
 /// Creem's checkout statuses, in the order a checkout moves through them.
 pub(super) const STATUSES: [&str; 4] = ["pending", "processing", "completed", "expired"];
+const COMPLETED: u8 = 2;
+const EXPIRED: u8 = 3;
 
 struct Record {
     request_id: Option<Box<str>>,
@@ -22,6 +26,12 @@ struct Record {
     json: Bytes,
     /// Index into `STATUSES`.
     status: u8,
+    /// Index into the keys seen: the key that created a checkout signs its redirect, as a
+    /// merchant's own API key does at Creem.
+    key: u32,
+    discount_code: Option<Box<str>>,
+    /// When it was paid, in ms since the epoch (0 until then).
+    paid_at_ms: u64,
 }
 
 pub(super) struct Store {
@@ -31,6 +41,26 @@ pub(super) struct Store {
     next: AtomicU64,
     /// Indexed by checkout index; a slot stays `None` only while its checkout is being built.
     records: Mutex<Vec<Option<Record>>>,
+    keys: Mutex<Keys>,
+    merchant: Arc<MerchantConfig>,
+}
+
+/// The API keys checkouts were created with, each once: by key, and by index.
+type Keys = (HashMap<Arc<str>, u32>, Vec<Arc<str>>);
+
+/// A checkout as the page and the payment see it.
+pub(super) struct View {
+    /// The checkout as the API answers it now.
+    pub checkout: Value,
+    pub status: &'static str,
+    pub key: Arc<str>,
+    pub discount_code: Option<Box<str>>,
+}
+
+/// Why a checkout could not be paid or expired: it already was.
+pub(super) enum Settled {
+    Unknown,
+    Already(View),
 }
 
 #[derive(Serialize)]
@@ -44,7 +74,9 @@ struct CheckoutJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    customer: Option<&'a Value>,
+    customer: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_fields: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<&'a Value>,
     checkout_url: String,
@@ -53,16 +85,39 @@ struct CheckoutJson<'a> {
 }
 
 impl Store {
-    pub fn new(salt: u64) -> Self {
+    pub fn new(salt: u64, merchant: Arc<MerchantConfig>) -> Self {
         Store {
             salt,
             next: AtomicU64::new(0),
             records: Mutex::new(Vec::new()),
+            keys: Mutex::new((HashMap::new(), Vec::new())),
+            merchant,
         }
     }
 
-    /// Stores a new checkout and returns its JSON (shared with the store, not copied).
-    pub fn create(&self, checkout: NewCheckout, base_url: &str) -> Bytes {
+    fn intern_key(&self, key: &str) -> u32 {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&index) = keys.0.get(key) {
+            return index;
+        }
+        let index = u32::try_from(keys.1.len()).unwrap_or(u32::MAX);
+        let key: Arc<str> = Arc::from(key);
+        keys.0.insert(key.clone(), index);
+        keys.1.push(key);
+        index
+    }
+
+    fn key(&self, index: u32) -> Arc<str> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.1
+            .get(index as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    }
+
+    /// Stores a new checkout created with `api_key` and returns its JSON (shared with the
+    /// store, not copied).
+    pub fn create(&self, checkout: NewCheckout, base_url: &str, api_key: &str) -> Bytes {
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         let id = self.encode_id(index);
         let json = CheckoutJson {
@@ -73,7 +128,8 @@ impl Store {
             product: &checkout.product_id,
             units: checkout.units,
             request_id: checkout.request_id.as_deref(),
-            customer: checkout.customer.as_ref(),
+            customer: customer_entity(checkout.customer.as_ref(), now_ms()),
+            custom_fields: custom_fields(checkout.custom_fields.as_ref()),
             metadata: checkout.metadata.as_ref(),
             checkout_url: format!("{base_url}/checkout/{id}"),
             success_url: checkout.success_url.as_deref(),
@@ -83,6 +139,9 @@ impl Store {
             request_id: checkout.request_id.map(String::into_boxed_str),
             json: json.clone(),
             status: 0,
+            key: self.intern_key(api_key),
+            discount_code: checkout.discount_code.map(String::into_boxed_str),
+            paid_at_ms: 0,
         };
         let slot = usize::try_from(index).expect("checkout index fits in memory");
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,25 +155,81 @@ impl Store {
     /// The checkout's JSON with its current status, or `None` if the id is unknown.
     pub fn get(&self, id: &str) -> Option<Bytes> {
         let slot = self.decode_id(id)?;
-        let (json, status) = {
+        let (json, status, paid, discount) = {
             let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
             let record = records.get(slot)?.as_ref()?;
-            (record.json.clone(), record.status)
+            (
+                record.json.clone(),
+                record.status,
+                record.paid_at_ms,
+                record.discount_code.clone(),
+            )
         };
-        Some(with_status(json, status))
+        if status == 0 {
+            return Some(json);
+        }
+        let value = self.patched(&json, status, paid, discount.as_deref());
+        Some(Bytes::from(
+            serde_json::to_vec(&value).expect("checkout JSON serialises"),
+        ))
+    }
+
+    /// The checkout for its page.
+    pub fn view(&self, id: &str) -> Option<View> {
+        let slot = self.decode_id(id)?;
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let record = records.get(slot)?.as_ref()?;
+        Some(self.view_of(record))
+    }
+
+    fn view_of(&self, record: &Record) -> View {
+        View {
+            checkout: self.patched(
+                &record.json,
+                record.status,
+                record.paid_at_ms,
+                record.discount_code.as_deref(),
+            ),
+            status: STATUSES[usize::from(record.status)],
+            key: self.key(record.key),
+            discount_code: record.discount_code.clone(),
+        }
     }
 
     /// Moves a checkout to `status`; `None` if the id is unknown or the status is not Creem's.
     pub fn set_status(&self, id: &str, status: &str) -> Option<Bytes> {
         let status = STATUSES.iter().position(|s| *s == status)? as u8;
         let slot = self.decode_id(id)?;
-        let json = {
+        {
             let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
             let record = records.get_mut(slot)?.as_mut()?;
+            if status == COMPLETED && record.paid_at_ms == 0 {
+                record.paid_at_ms = now_ms();
+            }
             record.status = status;
-            record.json.clone()
-        };
-        Some(with_status(json, status))
+        }
+        self.get(id)
+    }
+
+    /// The customer pays (`to` completed) or lets it lapse (`to` expired): only an open
+    /// checkout (pending or processing) moves, so paying twice sends one webhook.
+    pub fn settle(&self, id: &str, to_completed: bool) -> Result<View, Settled> {
+        let slot = self.decode_id(id).ok_or(Settled::Unknown)?;
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        let record = records
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .ok_or(Settled::Unknown)?;
+        if record.status >= COMPLETED {
+            return Err(Settled::Already(self.view_of(record)));
+        }
+        if to_completed {
+            record.status = COMPLETED;
+            record.paid_at_ms = now_ms();
+        } else {
+            record.status = EXPIRED;
+        }
+        Ok(self.view_of(record))
     }
 
     /// How many checkouts were created per `request_id`; `min` drops the ones below it.
@@ -160,15 +275,17 @@ impl Store {
     }
 }
 
-/// Status changes are rare (tests, `status` rehearsals), so patching a copy on read is cheaper
-/// overall than keeping every checkout as a mutable JSON tree.
-fn with_status(json: Bytes, status: u8) -> Bytes {
-    if status == 0 {
-        return json;
+impl Store {
+    /// Status changes are rare (tests, `status` rehearsals, clicks), so patching a copy on read
+    /// is cheaper overall than keeping every checkout as a mutable JSON tree.
+    fn patched(&self, json: &[u8], status: u8, paid_at_ms: u64, discount: Option<&str>) -> Value {
+        let mut value: Value = serde_json::from_slice(json).expect("stored checkout is JSON");
+        value["status"] = Value::from(STATUSES[usize::from(status)]);
+        if status == COMPLETED {
+            value["order"] = shapes::order(&self.merchant, &value, paid_at_ms, discount);
+        }
+        value
     }
-    let mut value: Value = serde_json::from_slice(&json).expect("stored checkout is JSON");
-    value["status"] = Value::from(STATUSES[usize::from(status)]);
-    Bytes::from(serde_json::to_vec(&value).expect("checkout JSON serialises"))
 }
 
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -11,9 +11,13 @@ pub(super) struct NewCheckout {
     pub customer: Option<Value>,
     pub metadata: Option<Value>,
     pub success_url: Option<String>,
+    pub discount_code: Option<String>,
+    pub custom_fields: Option<Value>,
 }
 
-pub(super) fn checkout_request(body: &[u8]) -> Result<NewCheckout, Vec<String>> {
+/// `strict`: Creem's `forbidNonWhitelisted`, every property outside `CreateCheckoutRequest`
+/// is an error. Lenient, `locale` (sent by older campaigns) and unknown properties pass.
+pub(super) fn checkout_request(body: &[u8], strict: bool) -> Result<NewCheckout, Vec<String>> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| vec![format!("request body is not valid JSON: {err}")])?;
     let Value::Object(mut body) = value else {
@@ -55,13 +59,21 @@ pub(super) fn checkout_request(body: &[u8]) -> Result<NewCheckout, Vec<String>> 
         }
     };
     let request_id = optional_string(&mut body, "request_id", &mut errors);
-    optional_string(&mut body, "discount_code", &mut errors);
-    optional_string(&mut body, "locale", &mut errors);
+    let discount_code = optional_string(&mut body, "discount_code", &mut errors);
+    optional_string(&mut body, "affiliate_code", &mut errors);
+    if !strict {
+        optional_string(&mut body, "locale", &mut errors);
+    }
+    match take(&mut body, "custom_price") {
+        None => {}
+        Some(Value::Number(n)) if n.is_u64() => {}
+        Some(_) => errors.push("custom_price must be a positive integer".into()),
+    }
     let customer = take(&mut body, "customer").filter(|c| check_customer(c, &mut errors));
     let metadata = take(&mut body, "metadata").filter(|m| check_metadata(m, &mut errors));
-    if let Some(fields) = take(&mut body, "custom_fields") {
-        check_custom_fields(&fields, &mut errors);
-    }
+    let custom_fields = take(&mut body, "custom_fields")
+        .or_else(|| take(&mut body, "custom_field"))
+        .filter(|fields| check_custom_fields(fields, &mut errors));
     let success_url = match take(&mut body, "success_url") {
         None => None,
         Some(Value::String(url)) if is_web_url(&url) => Some(url),
@@ -70,6 +82,11 @@ pub(super) fn checkout_request(body: &[u8]) -> Result<NewCheckout, Vec<String>> 
             None
         }
     };
+    if strict {
+        for name in body.keys() {
+            errors.push(format!("property {name} should not exist"));
+        }
+    }
 
     match product_id {
         Some(product_id) if errors.is_empty() => Ok(NewCheckout {
@@ -79,6 +96,8 @@ pub(super) fn checkout_request(body: &[u8]) -> Result<NewCheckout, Vec<String>> 
             customer,
             metadata,
             success_url,
+            discount_code,
+            custom_fields,
         }),
         _ => Err(errors),
     }
@@ -139,17 +158,39 @@ fn check_metadata(metadata: &Value, errors: &mut Vec<String>) -> bool {
     errors.len() == before
 }
 
-fn check_custom_fields(fields: &Value, errors: &mut Vec<String>) {
+fn check_custom_fields(fields: &Value, errors: &mut Vec<String>) -> bool {
     let Value::Array(fields) = fields else {
         errors.push("custom_fields must be an array".into());
-        return;
+        return false;
     };
+    let before = errors.len();
     if fields.len() > 3 {
+        // One clear message rather than one per field of a list that is refused anyway.
         errors.push("custom_fields must contain no more than 3 elements".into());
+        return false;
     }
-    if fields.iter().any(|f| !f.is_object()) {
-        errors.push("each value in custom_fields must be an object".into());
+    for (i, field) in fields.iter().enumerate() {
+        let Some(field) = field.as_object() else {
+            errors.push("each value in custom_fields must be an object".into());
+            continue;
+        };
+        let text = |name: &str| field.get(name).and_then(Value::as_str);
+        if !matches!(text("type"), Some("text" | "checkbox")) {
+            errors.push(format!(
+                "custom_fields.{i}.type must be one of the following values: text, checkbox"
+            ));
+        }
+        if text("key").is_none_or(str::is_empty) {
+            errors.push(format!("custom_fields.{i}.key should not be empty"));
+        }
+        match text("label") {
+            Some(label) if !label.is_empty() && label.chars().count() <= 50 => {}
+            _ => errors.push(format!(
+                "custom_fields.{i}.label must be shorter than or equal to 50 characters"
+            )),
+        }
     }
+    errors.len() == before
 }
 
 fn is_web_url(text: &str) -> bool {
