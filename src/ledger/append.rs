@@ -157,7 +157,10 @@ impl Appender {
             return;
         }
         if self.failed.is_some() {
-            self.unwritten.extend(records);
+            // Sent rows only: a pending or invalid row's record is made again by the next
+            // run, and a run stopped early would otherwise hold every remaining row here.
+            let sent = |r: &Record| matches!(r.status, Status::Created | Status::Failed);
+            self.unwritten.extend(records.into_iter().filter(sent));
             return;
         }
         if let Err(e) = self.append(&records) {

@@ -332,6 +332,7 @@ fn a_failed_write_stops_the_run_at_once_and_is_retried_at_the_end() {
         "not taken for a killed run's torn record"
     );
     writer.send(created(3)); // in memory
+    writer.send(Entry::Write(Box::new(record(4, Status::Pending)))); // made again next run
     writer.fail_past(None); // room again
     writer.finish().unwrap();
     assert_eq!(ids(&path), ["id-1", "id-2", "id-3"]);
