@@ -7,7 +7,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::prior::Index;
+use super::index::Index;
 use super::record::{Status, COLUMNS};
 use super::Span;
 

@@ -1,8 +1,8 @@
 //! The output CSV, which is also the ledger that makes re-runs safe.
 //!
 //! - [`record`]: the columns and one row's record;
-//! - [`prior`]: reading an existing ledger and looking rows up in it ([`fast_index`]: the
-//!   one fast path, for a re-run over a big finished ledger);
+//! - [`prior`]: reading an existing ledger and looking rows up in it; [`index`]: the pass
+//!   that indexes it; [`fast_index`]: the one fast path, for a re-run over a big ledger;
 //! - [`append`]: appending records durably as answers arrive;
 //! - [`rewrite`]: the atomic rewrite in input order at the end;
 //! - [`lock`]: one run at a time per ledger.
@@ -13,6 +13,7 @@
 
 mod append;
 mod fast_index;
+mod index;
 mod lock;
 mod prior;
 mod record;

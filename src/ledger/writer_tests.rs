@@ -432,7 +432,7 @@ fn the_fast_index_agrees_with_the_csv_reader() {
         std::fs::write(&path, &text).unwrap();
         let file = std::fs::File::open(&path).unwrap();
         let start = text.find('\n').unwrap() as u64 + 1;
-        let index = prior::Index::new(text.len() as u64, start);
+        let index = index::Index::new(text.len() as u64, start);
         assert!(
             fast_index::index_lines(&file, start, index).is_some(),
             "{text}"
