@@ -18,6 +18,7 @@ pub mod exit;
 pub mod http;
 pub mod json;
 pub mod ledger;
+pub(crate) mod plan;
 pub mod preflight;
 pub mod progress;
 pub mod render;

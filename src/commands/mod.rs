@@ -6,7 +6,6 @@ use crate::exit::Outcome;
 mod check;
 pub mod conversion;
 mod init;
-mod plan;
 mod reconcile;
 mod run;
 mod sandbox;

@@ -14,13 +14,13 @@ use std::time::Instant;
 use anyhow::Context;
 use futures::StreamExt;
 
-use super::plan::{Plan, Planner, Verdict};
 use super::shared::{apply_send_flags, shell_word, watch_signals};
 use crate::batch::{Batch, RowPlan};
 use crate::campaign::Campaign;
 use crate::cli::RunArgs;
 use crate::exit::Outcome;
-use crate::ledger::{self, Entry, Prior, Record, Span, Status};
+use crate::ledger::{self, Entry, Prior, PriorRef, Record, Status};
+use crate::plan::{Plan, Planner, Verdict};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
@@ -40,7 +40,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    let (mut batch, prior) = open_together(campaign)?;
+    let output = campaign.output.clone();
+    let mut batch = Batch::open(campaign)?; // the campaign's and the CSV's problems come first
+    let prior = Prior::open(&output)?;
     match prior.as_ref().and_then(Prior::unchanged_rows) {
         Some(input_hashes) => batch.skip_unchanged(input_hashes),
         None if prior.is_none() && args.dry_run => batch.without_body_hashes(),
@@ -50,26 +52,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         return dry_run(batch, prior, &args);
     }
     super::shared::runtime()?.block_on(send(batch, prior, lock, args))
-}
-
-/// Opens the batch (a first pass over the CSV) and the existing ledger side by side: on a
-/// large re-run each is a pass over a big file, and they need not wait for each other.
-fn open_together(campaign: Campaign) -> anyhow::Result<(Batch, Option<Prior>)> {
-    let output = campaign.output.clone();
-    let (batch, prior) = std::thread::scope(|scope| {
-        let prior = std::thread::Builder::new()
-            .name("ledger-index".into())
-            .spawn_scoped(scope, || Prior::open(&output));
-        let batch = Batch::open(campaign);
-        let prior = match prior {
-            Ok(thread) => thread.join(),
-            Err(_) => Ok(Prior::open(&output)), // no thread to be had: read it here
-        };
-        (batch, prior)
-    });
-    let batch = batch?; // the campaign's and the CSV's problems come first
-    let prior = prior.map_err(|_| anyhow::anyhow!("reading the ledger panicked"))??;
-    Ok((batch, prior))
 }
 
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
@@ -136,7 +118,7 @@ struct Job {
     /// The row's record in the existing ledger. Retired only once the row really was sent:
     /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
     /// must not lose its checkout id because of a Ctrl-C).
-    prior: Option<Span>,
+    prior: Option<PriorRef>,
 }
 
 async fn send(
@@ -190,6 +172,7 @@ async fn send(
             usize::from,
         ),
     )?);
+    writer.cancel_on_failure(sender.stop.clone());
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;
 
@@ -261,7 +244,12 @@ async fn send(
     let plan = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the row reader panicked"))??;
-    writer.finish()?;
+    if let Err(failed) = writer.finish() {
+        failed.print_unrecorded(&mut std::io::stderr().lock())?;
+        return Err(
+            crate::exit::Fatal::Aborted(format!("{failed} (checkouts were created)")).into(),
+        );
+    }
     let target_name = target.describe();
     if let Some(sandbox) = target.sandbox {
         sandbox.shutdown().await;
@@ -487,7 +475,7 @@ impl Delivering {
         Tally::add(&tally.done);
         let (row, prior) = (job.row, job.prior);
         match (&delivery, prior) {
-            (Delivery::NotSent { .. }, Some(span)) => [Some(Entry::Keep { row, span }), None],
+            (Delivery::NotSent { .. }, Some(prior)) => [Some(Entry::Keep { row, prior }), None],
             _ => {
                 let record = record_of(&self.campaign, job, delivery);
                 [
@@ -525,7 +513,7 @@ fn produce(
             RowPlan::Invalid { row, rejection } => {
                 Tally::add(&tally.done);
                 match planner.invalid(row, &rejection)? {
-                    Some(span) => entries.send(Entry::Keep { row, span }),
+                    Some(prior) => entries.send(Entry::Keep { row, prior }),
                     None => {
                         let mut record = Record::new(
                             &campaign,
@@ -542,16 +530,16 @@ fn produce(
             }
             RowPlan::Ready { row, request } => (row, request),
             RowPlan::Unchanged { row } => {
-                let span = planner.unchanged(row)?;
+                let prior = planner.unchanged(row)?;
                 Tally::add(&tally.done);
-                entries.send(Entry::Keep { row, span });
+                entries.send(Entry::Keep { row, prior });
                 continue;
             }
         };
         let prior = match planner.ready(row, &request)? {
-            Verdict::Keep(span) => {
+            Verdict::Keep(prior) => {
                 Tally::add(&tally.done);
-                entries.send(Entry::Keep { row, span });
+                entries.send(Entry::Keep { row, prior });
                 continue;
             }
             Verdict::Send { prior, note } if !stop.is_cancelled() => {
@@ -559,7 +547,7 @@ fn produce(
                     row,
                     request,
                     note,
-                    prior: prior.map(|p| p.span),
+                    prior: prior.map(|p| p.record),
                 })?;
                 continue;
             }
@@ -568,7 +556,10 @@ fn produce(
         // Not sent now: held back by --limit, or the run is stopping.
         Tally::add(&tally.done);
         match prior {
-            Some(p) if p.keepable => entries.send(Entry::Keep { row, span: p.span }),
+            Some(p) if p.keepable => entries.send(Entry::Keep {
+                row,
+                prior: p.record,
+            }),
             _ => {
                 let mut record = Record::new(
                     &campaign,

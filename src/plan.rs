@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use crate::ledger::{Prior, Record, Span, Status};
+use crate::ledger::{LedgerError, Prior, PriorRef, Record, Status};
 use crate::render::{Rejection, Request};
 
 /// Counts for the plan (dry run) and the summary (run).
@@ -74,7 +74,7 @@ impl Plan {
 /// A row's record in the existing ledger.
 #[derive(Debug, Clone, Copy)]
 pub struct PriorRow {
-    pub span: Span,
+    pub record: PriorRef,
     /// Worth keeping when the row is not sent now (it is not an `invalid` record, which the
     /// row, valid today, should replace with `pending`).
     pub keepable: bool,
@@ -84,7 +84,7 @@ pub struct PriorRow {
 #[derive(Debug)]
 pub enum Verdict {
     /// Created before; its record stays.
-    Keep(Span),
+    Keep(PriorRef),
     /// Send it now. `note` goes into the ledger's `error` column once it is created.
     Send {
         prior: Option<PriorRow>,
@@ -114,21 +114,25 @@ impl Planner {
         }
     }
 
-    fn lookup(&mut self, row: u64, request_id: &str) -> anyhow::Result<Option<(Record, Span)>> {
+    fn lookup(
+        &mut self,
+        row: u64,
+        request_id: &str,
+    ) -> Result<Option<(Record, PriorRef)>, LedgerError> {
         match self.prior.as_mut() {
             Some(prior) => prior.lookup(row, request_id),
             None => Ok(None),
         }
     }
 
-    pub fn ready(&mut self, row: u64, request: &Request) -> anyhow::Result<Verdict> {
+    pub fn ready(&mut self, row: u64, request: &Request) -> Result<Verdict, LedgerError> {
         let found = self.lookup(row, &request.request_id)?;
         let mut note = String::new();
         match &found {
-            Some((p, span)) if p.status == Status::Created => {
+            Some((p, record)) if p.status == Status::Created => {
                 if p.body_sha256 == request.body_sha256 {
                     self.plan.done += 1;
-                    return Ok(Verdict::Keep(*span));
+                    return Ok(Verdict::Keep(*record));
                 }
                 self.plan.changed += 1;
                 if self.plan.changed_examples.len() < EXAMPLES {
@@ -136,7 +140,7 @@ impl Planner {
                     self.plan.changed_examples.push((row, fields));
                 }
                 if !self.plan.recreate_changed {
-                    return Ok(Verdict::Keep(*span));
+                    return Ok(Verdict::Keep(*record));
                 }
                 note = format!(
                     "recreated: the body changed; previous checkout {}",
@@ -146,8 +150,8 @@ impl Planner {
             Some((p, _)) if p.status != Status::Invalid => self.plan.retry += 1,
             _ => self.plan.new += 1,
         }
-        let prior = found.map(|(p, span)| PriorRow {
-            span,
+        let prior = found.map(|(p, record)| PriorRow {
+            record,
             keepable: p.status != Status::Invalid,
         });
         if self.limit.is_some_and(|limit| self.plan.chosen >= limit) {
@@ -160,16 +164,21 @@ impl Planner {
 
     /// A row [`Batch::skip_unchanged`](crate::batch::Batch::skip_unchanged) found created
     /// from the same inputs: done, and its record stays.
-    pub fn unchanged(&mut self, row: u64) -> anyhow::Result<Span> {
-        let span = self.prior.as_ref().and_then(|p| p.span_at(row));
-        let span = span.ok_or_else(|| anyhow::anyhow!("row {row} has no record in the ledger"))?;
+    pub fn unchanged(&mut self, row: u64) -> anyhow::Result<PriorRef> {
+        let record = self.prior.as_ref().and_then(|p| p.at_row(row));
+        let record =
+            record.ok_or_else(|| anyhow::anyhow!("row {row} has no record in the ledger"))?;
         self.plan.done += 1;
-        Ok(span)
+        Ok(record)
     }
 
     /// Counts an invalid row; returns its created record, which must never be dropped
     /// from the ledger because the row broke since.
-    pub fn invalid(&mut self, row: u64, rejection: &Rejection) -> anyhow::Result<Option<Span>> {
+    pub fn invalid(
+        &mut self,
+        row: u64,
+        rejection: &Rejection,
+    ) -> Result<Option<PriorRef>, LedgerError> {
         self.plan.invalid += 1;
         if self.plan.invalid_examples.len() < EXAMPLES {
             self.plan
@@ -177,7 +186,7 @@ impl Planner {
                 .push((row, rejection.reason.clone()));
         }
         Ok(match self.lookup(row, &rejection.request_id)? {
-            Some((p, span)) if p.status == Status::Created => Some(span),
+            Some((p, record)) if p.status == Status::Created => Some(record),
             _ => None,
         })
     }
