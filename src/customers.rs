@@ -6,7 +6,7 @@
 //! Blank lines, and records whose fields are all blank, are skipped and not counted as rows.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
@@ -21,15 +21,18 @@ pub struct CustomerCsv {
     headers: Vec<String>,
     delimiter: u8,
     rows_read: u64,
+    last_line: u64,
 }
 
-/// One data record and where it was in the file.
+/// One data row of the customers CSV and where it was in the file.
 #[derive(Debug, Default)]
-pub struct Record {
+pub struct CsvRow {
     /// 1-based data row (the header is row 0), as templates see it.
     pub row: u64,
     /// 1-based line where the record starts (differs from `row + 1` after multi-line fields).
     pub line: u64,
+    /// 1-based line where the record ends (after `line` when a quoted value spans lines).
+    pub end_line: u64,
     pub fields: csv::ByteRecord,
 }
 
@@ -112,6 +115,7 @@ impl CustomerCsv {
             headers,
             delimiter,
             rows_read: 0,
+            last_line: 1,
         })
     }
 
@@ -131,7 +135,7 @@ impl CustomerCsv {
     /// the file as a whole (I/O), not one row.
     /// Blank records (a line of spaces, or only delimiters such as `,,,` from a spreadsheet)
     /// are skipped like empty lines: they are not customers, and not rows.
-    pub fn read(&mut self, record: &mut Record) -> Result<bool, Diagnostic> {
+    pub fn read(&mut self, record: &mut CsvRow) -> Result<bool, Diagnostic> {
         let mut result = self.reader.read_byte_record(&mut record.fields);
         while matches!(result, Ok(true)) && is_blank(&record.fields) {
             result = self.reader.read_byte_record(&mut record.fields);
@@ -141,6 +145,14 @@ impl CustomerCsv {
                 self.rows_read += 1;
                 record.row = self.rows_read;
                 record.line = record.fields.position().map_or(0, |p| p.line());
+                // The reader stands just after the record's line end, on the next line.
+                record.end_line = self
+                    .reader
+                    .position()
+                    .line()
+                    .saturating_sub(1)
+                    .max(record.line);
+                self.last_line = record.end_line;
                 Ok(true)
             }
             Ok(false) => Ok(false),
@@ -151,29 +163,13 @@ impl CustomerCsv {
         }
     }
 
-    /// The byte offset where the next record starts.
-    pub fn position(&self) -> u64 {
-        self.reader.position().byte()
-    }
-
-    /// The next record as it is, blank or not, without counting it as a row: for a pass
-    /// that only needs keys and counts rows itself.
-    pub fn read_raw(&mut self, fields: &mut csv::ByteRecord) -> csv::Result<bool> {
-        self.reader.read_byte_record(fields)
-    }
-
-    /// A second reader of the same file with the same settings, from byte `start` on, which
-    /// must be where a record starts (no header is read there).
-    pub fn records_from(&self, start: u64) -> io::Result<csv::Reader<BufReader<File>>> {
-        let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(start))?;
-        Ok(reader_settings(self.delimiter)
-            .has_headers(false)
-            .from_reader(BufReader::with_capacity(READ_BUFFER, file)))
+    /// Physical lines read so far, the header's included (blank lines between rows too).
+    pub fn lines_read(&self) -> u64 {
+        self.last_line
     }
 
     /// The record's fields as text, one per header column, or why the row is unusable.
-    pub fn fields<'r>(&self, record: &'r Record) -> Result<Vec<&'r str>, RecordProblem> {
+    pub fn fields<'r>(&self, record: &'r CsvRow) -> Result<Vec<&'r str>, RecordProblem> {
         let mut fields = Vec::with_capacity(self.headers.len());
         self.fields_into(record, &mut fields)?;
         Ok(fields)
@@ -182,7 +178,7 @@ impl CustomerCsv {
     /// Like [`fields`](Self::fields), reusing `out`'s allocation.
     pub fn fields_into<'r>(
         &self,
-        record: &'r Record,
+        record: &'r CsvRow,
         out: &mut Vec<&'r str>,
     ) -> Result<(), RecordProblem> {
         out.clear();

@@ -15,7 +15,6 @@ pub mod commands;
 pub mod customers;
 pub mod diagnostic;
 pub mod exit;
-pub mod json;
 pub mod ledger;
 pub mod progress;
 pub mod render;
