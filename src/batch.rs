@@ -296,6 +296,73 @@ mod tests {
         assert_eq!(kinds(&plans(batch)), ["ready", "ready", "unchanged"]);
     }
 
+    fn open_yaml(dir: &std::path::Path, csv: &str, checkout: &str) -> Batch {
+        std::fs::write(dir.join("customers.csv"), csv).unwrap();
+        let yaml = format!("campaign: c\ncustomers: customers.csv\ncheckout:\n{checkout}");
+        Batch::open(Campaign::parse(&dir.join("campaign.yaml"), yaml).unwrap()).unwrap()
+    }
+
+    fn body_or_reason(plan: &RowPlan) -> Result<serde_json::Value, String> {
+        match plan {
+            RowPlan::Ready { request, .. } => Ok(serde_json::from_slice(&request.body).unwrap()),
+            RowPlan::Invalid { rejection, .. } => Err(rejection.reason.clone()),
+            RowPlan::Unchanged { .. } => Err("unchanged".into()),
+        }
+    }
+
+    #[test]
+    fn locale_and_plan_type_travel_as_metadata_and_new_fields_render_per_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "email,locale,price,aff,q\na@example.com,fr,1900,aff_1,Company\n\
+                   b@example.com,en,12.5,aff_2,Company\nc@example.com,en,100,,bad key\n";
+        let checkout = "  product_id: prod_1\n  locale: \"{{ locale }}\"\n  plan_type: team\n\
+                        \x20 custom_price: \"{{ price }}\"\n  affiliate_code: \"{{ aff }}\"\n\
+                        \x20 customer:\n    email: \"{{ email }}\"\n  custom_fields:\n\
+                        \x20   - type: text\n      key: \"{{ q | replace(' ', '') }}\"\n      label: \"{{ q }}\"\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        let first = rows[0].as_ref().unwrap();
+        assert_eq!(first.get("locale"), None, "no top-level locale");
+        assert_eq!(
+            first["metadata"],
+            serde_json::json!({"plan_type": "team", "locale": "fr"})
+        );
+        assert_eq!(first["custom_price"], 1900);
+        assert_eq!(first["affiliate_code"], "aff_1");
+        assert_eq!(
+            first["custom_fields"],
+            serde_json::json!([{"type": "text", "key": "Company", "label": "Company"}])
+        );
+        let second = rows[1].as_ref().unwrap_err();
+        assert!(
+            second.contains("custom_price `12.5` is not an integer >= 0"),
+            "{second}"
+        );
+        let third = rows[2].as_ref().unwrap();
+        assert_eq!(third.get("affiliate_code"), None, "empty: left out");
+        assert_eq!(third["custom_fields"][0]["key"], "badkey");
+    }
+
+    #[test]
+    fn a_custom_field_key_rendered_per_row_is_checked_per_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "email,k\na@example.com,ok1\nb@example.com,not ok\n";
+        let checkout = "  product_id: prod_1\n  custom_fields:\n    - type: checkbox\n\
+                        \x20     key: \"{{ k }}\"\n      label: L\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        assert!(rows[0].is_ok());
+        let reason = rows[1].as_ref().unwrap_err();
+        assert_eq!(
+            reason,
+            "custom_fields[0].key `not ok` must be letters and digits only"
+        );
+    }
+
     #[test]
     fn rows_with_many_columns_render_every_cell() {
         let names: Vec<String> = (1..=40).map(|i| format!("c{i}")).collect();
@@ -319,5 +386,69 @@ mod tests {
             body["metadata"],
             serde_json::json!({"first": "v1", "last": "v40"})
         );
+    }
+}
+
+/// Every body the example campaigns produce is one Creem accepts: validated against
+/// `CreateCheckoutRequest` from Creem's OpenAPI file with unknown properties forbidden.
+#[cfg(test)]
+mod creem_schema {
+    use super::*;
+
+    /// Creem's request schema, strict: no property outside the ones it lists. The SDK (npm
+    /// `creem` 1.13.0) also has `custom_price` and `affiliate_code`, which the April 2026
+    /// OpenAPI file lacks; they are added as the SDK types them.
+    fn strict_request_schema() -> serde_json::Value {
+        let text = include_str!("../tests/data/creem-openapi.json");
+        let openapi: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut schemas = openapi["components"]["schemas"].clone();
+        let request = &mut schemas["CreateCheckoutRequest"]["properties"];
+        request["custom_price"] = serde_json::json!({"type": "integer", "minimum": 0});
+        request["affiliate_code"] = serde_json::json!({"type": "string"});
+        for name in [
+            "CreateCheckoutRequest",
+            "CustomerRequestEntity",
+            "CustomFieldRequestEntity",
+            "TextFieldConfig",
+            "CheckboxFieldConfig",
+        ] {
+            schemas[name]["additionalProperties"] = false.into();
+        }
+        serde_json::json!({
+            "$ref": "#/components/schemas/CreateCheckoutRequest",
+            "components": {"schemas": schemas},
+        })
+    }
+
+    #[test]
+    fn every_example_body_is_a_create_checkout_request() {
+        let validator = jsonschema::validator_for(&strict_request_schema()).unwrap();
+        // The check itself: a top-level `locale` is refused.
+        let refused = serde_json::json!({"product_id": "prod_1", "locale": "fr"});
+        assert!(!validator.is_valid(&refused));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+        let mut campaigns = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            campaigns += 1;
+            let mut batch = Batch::open(Campaign::load(&path).unwrap()).unwrap();
+            let mut bodies = 0;
+            while let Some(plan) = batch.next_row().unwrap() {
+                if let RowPlan::Ready { request, .. } = plan {
+                    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                    let errors: Vec<String> = validator
+                        .iter_errors(&body)
+                        .map(|e| e.to_string())
+                        .collect();
+                    assert!(errors.is_empty(), "{}: {body}: {errors:?}", path.display());
+                    bodies += 1;
+                }
+            }
+            assert!(bodies > 0, "{}", path.display());
+        }
+        assert!(campaigns >= 4, "{campaigns}");
     }
 }

@@ -5,7 +5,9 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::campaign::{Campaign, Located};
+use crate::campaign::{
+    check_custom_field_key, check_custom_field_label, Campaign, CustomFieldKind, Located,
+};
 use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use crate::template::{RowValues, TemplateError, TemplateId, TemplateSet};
 
@@ -94,10 +96,23 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// An integer field (`units`, `custom_price`): fixed in the campaign, or rendered per row.
 #[derive(Debug)]
-enum Units {
+enum Integer {
     Fixed(u64),
     Template(TemplateId),
+}
+
+/// One of `checkout.custom_fields`, compiled.
+#[derive(Debug)]
+struct CustomFieldTemplates {
+    kind: CustomFieldKind,
+    key: TemplateId,
+    label: TemplateId,
+    optional: Option<bool>,
+    min_length: Option<u64>,
+    max_length: Option<u64>,
+    checkbox_label: Option<TemplateId>,
 }
 
 /// Everything compiled from the campaign that turns a row into a request.
@@ -109,8 +124,11 @@ pub struct Renderer {
     email_column: Option<usize>,
     request_id: Option<TemplateId>,
     product_id: TemplateId,
-    units: Option<Units>,
+    units: Option<Integer>,
+    custom_price: Option<Integer>,
     discount_code: Option<TemplateId>,
+    affiliate_code: Option<TemplateId>,
+    custom_fields: Vec<CustomFieldTemplates>,
     locale: Option<TemplateId>,
     success_url: Option<TemplateId>,
     customer_email: Option<TemplateId>,
@@ -159,21 +177,45 @@ impl Renderer {
             .as_ref()
             .and_then(|t| compile("request_id", t));
         let product_id = compile("checkout.product_id", &c.product_id);
-        let units = c
-            .units
-            .as_ref()
-            .and_then(|u| match u.value.trim().parse::<u64>() {
-                Ok(n) => Some(Units::Fixed(n)),
-                Err(_) => compile("checkout.units", u).map(Units::Template),
-            });
+        let mut integer = |name: &str, t: &Option<Located<String>>| {
+            t.as_ref()
+                .and_then(|t| match t.value.trim().parse::<u64>() {
+                    Ok(n) => Some(Integer::Fixed(n)),
+                    Err(_) => compile(name, t).map(Integer::Template),
+                })
+        };
+        let units = integer("checkout.units", &c.units);
+        let custom_price = integer("checkout.custom_price", &c.custom_price);
         let mut optional =
             |name: &str, t: &Option<Located<String>>| t.as_ref().and_then(|t| compile(name, t));
         let discount_code = optional("checkout.discount_code", &c.discount_code);
+        let affiliate_code = optional("checkout.affiliate_code", &c.affiliate_code);
         let locale = optional("checkout.locale", &c.locale);
         let success_url = optional("checkout.success_url", &c.success_url);
         let customer_email = optional("checkout.customer.email", &c.customer_email);
         let customer_id = optional("checkout.customer.id", &c.customer_id);
         let plan_type = optional("checkout.plan_type", &c.plan_type);
+        let mut custom_fields = Vec::new();
+        for (i, field) in c.custom_fields.iter().enumerate() {
+            let name = format!("checkout.custom_fields[{i}]");
+            let key = compile(&format!("{name}.key"), &field.key);
+            let label = compile(&format!("{name}.label"), &field.label);
+            let checkbox_label = field
+                .checkbox_label
+                .as_ref()
+                .and_then(|t| compile(&format!("{name}.checkbox.label"), t));
+            if let (Some(key), Some(label)) = (key, label) {
+                custom_fields.push(CustomFieldTemplates {
+                    kind: field.kind,
+                    key,
+                    label,
+                    optional: field.optional,
+                    min_length: field.min_length,
+                    max_length: field.max_length,
+                    checkbox_label,
+                });
+            }
+        }
         let metadata = c
             .metadata
             .iter()
@@ -225,7 +267,10 @@ impl Renderer {
             request_id,
             product_id: product_id.ok_or_else(|| Diagnostics(Vec::new()))?,
             units,
+            custom_price,
             discount_code,
+            affiliate_code,
+            custom_fields,
             locale,
             success_url,
             customer_email,
@@ -382,11 +427,24 @@ impl Renderer {
         };
         let named = |name: &'static str| move || name.to_owned();
         let product_id = field(&named("product_id"), Some(self.product_id));
-        let units_text = match &self.units {
-            Some(Units::Template(t)) => field(&named("units"), Some(*t)),
+        let mut integer_text = |name: &'static str, integer: &Option<Integer>| match integer {
+            Some(Integer::Template(t)) => field(&named(name), Some(*t)),
             _ => None,
         };
+        let units_text = integer_text("units", &self.units);
+        let custom_price_text = integer_text("custom_price", &self.custom_price);
         let discount_code = field(&named("discount_code"), self.discount_code);
+        let affiliate_code = field(&named("affiliate_code"), self.affiliate_code);
+        let mut custom_fields = Vec::with_capacity(self.custom_fields.len());
+        for (i, f) in self.custom_fields.iter().enumerate() {
+            let key = field(&|| format!("custom_fields[{i}].key"), Some(f.key));
+            let label = field(&|| format!("custom_fields[{i}].label"), Some(f.label));
+            let checkbox_label = field(
+                &|| format!("custom_fields[{i}].checkbox.label"),
+                f.checkbox_label,
+            );
+            custom_fields.push((f, key, label, checkbox_label));
+        }
         let locale = field(&named("locale"), self.locale);
         let success_url = field(&named("success_url"), self.success_url);
         let email = field(&named("customer.email"), self.customer_email);
@@ -398,8 +456,12 @@ impl Renderer {
                 metadata.push((key, value));
             }
         }
+        // Creem has no such parameters; they travel as metadata, where a webhook returns them.
         if let Some(plan_type) = plan_type {
             metadata.push(("plan_type", plan_type));
+        }
+        if let Some(locale) = locale {
+            metadata.push(("locale", locale));
         }
         if product_id.is_none() && problems.is_empty() {
             problems.push(format!(
@@ -407,23 +469,60 @@ impl Renderer {
                 self.column_note(Some(self.product_id))
             ));
         }
-        let units = match &self.units {
-            None => None,
-            Some(Units::Fixed(n)) => Some(*n),
-            Some(Units::Template(t)) => match units_text {
-                None => None,
-                Some(units) => match units.parse::<u64>() {
-                    Ok(n) if n >= 1 => Some(n),
-                    _ => {
-                        problems.push(format!(
-                            "units `{units}` is not an integer >= 1{}",
-                            self.column_note(Some(*t))
-                        ));
-                        None
-                    }
-                },
-            },
+        let mut integer = |name: &str, integer: &Option<Integer>, text: Option<String>, least| {
+            let (t, text) = match integer {
+                None => return None,
+                Some(Integer::Fixed(n)) => return Some(*n),
+                Some(Integer::Template(t)) => (t, text?),
+            };
+            let least: u64 = least;
+            match text.parse::<u64>() {
+                Ok(n) if n >= least => Some(n),
+                _ => {
+                    problems.push(format!(
+                        "{name} `{text}` is not an integer >= {least}{}",
+                        self.column_note(Some(*t))
+                    ));
+                    None
+                }
+            }
         };
+        let units = integer("units", &self.units, units_text, 1);
+        let custom_price = integer("custom_price", &self.custom_price, custom_price_text, 0);
+        let mut custom_field_bodies = Vec::with_capacity(custom_fields.len());
+        for (i, (f, key, label, checkbox_label)) in custom_fields.iter().enumerate() {
+            let (Some(key), Some(label)) = (key, label) else {
+                problems.push(format!(
+                    "custom_fields[{i}]: key and label must not be empty"
+                ));
+                continue;
+            };
+            if let Err(e) = check_custom_field_key(key) {
+                problems.push(format!("custom_fields[{i}].key `{key}` {e}"));
+            }
+            if let Err(e) = check_custom_field_label(label) {
+                problems.push(format!("custom_fields[{i}].label `{label}` {e}"));
+            }
+            if custom_fields[..i]
+                .iter()
+                .any(|other| other.1.as_ref() == Some(key))
+            {
+                problems.push(format!("custom_fields[{i}].key `{key}` is used twice"));
+            }
+            custom_field_bodies.push(CustomFieldBody {
+                kind: f.kind.as_str(),
+                key,
+                label,
+                optional: f.optional,
+                text: (f.min_length.is_some() || f.max_length.is_some()).then_some(TextBody {
+                    max_length: f.max_length,
+                    min_length: f.min_length,
+                }),
+                checkbox: checkbox_label
+                    .as_deref()
+                    .map(|label| CheckboxBody { label }),
+            });
+        }
         if let Some(url) = success_url
             .as_deref()
             .filter(|_| !self.success_url_is_constant)
@@ -487,10 +586,12 @@ impl Renderer {
             product_id: product_id.as_deref().unwrap_or_default(),
             request_id: &request_id,
             units,
+            custom_price,
             discount_code: discount_code.as_deref(),
-            locale: locale.as_deref(),
+            affiliate_code: affiliate_code.as_deref(),
             success_url: success_url.as_deref(),
             customer,
+            custom_fields: &custom_field_bodies,
             metadata: Metadata(&metadata),
         };
         let bytes = match serde_json::to_vec(&body) {
@@ -526,7 +627,10 @@ fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
     let crate::campaign::Checkout {
         product_id,
         units,
+        custom_price,
         discount_code,
+        affiliate_code,
+        custom_fields,
         locale,
         plan_type,
         success_url,
@@ -552,6 +656,9 @@ fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
                 value(success_url),
                 value(customer_email),
                 value(customer_id),
+                value(custom_price),
+                value(affiliate_code),
+                format!("{custom_fields:?}"),
                 metadata
                     .iter()
                     .map(|(key, t)| (key, &t.value))
@@ -575,8 +682,9 @@ fn similar_column<'h>(name: &str, headers: &'h [String]) -> Option<&'h str> {
     did_you_mean(name, &candidates)
 }
 
-/// The request body, in the field order of Creem's documentation, borrowing the row's
-/// rendered values; fields that are not set are left out.
+/// The request body, borrowing the row's rendered values; fields that are not set are left
+/// out. Only fields of Creem's `CreateCheckoutRequest` belong here: Creem answers 400 to any
+/// other top-level property.
 #[derive(serde::Serialize)]
 struct Body<'a> {
     product_id: &'a str,
@@ -584,15 +692,47 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     units: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    custom_price: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     discount_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    locale: Option<&'a str>,
+    affiliate_code: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     success_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     customer: Option<Customer<'a>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    custom_fields: &'a [CustomFieldBody<'a>],
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     metadata: Metadata<'a>,
+}
+
+/// Creem's `CustomFieldRequestEntity`.
+#[derive(serde::Serialize)]
+struct CustomFieldBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    key: &'a str,
+    label: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    optional: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<TextBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checkbox: Option<CheckboxBody<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct TextBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_length: Option<u64>,
+}
+
+#[derive(serde::Serialize)]
+struct CheckboxBody<'a> {
+    label: &'a str,
 }
 
 /// A customer is given by email or by id, never both.

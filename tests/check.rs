@@ -97,7 +97,7 @@ fn unknown_checkout_key_suggests_discount_code() {
             "--> campaign.yaml:7:3",
             "7 |   discount_cod: SPRING",
             "did you mean `discount_code`?",
-            "valid keys: product_id, units, discount_code, locale, plan_type, success_url, customer, metadata",
+            "valid keys: product_id, units, custom_price, discount_code, affiliate_code, locale, plan_type, success_url, customer, custom_fields, metadata",
             "1 problem found",
         ],
     );

@@ -17,10 +17,20 @@ fn init_in(dir: &Path, file: &str, csv: &str, args: &[&str]) -> (Run, String) {
     (run, text)
 }
 
-/// `check` on the written campaign: exit 0, every row valid.
+/// `check` on the written campaign: exit 0, every row valid. A campaign still holding the
+/// product placeholder is refused; once a product is filled in, it passes.
 #[track_caller]
 fn assert_checks(dir: &Path, yaml: &str, rows: u64) {
-    let run = Run::from_output(run_in(dir, &["check", yaml]));
+    let text = std::fs::read_to_string(dir.join(yaml)).unwrap();
+    let mut yaml = yaml.to_owned();
+    if text.contains("prod_REPLACE_ME") {
+        let run = Run::from_output(run_in(dir, &["check", &yaml]));
+        run.assert_code(2)
+            .stderr_has(&["is still the placeholder `prod_REPLACE_ME`"]);
+        yaml = format!("{yaml}.filled.yaml");
+        std::fs::write(dir.join(&yaml), text.replace("prod_REPLACE_ME", "prod_1")).unwrap();
+    }
+    let run = Run::from_output(run_in(dir, &["check", &yaml]));
     run.assert_code(0)
         .stdout_has(&[&format!("{rows} rows, {rows} valid, 0 invalid")]);
 }

@@ -9,6 +9,9 @@ use crate::exit::Outcome;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let campaign = Campaign::load(&args.campaign)?;
+    if let Some(placeholder) = campaign.placeholder_product() {
+        return Err(crate::diagnostic::Diagnostics(vec![placeholder]).into());
+    }
     let mut batch = Batch::open(campaign)?;
     batch.without_body_hashes();
     let csv_name = batch.campaign.customers.display().to_string();
