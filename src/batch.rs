@@ -138,7 +138,11 @@ impl Batch {
     fn plan(&mut self, record: &CsvRow) -> RowPlan {
         let row = record.row;
         let renderer = &self.renderer;
-        let fields = match self.csv.fields(record) {
+        let fields = match self
+            .csv
+            .swallowed_row(record)
+            .map_or_else(|| self.csv.fields(record), Err)
+        {
             Ok(fields) => fields,
             Err(problem) => {
                 return RowPlan::Invalid {
@@ -364,6 +368,82 @@ mod tests {
     }
 
     #[test]
+    fn an_unclosed_quote_that_swallows_a_row_makes_the_row_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        // Row 2's quote is never closed on its line: it runs to the quote on line 5 and takes
+        // lines 5 and 6 with it. Row 1's address is a real multi-line value.
+        let csv = "email,name,seats\na@example.com,\"Main St 1\nBerlin\",1\n\
+                   b@example.com,\"Quoted start,1\nc@example.com,Cee,2\nd@example.com,\"Dee\",3\n";
+        let checkout = "  product_id: prod_1\n  customer:\n    email: \"{{ email }}\"\n";
+        let mut batch = open_yaml(dir.path(), csv, checkout);
+        let rows: Vec<_> = std::iter::from_fn(|| batch.next_row().unwrap())
+            .map(|plan| body_or_reason(&plan))
+            .collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(
+            rows[0].as_ref().unwrap()["customer"]["email"],
+            "a@example.com"
+        );
+        let reason = rows[1].as_ref().unwrap_err();
+        assert!(
+            reason.starts_with("lines 4-6: a quote in column `name` is not closed")
+                && reason.contains("takes in line 5"),
+            "{reason}"
+        );
+        assert_eq!(batch.lines_read(), 6, "physical lines, header included");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_invalid_before_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(crate::render::MAX_BODY_BYTES);
+        let csv = format!("email,note\na@example.com,short\nb@example.com,{long}\n");
+        let checkout = "  product_id: prod_1\n  metadata:\n    note: \"{{ note }}\"\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), &csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        assert!(rows[0].is_ok());
+        let reason = rows[1].as_ref().unwrap_err();
+        assert!(reason.contains("more than the 64 KiB limit"), "{reason}");
+    }
+
+    #[test]
+    fn control_characters_in_a_cell_are_escaped_in_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "email\na\u{0}b@example.com\nc\u{1b}[2J@example.com\n";
+        let checkout = "  product_id: prod_1\n  customer:\n    email: \"{{ email }}\"\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        let first = rows[0].as_ref().unwrap_err();
+        assert!(first.starts_with("email `a\\u{0}b@example.com`"), "{first}");
+        let second = rows[1].as_ref().unwrap_err();
+        assert!(second.contains("c\\u{1b}[2J@"), "{second}");
+        assert!(!rows
+            .iter()
+            .any(|r| r.as_ref().unwrap_err().contains(['\0', '\u{1b}'])));
+    }
+
+    #[test]
+    fn utf16_without_a_byte_order_mark_is_named_for_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let utf16: Vec<u8> = "email\na@example.com\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        std::fs::write(dir.path().join("customers.csv"), utf16).unwrap();
+        let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n";
+        let campaign = Campaign::parse(&dir.path().join("c.yaml"), yaml.into()).unwrap();
+        let err = Batch::open(campaign).err().unwrap().to_string();
+        assert!(
+            err.contains("looks like UTF-16 text without a byte-order mark"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn rows_with_many_columns_render_every_cell() {
         let names: Vec<String> = (1..=40).map(|i| format!("c{i}")).collect();
         let cells: Vec<String> = (1..=40).map(|i| format!("v{i}")).collect();
@@ -450,5 +530,95 @@ mod creem_schema {
             assert!(bodies > 0, "{}", path.display());
         }
         assert!(campaigns >= 4, "{campaigns}");
+    }
+}
+
+/// No input, however broken, makes the CSV reader or the campaign parser panic.
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes that matter to a CSV reader, plus invalid UTF-8 and NUL.
+    fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop::sample::select(vec![
+            b'a', b'@', b'.', b',', b';', b'\t', b'"', b'\n', b'\r', b' ', 0, 0xC3, 0xFF, b'1',
+        ]);
+        prop::collection::vec(byte, 0..300)
+    }
+
+    /// YAML-ish text made of the campaign's own keys and syntax.
+    fn campaign_text() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "campaign: c\n",
+            "customers: x.csv\n",
+            "checkout:\n",
+            "  product_id: p\n",
+            "  units: ",
+            "99999999999999999999999",
+            "1e400",
+            "{{ seats }}",
+            "\n",
+            "  ",
+            "send:\n",
+            "  timeout: ",
+            "99999999999999999999s",
+            "  custom_fields:\n",
+            "    - type: text\n",
+            "      key: ",
+            "      label: ",
+            "\"",
+            "'",
+            "[",
+            "]",
+            "{",
+            "}",
+            ": ",
+            "- ",
+            "#",
+            "&a ",
+            "*a",
+            "!!binary ",
+            "\0",
+            "ü",
+            "  metadata:\n",
+            "    locale: x\n",
+            "  locale: y\n",
+            "  custom_price: ",
+            "-1",
+        ]);
+        prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_customers_reader_never_panics(header in csv_bytes(), body in csv_bytes()) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut csv = b"email,name\n".to_vec();
+            csv.extend(header);
+            csv.extend(body);
+            std::fs::write(dir.path().join("customers.csv"), &csv).unwrap();
+            let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n  customer:\n    email: \"{{ columns['email'] }}\"\n";
+            let campaign = Campaign::parse(&dir.path().join("c.yaml"), yaml.into()).unwrap();
+            if let Ok(mut batch) = Batch::open(campaign) {
+                let mut rows = 0;
+                while let Ok(Some(_)) = batch.next_row() {
+                    rows += 1;
+                }
+                prop_assert!(rows <= batch.total_rows());
+            }
+        }
+
+        #[test]
+        fn the_campaign_parser_never_panics(text in campaign_text()) {
+            let _ = Campaign::parse(std::path::Path::new("c.yaml"), text);
+        }
+
+        #[test]
+        fn the_campaign_parser_never_panics_on_any_text(text in "\\PC{0,200}") {
+            let _ = Campaign::parse(std::path::Path::new("c.yaml"), text);
+        }
     }
 }

@@ -13,7 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diagnostic::{did_you_mean, escape_control, Diagnostic, Diagnostics};
 
 /// A value with the place it came from in the campaign file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,26 +193,37 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
     }
 }
 
-/// Parses `30s`, `1500ms`, `2m`, or a bare number of seconds.
+/// Parses a positive duration such as `30s`, `1500ms`, `2m` or `1m30s` (see [`parse_span`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 1500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s or m)")),
-    };
-    if seconds <= 0.0 || !seconds.is_finite() {
-        return Err(format!("`{text}` must be a positive duration"));
+    let duration = parse_span(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{}` must be a positive duration", text.trim()));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
+}
+
+/// The longest duration accepted anywhere: beyond it, a value is a typo, not a wish.
+const LONGEST: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The one duration parser (campaign `timeout`, `--timeout`, the sandbox's `--latency`): jiff's
+/// friendly format (`1m30s`, `1500ms`, `20us`, `1.5s`, `2 min`), or a bare number of seconds.
+/// Zero is allowed; more than a day is refused, so no size can overflow later.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bare_seconds = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let parsed = if bare_seconds {
+        format!("{text}s").parse::<jiff::SignedDuration>()
+    } else {
+        text.parse::<jiff::SignedDuration>()
+    };
+    let parsed =
+        parsed.map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 1500ms, 2m, 1m30s)"))?;
+    let duration =
+        Duration::try_from(parsed).map_err(|_| format!("`{text}` must not be negative"))?;
+    if duration > LONGEST {
+        return Err(format!("`{text}` is longer than a day (24h)"));
+    }
+    Ok(duration)
 }
 
 // ---- the file as written ------------------------------------------------------------------
@@ -444,9 +455,9 @@ struct RawSend {
     #[serde(default)]
     #[schemars(extend("minimum" = 1))]
     max_attempts: Text,
-    /// Per-request timeout, e.g. 30s, 1500ms or 2m; default 30s.
+    /// Per-request timeout, e.g. 30s, 1500ms, 2m or 1m30s; default 30s.
     #[serde(default)]
-    #[schemars(extend("pattern" = "^[0-9.]+ *(ms|s|sec|m|min)?$"))]
+    #[schemars(extend("pattern" = "^ *[0-9.]+ *([a-zµ]+ *([0-9.]+ *[a-zµ]+ *)*)?$"))]
     timeout: Text,
 }
 
@@ -678,6 +689,25 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// A value as the user typed it, for messages: YAML reads a plain `99999999999999999999999`
+    /// as a float, which would be echoed as `1e23`. Control characters are escaped.
+    fn typed(&self, value: &Located<String>) -> String {
+        let line = (value.line as usize)
+            .checked_sub(1)
+            .and_then(|i| self.source.lines().nth(i));
+        let rest: Option<String> = line.map(|l| {
+            l.chars()
+                .skip((value.column as usize).saturating_sub(1))
+                .collect()
+        });
+        let plain = rest.as_deref().and_then(|rest| {
+            let quoted_or_block = rest.starts_with(['"', '\'', '|', '>']);
+            let text = rest.split(" #").next().unwrap_or_default().trim();
+            (!quoted_or_block && !text.is_empty()).then_some(text)
+        });
+        escape_control(plain.unwrap_or(&value.value)).into_owned()
+    }
+
     fn problem<T>(&mut self, at: &Located<T>, message: impl Into<String>) {
         self.problems.push(Diagnostic::at(
             self.path,
@@ -798,7 +828,10 @@ impl Builder<'_> {
                     Ok(n) if n >= 1 => {}
                     _ => self.problem(
                         units,
-                        format!("`units` must be an integer >= 1, not `{}`", units.value),
+                        format!(
+                            "`units` must be an integer >= 1, not `{}`",
+                            self.typed(units)
+                        ),
                     ),
                 }
             }
@@ -810,7 +843,7 @@ impl Builder<'_> {
                     price,
                     format!(
                         "`custom_price` must be an integer >= 0 in minor units (cents), not `{}`",
-                        price.value
+                        self.typed(price)
                     ),
                 );
             }
@@ -1058,7 +1091,7 @@ impl Builder<'_> {
                     &value,
                     format!(
                         "`send.{name}` must be an integer >= 1, not `{}`",
-                        value.value
+                        self.typed(&value)
                     ),
                 );
                 None
@@ -1273,6 +1306,54 @@ mod tests {
             err.contains("`custom_price` must be an integer >= 0 in minor units"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn durations_have_one_parser_that_never_panics() {
+        let ok = [
+            ("30s", 30_000),
+            ("1500ms", 1500),
+            ("2m", 120_000),
+            ("1m30s", 90_000),
+            ("1m 30s", 90_000),
+            ("1.5s", 1500),
+            ("45", 45_000),
+            (" 20ms ", 20),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_span("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_span("500us"), Ok(Duration::from_micros(500)));
+        for bad in [
+            "",
+            "abc",
+            "-5s",
+            "0s",
+            "99999999999999999999s",
+            "25h",
+            "1e400s",
+            "10x",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let yaml = "campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: p\nsend:\n  timeout: 99999999999999999999s\n";
+        let err = parse(yaml).unwrap_err().to_string();
+        assert!(err.contains("c.yaml:6:"), "{err}");
+    }
+
+    #[test]
+    fn numbers_are_echoed_as_typed_and_control_characters_escaped() {
+        let yaml = "campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: p\n  units: 99999999999999999999999  # seats\nsend:\n  burst: \"a\\0b\"\n";
+        let err = parse(yaml).unwrap_err().to_string();
+        assert!(err.contains("not `99999999999999999999999`"), "{err}");
+        assert!(!err.contains("1e23"), "{err}");
+        assert!(err.contains("not `a\\u{0}b`"), "{err}");
+        assert!(!err.contains('\0'), "{err:?}");
     }
 
     #[test]

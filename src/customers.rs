@@ -46,6 +46,12 @@ impl CustomerCsv {
         let file = File::open(path)
             .map_err(|e| Diagnostic::file(path, format!("cannot open the customers CSV: {e}")))?;
         let mut buffered = BufReader::with_capacity(READ_BUFFER, file);
+        if let Some(problem) = encoding_problem(&mut buffered)
+            .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?
+        {
+            return Err(Diagnostic::file(path, problem)
+                .with_help("save the file as UTF-8 (in Excel: Save As > CSV UTF-8)"));
+        }
         let delimiter_set = delimiter;
         let delimiter = match delimiter_set {
             Some(d) => d,
@@ -104,7 +110,11 @@ impl CustomerCsv {
             if headers.contains(&name) {
                 return Err(Diagnostic::file(
                     path,
-                    format!("header, column {}: `{name}` appears twice", i + 1),
+                    format!(
+                        "header, column {}: `{}` appears twice",
+                        i + 1,
+                        crate::diagnostic::escape_control(&name)
+                    ),
                 ));
             }
             headers.push(name);
@@ -175,6 +185,46 @@ impl CustomerCsv {
         Ok(fields)
     }
 
+    /// When a quoted value spans line breaks and one of its lines looks like a whole row (as
+    /// many delimiters as the header, or an email where the `email` column is), the quote was
+    /// most likely left open and swallowed the next customers: why the row is unusable.
+    /// A real multi-line value (an address) has no such line.
+    pub fn swallowed_row(&self, record: &CsvRow) -> Option<RecordProblem> {
+        if record.end_line <= record.line {
+            return None;
+        }
+        let email_at = self.headers.iter().position(|h| h == "email");
+        let mut line = record.line;
+        for (i, field) in record.fields.iter().enumerate() {
+            for (n, text) in field.split(|&b| b == b'\n').enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                line += 1;
+                let cells: Vec<&[u8]> = text.split(|&b| b == self.delimiter).collect();
+                let looks_like_email = |cell: &&[u8]| {
+                    std::str::from_utf8(cell)
+                        .is_ok_and(|c| crate::render::check_email(c.trim()).is_ok())
+                };
+                let whole_row = (self.headers.len() > 1 && cells.len() >= self.headers.len())
+                    || email_at
+                        .and_then(|at| cells.get(at))
+                        .is_some_and(looks_like_email);
+                if whole_row {
+                    return Some(RecordProblem(format!(
+                        "lines {}-{}: a quote in column `{}` is not closed on its line and takes in \
+                         line {line}, which looks like a row of its own (close the quote, or \
+                         write a quote inside a value as \"\")",
+                        record.line,
+                        record.end_line,
+                        crate::diagnostic::escape_control(&self.headers[i.min(self.headers.len().saturating_sub(1))]),
+                    )));
+                }
+            }
+        }
+        None
+    }
+
     /// Like [`fields`](Self::fields), reusing `out`'s allocation.
     pub fn fields_into<'r>(
         &self,
@@ -198,7 +248,7 @@ impl CustomerCsv {
                     return Err(RecordProblem(format!(
                         "line {}, column `{}`: not valid UTF-8 at byte {} (save the file as UTF-8)",
                         record.line,
-                        self.headers[i],
+                        crate::diagnostic::escape_control(&self.headers[i]),
                         e.valid_up_to() + 1
                     )))
                 }
@@ -231,6 +281,25 @@ fn delimiter_name(d: u8) -> String {
         b'\t' => "tab".to_owned(),
         other => format!("`{}`", other as char),
     }
+}
+
+/// Why the start of the file is not text this reader can take: NUL bytes mean UTF-16 (or
+/// UTF-32), whose every other byte is NUL for Latin letters; read as bytes it would be
+/// "ASCII with NULs", and every row would fail.
+fn encoding_problem(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let start = reader.fill_buf()?;
+    let start = &start[..start.len().min(4096)];
+    let bom = match start {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => "with",
+        _ if start.contains(&0) && start.iter().filter(|&&b| b == 0).count() * 4 >= start.len() => {
+            "without"
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(format!(
+        "the file looks like UTF-16 text {bom} a byte-order mark (it has NUL bytes), \
+         not UTF-8"
+    )))
 }
 
 /// Picks the delimiter that appears most often in the header line, outside quotes.

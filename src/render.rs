@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::campaign::{
     check_custom_field_key, check_custom_field_label, Campaign, CustomFieldKind, Located,
 };
-use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diagnostic::{did_you_mean, escape_control as esc, Diagnostic, Diagnostics};
 use crate::template::{RowValues, TemplateError, TemplateId, TemplateSet};
 
 /// The byte that separates the campaign and key values in the default request_id's hash.
@@ -72,6 +72,11 @@ fn key_digest<'a>(
     }
     hasher.finalize().into()
 }
+
+/// The largest body sent. Every field Creem takes is short (ids, codes, labels of at most 50
+/// characters, a few metadata values), so a bigger body is a mistake such as a whole file in
+/// one cell; refusing it before sending also keeps each ledger record small.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A row ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -480,7 +485,8 @@ impl Renderer {
                 Ok(n) if n >= least => Some(n),
                 _ => {
                     problems.push(format!(
-                        "{name} `{text}` is not an integer >= {least}{}",
+                        "{name} `{}` is not an integer >= {least}{}",
+                        esc(&text),
                         self.column_note(Some(*t))
                     ));
                     None
@@ -498,16 +504,19 @@ impl Renderer {
                 continue;
             };
             if let Err(e) = check_custom_field_key(key) {
-                problems.push(format!("custom_fields[{i}].key `{key}` {e}"));
+                problems.push(format!("custom_fields[{i}].key `{}` {e}", esc(key)));
             }
             if let Err(e) = check_custom_field_label(label) {
-                problems.push(format!("custom_fields[{i}].label `{label}` {e}"));
+                problems.push(format!("custom_fields[{i}].label `{}` {e}", esc(label)));
             }
             if custom_fields[..i]
                 .iter()
                 .any(|other| other.1.as_ref() == Some(key))
             {
-                problems.push(format!("custom_fields[{i}].key `{key}` is used twice"));
+                problems.push(format!(
+                    "custom_fields[{i}].key `{}` is used twice",
+                    esc(key)
+                ));
             }
             custom_field_bodies.push(CustomFieldBody {
                 kind: f.kind.as_str(),
@@ -529,7 +538,8 @@ impl Renderer {
         {
             if let Err(e) = check_url(url) {
                 problems.push(format!(
-                    "success_url `{url}` {e}{}",
+                    "success_url `{}` {e}{}",
+                    esc(url),
                     self.column_note(self.success_url)
                 ));
             }
@@ -542,7 +552,8 @@ impl Renderer {
             (Some(email), None) => {
                 if let Err(e) = check_email(email) {
                     problems.push(format!(
-                        "email `{email}` {e}{}",
+                        "email `{}` {e}{}",
+                        esc(email),
                         self.column_note(self.customer_email)
                     ));
                 }
@@ -598,6 +609,14 @@ impl Renderer {
             Ok(bytes) => bytes,
             Err(e) => return Err(reject(vec![format!("the body cannot be written: {e}")])),
         };
+        if bytes.len() > MAX_BODY_BYTES {
+            return Err(reject(vec![format!(
+                "the request body is {} bytes, more than the {} KiB limit (a value far too long: \
+                 check the row's cells)",
+                bytes.len(),
+                MAX_BODY_BYTES / 1024
+            )]));
+        }
         let body_sha256 = if self.hash_bodies {
             sha256_hex(&bytes)
         } else {
