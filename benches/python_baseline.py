@@ -1,7 +1,8 @@
 """The floor's reference: a plain Python csv-to-JSON loop doing a dry run's work.
 
 For each row of a customers CSV made by benches/e2e.sh's gen_csv: the default request_id
-(SHA-256 of campaign + lowercased email), the body of the e2e campaign, one JSON line out.
+(SHA-256 of campaign + lowercased email), the body of the e2e campaign (campaign name
+dry1000000), one JSON line out: byte for byte what `run --dry-run` prints for it.
 
     python3 benches/python_baseline.py customers.csv > /dev/null
 """
@@ -29,8 +30,8 @@ with open(sys.argv[1], newline="") as f:
                 "segment": cells["segment"].strip(),
                 "referrer": cells["referrer"].strip(),
                 "source": "spring_campaign",
-                "locale": cells["locale"].strip(),
                 "plan_type": "team_annual",
+                "locale": cells["locale"].strip(),
             },
         }
         line = json.dumps({"request_id": request_id, "row": row, "body": body},
