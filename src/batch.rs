@@ -10,10 +10,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 
 use crate::campaign::Campaign;
-use crate::customers::{CustomerCsv, Record};
+use crate::customers::{CsvRow, CustomerCsv};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::render::{Rejection, Renderer, Request};
 
@@ -56,41 +56,18 @@ impl RowPlan {
     }
 }
 
-/// A campaign and its CSV, ready to be read row by row.
-///
-/// Rows are prepared on several threads: one reads the CSV and settles what must be decided
-/// in input order (row problems, duplicates) and deals chunks of rows to renderer threads;
-/// `next_row` collects the rendered chunks in the order they were dealt, so rows come out in
-/// input order. The renderers, the costliest part, then use both cores.
+/// A campaign and its CSV, ready to be read row by row, in input order.
 pub struct Batch {
     pub campaign: Campaign,
-    headers: Vec<String>,
-    total_rows: u64,
-    parts: Option<Parts>,
-    chunks: Option<Rendered>,
-    current: std::vec::IntoIter<RowPlan>,
-}
-
-/// What the reading and rendering threads take when the first row is asked for.
-struct Parts {
     csv: CustomerCsv,
     renderer: Renderer,
+    total_rows: u64,
+    /// Fingerprints the first pass saw more than once; only these are remembered row by row.
     repeated: HashSet<u64>,
+    first_seen: HashMap<u64, u64>,
     key_names: String,
     unchanged: Option<Arc<Vec<u64>>>,
-}
-
-/// Rows handed from the reader to the renderer at a time.
-const CHUNK: usize = 512;
-
-/// A row as the reader leaves it: settled already, or waiting to be rendered.
-enum Pending {
-    Settled(RowPlan),
-    Render {
-        row: u64,
-        fields: csv::StringRecord,
-        request_id: Option<String>,
-    },
+    record: CsvRow,
 }
 
 impl Batch {
@@ -108,18 +85,15 @@ impl Batch {
             .into());
         }
         Ok(Batch {
-            headers: csv.headers().to_vec(),
-            parts: Some(Parts {
-                key_names: campaign.key.join(", "),
-                csv,
-                renderer,
-                repeated,
-                unchanged: None,
-            }),
+            key_names: campaign.key.join(", "),
+            csv,
+            renderer,
+            repeated,
+            first_seen: HashMap::new(),
+            unchanged: None,
             campaign,
             total_rows,
-            chunks: None,
-            current: Vec::new().into_iter(),
+            record: CsvRow::default(),
         })
     }
 
@@ -128,359 +102,104 @@ impl Batch {
         self.total_rows
     }
 
+    /// Physical lines read so far, the header's included: more than rows + 1 when values
+    /// span lines or blank lines are skipped.
+    pub fn lines_read(&self) -> u64 {
+        self.csv.lines_read()
+    }
+
     /// Skips each body's SHA-256 and input_hash: a dry run with no ledger to compare against
-    /// needs neither. Only has an effect before the first row is read.
+    /// needs neither.
     pub fn without_body_hashes(&mut self) {
-        if let Some(parts) = &mut self.parts {
-            parts.renderer.set_hash_bodies(false);
-        }
+        self.renderer.set_hash_bodies(false);
     }
 
     /// Rows whose [`input_hash`](Renderer::input_hash) equals the one given for their row
     /// number (a created record's, from [`Prior::unchanged_rows`](crate::ledger::Prior::unchanged_rows))
     /// come out as [`RowPlan::Unchanged`] without being rendered: a re-run over a finished
-    /// ledger then costs a hash per row instead of a rendering. Only has an effect before the
-    /// first row is read.
+    /// ledger then costs a hash per row instead of a rendering.
     pub fn skip_unchanged(&mut self, input_hashes: Arc<Vec<u64>>) {
-        if let Some(parts) = &mut self.parts {
-            parts.unchanged = Some(input_hashes);
-        }
-    }
-
-    pub fn headers(&self) -> &[String] {
-        &self.headers
+        self.unchanged = Some(input_hashes);
     }
 
     /// The next row's plan; `Ok(None)` at the end. An error means the file itself failed.
     pub fn next_row(&mut self) -> Result<Option<RowPlan>, Diagnostic> {
-        loop {
-            if let Some(plan) = self.current.next() {
-                return Ok(Some(plan));
-            }
-            if let Some(parts) = self.parts.take() {
-                self.chunks = Some(start(parts));
-            }
-            let Some(chunks) = &mut self.chunks else {
-                return Ok(None);
-            };
-            match chunks.recv() {
-                Some(chunk) => self.current = chunk?.into_iter(),
-                None => {
-                    self.chunks = None;
-                    return Ok(None);
+        let mut record = std::mem::take(&mut self.record);
+        if !self.csv.read(&mut record)? {
+            return Ok(None);
+        }
+        let plan = self.plan(&record);
+        self.record = record;
+        Ok(Some(plan))
+    }
+
+    /// Decides what becomes of one row: unusable records, empty keys, duplicates, unchanged
+    /// rows, and otherwise the rendered request.
+    fn plan(&mut self, record: &CsvRow) -> RowPlan {
+        let row = record.row;
+        let renderer = &self.renderer;
+        let fields = match self
+            .csv
+            .swallowed_row(record)
+            .map_or_else(|| self.csv.fields(record), Err)
+        {
+            Ok(fields) => fields,
+            Err(problem) => {
+                return RowPlan::Invalid {
+                    row,
+                    rejection: Rejection {
+                        request_id: String::new(),
+                        email: String::new(),
+                        reason: problem.0,
+                    },
                 }
             }
-        }
-    }
-}
-
-/// Threads that render: the reader deals chunks to them in turn, and [`Rendered`] collects
-/// in the same turn, so rows come out in input order.
-const RENDER_WORKERS: usize = 2;
-
-type Chunk<T> = Result<Vec<T>, Diagnostic>;
-
-/// Rendered chunks, collected from the workers in the order they were dealt.
-struct Rendered {
-    workers: Vec<mpsc::Receiver<Chunk<RowPlan>>>,
-    next: usize,
-}
-
-impl Rendered {
-    /// The next chunk in input order; `None` when the reader has finished.
-    fn recv(&mut self) -> Option<Chunk<RowPlan>> {
-        let chunk = self.workers[self.next].recv().ok()?;
-        self.next = (self.next + 1) % self.workers.len();
-        Some(chunk)
-    }
-}
-
-/// Starts the reader and renderer threads; returns where the rendered chunks arrive.
-fn start(parts: Parts) -> Rendered {
-    let Parts {
-        csv,
-        renderer,
-        repeated,
-        key_names,
-        unchanged,
-    } = parts;
-    let renderer = Arc::new(renderer);
-    // Records go back to the reader once rendered (a chunk's worth at a time), so reading a
-    // row allocates nothing.
-    let (spare_tx, spare_rx) = mpsc::channel::<Vec<csv::ByteRecord>>();
-    let mut to_workers = Vec::with_capacity(RENDER_WORKERS);
-    let mut from_workers = Vec::with_capacity(RENDER_WORKERS);
-    for _ in 0..RENDER_WORKERS {
-        let (pending_tx, pending_rx) = mpsc::sync_channel::<Chunk<Pending>>(2);
-        let (plans_tx, plans_rx) = mpsc::sync_channel(2);
-        to_workers.push(pending_tx);
-        from_workers.push(plans_rx);
-        let (renderer, spare_tx) = (Arc::clone(&renderer), spare_tx.clone());
-        let unchanged = unchanged.clone();
-        std::thread::Builder::new()
-            .name("renderer".into())
-            .spawn(move || {
-                for chunk in pending_rx {
-                    let mut spare = Vec::with_capacity(CHUNK);
-                    let rendered = chunk.map(|items| {
-                        items
-                            .into_iter()
-                            .map(|item| {
-                                render_pending(
-                                    &renderer,
-                                    unchanged.as_deref().map(Vec::as_slice),
-                                    item,
-                                    &mut spare,
-                                )
-                            })
-                            .collect()
-                    });
-                    let _ = spare_tx.send(spare);
-                    if plans_tx.send(rendered).is_err() {
-                        return;
-                    }
-                }
-            })
-            .expect("start a renderer thread");
-    }
-    std::thread::Builder::new()
-        .name("csv-reader".into())
-        .spawn(move || read_rows(csv, &renderer, repeated, &key_names, to_workers, spare_rx))
-        .expect("start the CSV reader thread");
-    Rendered {
-        workers: from_workers,
-        next: 0,
-    }
-}
-
-fn render_pending(
-    renderer: &Renderer,
-    unchanged: Option<&[u64]>,
-    item: Pending,
-    spare: &mut Vec<csv::ByteRecord>,
-) -> RowPlan {
-    match item {
-        Pending::Settled(plan) => plan,
-        Pending::Render {
-            row,
-            fields,
-            request_id,
-        } => {
-            // The cells as a slice, on the stack for any usual number of columns.
-            let mut on_stack = [""; 16];
-            let on_heap: Vec<&str>;
-            let cells: &[&str] = if fields.len() <= on_stack.len() {
-                for (slot, cell) in on_stack.iter_mut().zip(fields.iter()) {
-                    *slot = cell;
-                }
-                &on_stack[..fields.len()]
-            } else {
-                on_heap = fields.iter().collect();
-                &on_heap
-            };
-            // 0: no created record for this row (pending, failed, new): nothing to compare.
-            let known = unchanged
-                .and_then(|hashes| hashes.get(row as usize).copied())
-                .filter(|&hash| hash != 0);
-            let plan = if known.is_some_and(|hash| hash == renderer.input_hash(row, cells)) {
-                RowPlan::Unchanged { row }
-            } else {
-                render_fields(renderer, row, cells, request_id)
-            };
-            spare.push(fields.into_byte_record());
-            plan
-        }
-    }
-}
-
-fn render_fields(
-    renderer: &Renderer,
-    row: u64,
-    fields: &[&str],
-    request_id: Option<String>,
-) -> RowPlan {
-    let request_id = match request_id.map_or_else(|| renderer.request_id(row, fields), Ok) {
-        Ok(id) => id,
-        Err(reason) => {
-            return RowPlan::Invalid {
-                row,
-                rejection: Rejection {
-                    email: renderer.ledger_email(row, fields),
-                    request_id: String::new(),
-                    reason,
-                },
-            }
-        }
-    };
-    match renderer.render(row, fields, request_id) {
-        Ok(request) => RowPlan::Ready { row, request },
-        Err(rejection) => RowPlan::Invalid { row, rejection },
-    }
-}
-
-/// Reads every record in order and settles row problems and duplicates.
-fn read_rows(
-    mut csv: CustomerCsv,
-    renderer: &Renderer,
-    repeated: HashSet<u64>,
-    key_names: &str,
-    workers: Vec<mpsc::SyncSender<Chunk<Pending>>>,
-    spare: mpsc::Receiver<Vec<csv::ByteRecord>>,
-) {
-    let mut stash: Vec<csv::ByteRecord> = Vec::new();
-    let mut first_seen = HashMap::new();
-    let mut chunk = Vec::with_capacity(CHUNK);
-    // Chunks are dealt to the workers in turn; `Rendered` collects them in the same turn.
-    let mut turn = (0..workers.len()).cycle();
-    let mut out = |chunk: Chunk<Pending>| workers[turn.next().expect("endless")].send(chunk);
-    loop {
-        if stash.is_empty() {
-            stash = spare.try_recv().unwrap_or_default();
-        }
-        let mut record = Record {
-            fields: stash.pop().unwrap_or_default(),
-            ..Record::default()
         };
-        match csv.read(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                let _ = out(Err(e));
-                return;
-            }
-        }
-        chunk.push(settle(
-            &csv,
-            renderer,
-            &repeated,
-            &mut first_seen,
-            key_names,
-            record,
-        ));
-        if chunk.len() == CHUNK {
-            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-            if out(Ok(full)).is_err() {
-                return;
-            }
-        }
-    }
-    if !chunk.is_empty() {
-        let _ = out(Ok(chunk));
-    }
-}
-
-/// Decides what can only be decided in order: unusable records, empty keys, duplicates.
-fn settle(
-    csv: &CustomerCsv,
-    renderer: &Renderer,
-    repeated: &HashSet<u64>,
-    first_seen: &mut HashMap<u64, u64>,
-    key_names: &str,
-    record: Record,
-) -> Pending {
-    let Record { row, line, fields } = record;
-    let mut bytes = fields;
-    // The usual row (no request_id template, key present and not repeated): checked as UTF-8
-    // once, in becoming the StringRecord the renderer takes, with no list of cells built.
-    // Anything else takes the general path below, which words each problem.
-    if !renderer.has_request_id_template() && bytes.len() == csv.headers().len() {
-        match csv::StringRecord::from_byte_record(bytes) {
-            Ok(fields) => {
-                let cell = |i| {
-                    fields
-                        .get(i)
-                        .map(crate::render::trimmed)
-                        .filter(|c| !c.is_empty())
-                };
-                // With no key seen twice in the first pass (the usual file), only whether the
-                // key is there matters, and it need not be hashed.
-                let usual = if repeated.is_empty() {
-                    renderer.has_key_cells(cell)
-                } else {
-                    renderer
-                        .key_fingerprint_of(cell)
-                        .is_some_and(|fp| !repeated.contains(&fp))
-                };
-                if usual {
-                    return Pending::Render {
-                        row,
-                        fields,
-                        request_id: None,
-                    };
-                }
-                bytes = fields.into_byte_record();
-            }
-            Err(e) => bytes = e.into_byte_record(),
-        }
-    }
-    let record = Record {
-        row,
-        line,
-        fields: bytes,
-    };
-    let invalid = |fields: &[&str], request_id: String, reason: String| {
-        Pending::Settled(RowPlan::Invalid {
+        let invalid = |request_id: String, reason: String| RowPlan::Invalid {
             row,
             rejection: Rejection {
-                email: renderer.ledger_email(row, fields),
+                email: renderer.ledger_email(row, &fields),
                 request_id,
                 reason,
             },
-        })
-    };
-    let fields = match csv.fields(&record) {
-        Ok(fields) => fields,
-        Err(problem) => {
-            return Pending::Settled(RowPlan::Invalid {
-                row,
-                rejection: Rejection {
-                    request_id: String::new(),
-                    email: String::new(),
-                    reason: problem.0,
-                },
-            })
-        }
-    };
-    let empty = renderer.empty_key_columns(&fields);
-    if !empty.is_empty() {
-        let which = empty.join("`, `");
-        return invalid(
-            &fields,
-            String::new(),
-            format!("key column `{which}` is empty"),
-        );
-    }
-    let key_fp = renderer.key_fingerprint(&fields);
-    if let Some(first) = seen_before(repeated, first_seen, key_fp, row) {
-        let request_id = renderer.request_id(row, &fields).unwrap_or_default();
-        return invalid(
-            &fields,
-            request_id,
-            format!("duplicate of row {first} (same {key_names})"),
-        );
-    }
-    let mut request_id = None;
-    if renderer.has_request_id_template() {
-        let id = match renderer.request_id(row, &fields) {
-            Ok(id) => id,
-            Err(reason) => return invalid(&fields, String::new(), reason),
         };
-        if let Some(first) = seen_before(repeated, first_seen, fingerprint_of_str(&id), row) {
+        let empty = renderer.empty_key_columns(&fields);
+        if !empty.is_empty() {
+            let which = empty.join("`, `");
+            return invalid(String::new(), format!("key column `{which}` is empty"));
+        }
+        let key_fp = renderer.key_fingerprint(&fields);
+        if let Some(first) = seen_before(&self.repeated, &mut self.first_seen, key_fp, row) {
+            let request_id = renderer.request_id(row, &fields).unwrap_or_default();
             return invalid(
-                &fields,
-                id,
-                format!("duplicate of row {first} (same request_id)"),
+                request_id,
+                format!("duplicate of row {first} (same {})", self.key_names),
             );
         }
-        request_id = Some(id);
-    }
-    drop(fields);
-    let fields = csv::StringRecord::from_byte_record(record.fields)
-        .expect("checked as UTF-8 by CustomerCsv::fields");
-    Pending::Render {
-        row,
-        fields,
-        request_id,
+        let request_id = match renderer.request_id(row, &fields) {
+            Ok(id) => id,
+            Err(reason) => return invalid(String::new(), reason),
+        };
+        if renderer.has_request_id_template() {
+            let fp = fingerprint_of_str(&request_id);
+            if let Some(first) = seen_before(&self.repeated, &mut self.first_seen, fp, row) {
+                return invalid(
+                    request_id,
+                    format!("duplicate of row {first} (same request_id)"),
+                );
+            }
+        }
+        // 0: no created record for this row (pending, failed, new): nothing to compare.
+        let known = (self.unchanged.as_deref())
+            .and_then(|hashes| hashes.get(row as usize).copied())
+            .filter(|&hash| hash != 0);
+        if known.is_some_and(|hash| hash == renderer.input_hash(row, &fields)) {
+            return RowPlan::Unchanged { row };
+        }
+        match renderer.render(row, &fields, request_id) {
+            Ok(request) => RowPlan::Ready { row, request },
+            Err(rejection) => RowPlan::Invalid { row, rejection },
+        }
     }
 }
 
@@ -581,35 +300,151 @@ mod tests {
         assert_eq!(kinds(&plans(batch)), ["ready", "ready", "unchanged"]);
     }
 
-    #[test]
-    fn a_large_file_read_in_two_halves_still_finds_a_repeat_across_them() {
-        // 100 rows of 50 KB: the first and the last are the same customer.
-        let long = "x".repeat(50_000);
-        let mut csv = format!("email,segment\na@example.com,{long}\n");
-        for i in 2..100 {
-            csv.push_str(&format!("u{i}@example.com,{long}\n"));
-        }
-        csv.push_str("A@example.com,smb\n");
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("customers.csv"), &csv).unwrap();
-        let cut = first_pass::cut_near_the_middle(
-            &dir.path().join("customers.csv"),
-            first_pass::TWO_HALVES_FROM_BYTES,
-        );
-        assert!(cut.is_some(), "{} bytes are read in two halves", csv.len());
-        let plans = plans(open(dir.path(), &csv, "SPRING"));
-        assert_eq!(plans.len(), 100);
-        assert_eq!(kinds(&plans).iter().filter(|k| **k == "ready").count(), 99);
-        match &plans[99] {
-            RowPlan::Invalid { rejection, .. } => {
-                assert_eq!(rejection.reason, "duplicate of row 1 (same email)")
-            }
-            other => panic!("{other:?}"),
+    fn open_yaml(dir: &std::path::Path, csv: &str, checkout: &str) -> Batch {
+        std::fs::write(dir.join("customers.csv"), csv).unwrap();
+        let yaml = format!("campaign: c\ncustomers: customers.csv\ncheckout:\n{checkout}");
+        Batch::open(Campaign::parse(&dir.join("campaign.yaml"), yaml).unwrap()).unwrap()
+    }
+
+    fn body_or_reason(plan: &RowPlan) -> Result<serde_json::Value, String> {
+        match plan {
+            RowPlan::Ready { request, .. } => Ok(serde_json::from_slice(&request.body).unwrap()),
+            RowPlan::Invalid { rejection, .. } => Err(rejection.reason.clone()),
+            RowPlan::Unchanged { .. } => Err("unchanged".into()),
         }
     }
 
     #[test]
-    fn rows_with_more_columns_than_fit_on_the_stack_render_the_same() {
+    fn locale_and_plan_type_travel_as_metadata_and_new_fields_render_per_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "email,locale,price,aff,q\na@example.com,fr,1900,aff_1,Company\n\
+                   b@example.com,en,12.5,aff_2,Company\nc@example.com,en,100,,bad key\n";
+        let checkout = "  product_id: prod_1\n  locale: \"{{ locale }}\"\n  plan_type: team\n\
+                        \x20 custom_price: \"{{ price }}\"\n  affiliate_code: \"{{ aff }}\"\n\
+                        \x20 customer:\n    email: \"{{ email }}\"\n  custom_fields:\n\
+                        \x20   - type: text\n      key: \"{{ q | replace(' ', '') }}\"\n      label: \"{{ q }}\"\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        let first = rows[0].as_ref().unwrap();
+        assert_eq!(first.get("locale"), None, "no top-level locale");
+        assert_eq!(
+            first["metadata"],
+            serde_json::json!({"plan_type": "team", "locale": "fr"})
+        );
+        assert_eq!(first["custom_price"], 1900);
+        assert_eq!(first["affiliate_code"], "aff_1");
+        assert_eq!(
+            first["custom_fields"],
+            serde_json::json!([{"type": "text", "key": "Company", "label": "Company"}])
+        );
+        let second = rows[1].as_ref().unwrap_err();
+        assert!(
+            second.contains("custom_price `12.5` is not an integer >= 0"),
+            "{second}"
+        );
+        let third = rows[2].as_ref().unwrap();
+        assert_eq!(third.get("affiliate_code"), None, "empty: left out");
+        assert_eq!(third["custom_fields"][0]["key"], "badkey");
+    }
+
+    #[test]
+    fn a_custom_field_key_rendered_per_row_is_checked_per_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "email,k\na@example.com,ok1\nb@example.com,not ok\n";
+        let checkout = "  product_id: prod_1\n  custom_fields:\n    - type: checkbox\n\
+                        \x20     key: \"{{ k }}\"\n      label: L\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        assert!(rows[0].is_ok());
+        let reason = rows[1].as_ref().unwrap_err();
+        assert_eq!(
+            reason,
+            "custom_fields[0].key `not ok` must be letters and digits only"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_that_swallows_a_row_makes_the_row_invalid() {
+        let dir = tempfile::tempdir().unwrap();
+        // Row 2's quote is never closed on its line: it runs to the quote on line 5 and takes
+        // lines 5 and 6 with it. Row 1's address is a real multi-line value.
+        let csv = "email,name,seats\na@example.com,\"Main St 1\nBerlin\",1\n\
+                   b@example.com,\"Quoted start,1\nc@example.com,Cee,2\nd@example.com,\"Dee\",3\n";
+        let checkout = "  product_id: prod_1\n  customer:\n    email: \"{{ email }}\"\n";
+        let mut batch = open_yaml(dir.path(), csv, checkout);
+        let rows: Vec<_> = std::iter::from_fn(|| batch.next_row().unwrap())
+            .map(|plan| body_or_reason(&plan))
+            .collect();
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(
+            rows[0].as_ref().unwrap()["customer"]["email"],
+            "a@example.com"
+        );
+        let reason = rows[1].as_ref().unwrap_err();
+        assert!(
+            reason.starts_with("lines 4-6: a quote in column `name` is not closed")
+                && reason.contains("takes in line 5"),
+            "{reason}"
+        );
+        assert_eq!(batch.lines_read(), 6, "physical lines, header included");
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_invalid_before_sending() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(crate::render::MAX_BODY_BYTES);
+        let csv = format!("email,note\na@example.com,short\nb@example.com,{long}\n");
+        let checkout = "  product_id: prod_1\n  metadata:\n    note: \"{{ note }}\"\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), &csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        assert!(rows[0].is_ok());
+        let reason = rows[1].as_ref().unwrap_err();
+        assert!(reason.contains("more than the 64 KiB limit"), "{reason}");
+    }
+
+    #[test]
+    fn control_characters_in_a_cell_are_escaped_in_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "email\na\u{0}b@example.com\nc\u{1b}[2J@example.com\n";
+        let checkout = "  product_id: prod_1\n  customer:\n    email: \"{{ email }}\"\n";
+        let rows: Vec<_> = plans(open_yaml(dir.path(), csv, checkout))
+            .iter()
+            .map(body_or_reason)
+            .collect();
+        let first = rows[0].as_ref().unwrap_err();
+        assert!(first.starts_with("email `a\\u{0}b@example.com`"), "{first}");
+        let second = rows[1].as_ref().unwrap_err();
+        assert!(second.contains("c\\u{1b}[2J@"), "{second}");
+        assert!(!rows
+            .iter()
+            .any(|r| r.as_ref().unwrap_err().contains(['\0', '\u{1b}'])));
+    }
+
+    #[test]
+    fn utf16_without_a_byte_order_mark_is_named_for_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let utf16: Vec<u8> = "email\na@example.com\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        std::fs::write(dir.path().join("customers.csv"), utf16).unwrap();
+        let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n";
+        let campaign = Campaign::parse(&dir.path().join("c.yaml"), yaml.into()).unwrap();
+        let err = Batch::open(campaign).err().unwrap().to_string();
+        assert!(
+            err.contains("looks like UTF-16 text without a byte-order mark"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rows_with_many_columns_render_every_cell() {
         let names: Vec<String> = (1..=40).map(|i| format!("c{i}")).collect();
         let cells: Vec<String> = (1..=40).map(|i| format!("v{i}")).collect();
         let csv = format!(
@@ -631,5 +466,159 @@ mod tests {
             body["metadata"],
             serde_json::json!({"first": "v1", "last": "v40"})
         );
+    }
+}
+
+/// Every body the example campaigns produce is one Creem accepts: validated against
+/// `CreateCheckoutRequest` from Creem's OpenAPI file with unknown properties forbidden.
+#[cfg(test)]
+mod creem_schema {
+    use super::*;
+
+    /// Creem's request schema, strict: no property outside the ones it lists. The SDK (npm
+    /// `creem` 1.13.0) also has `custom_price` and `affiliate_code`, which the April 2026
+    /// OpenAPI file lacks; they are added as the SDK types them.
+    fn strict_request_schema() -> serde_json::Value {
+        let text = include_str!("../tests/data/creem-openapi.json");
+        let openapi: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut schemas = openapi["components"]["schemas"].clone();
+        let request = &mut schemas["CreateCheckoutRequest"]["properties"];
+        request["custom_price"] = serde_json::json!({"type": "integer", "minimum": 0});
+        request["affiliate_code"] = serde_json::json!({"type": "string"});
+        for name in [
+            "CreateCheckoutRequest",
+            "CustomerRequestEntity",
+            "CustomFieldRequestEntity",
+            "TextFieldConfig",
+            "CheckboxFieldConfig",
+        ] {
+            schemas[name]["additionalProperties"] = false.into();
+        }
+        serde_json::json!({
+            "$ref": "#/components/schemas/CreateCheckoutRequest",
+            "components": {"schemas": schemas},
+        })
+    }
+
+    #[test]
+    fn every_example_body_is_a_create_checkout_request() {
+        let validator = jsonschema::validator_for(&strict_request_schema()).unwrap();
+        // The check itself: a top-level `locale` is refused.
+        let refused = serde_json::json!({"product_id": "prod_1", "locale": "fr"});
+        assert!(!validator.is_valid(&refused));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+        let mut campaigns = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "yaml") {
+                continue;
+            }
+            campaigns += 1;
+            let mut batch = Batch::open(Campaign::load(&path).unwrap()).unwrap();
+            let mut bodies = 0;
+            while let Some(plan) = batch.next_row().unwrap() {
+                if let RowPlan::Ready { request, .. } = plan {
+                    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+                    let errors: Vec<String> = validator
+                        .iter_errors(&body)
+                        .map(|e| e.to_string())
+                        .collect();
+                    assert!(errors.is_empty(), "{}: {body}: {errors:?}", path.display());
+                    bodies += 1;
+                }
+            }
+            assert!(bodies > 0, "{}", path.display());
+        }
+        assert!(campaigns >= 4, "{campaigns}");
+    }
+}
+
+/// No input, however broken, makes the CSV reader or the campaign parser panic.
+#[cfg(test)]
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes that matter to a CSV reader, plus invalid UTF-8 and NUL.
+    fn csv_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop::sample::select(vec![
+            b'a', b'@', b'.', b',', b';', b'\t', b'"', b'\n', b'\r', b' ', 0, 0xC3, 0xFF, b'1',
+        ]);
+        prop::collection::vec(byte, 0..300)
+    }
+
+    /// YAML-ish text made of the campaign's own keys and syntax.
+    fn campaign_text() -> impl Strategy<Value = String> {
+        let piece = prop::sample::select(vec![
+            "campaign: c\n",
+            "customers: x.csv\n",
+            "checkout:\n",
+            "  product_id: p\n",
+            "  units: ",
+            "99999999999999999999999",
+            "1e400",
+            "{{ seats }}",
+            "\n",
+            "  ",
+            "send:\n",
+            "  timeout: ",
+            "99999999999999999999s",
+            "  custom_fields:\n",
+            "    - type: text\n",
+            "      key: ",
+            "      label: ",
+            "\"",
+            "'",
+            "[",
+            "]",
+            "{",
+            "}",
+            ": ",
+            "- ",
+            "#",
+            "&a ",
+            "*a",
+            "!!binary ",
+            "\0",
+            "ü",
+            "  metadata:\n",
+            "    locale: x\n",
+            "  locale: y\n",
+            "  custom_price: ",
+            "-1",
+        ]);
+        prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_customers_reader_never_panics(header in csv_bytes(), body in csv_bytes()) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut csv = b"email,name\n".to_vec();
+            csv.extend(header);
+            csv.extend(body);
+            std::fs::write(dir.path().join("customers.csv"), &csv).unwrap();
+            let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n  customer:\n    email: \"{{ columns['email'] }}\"\n";
+            let campaign = Campaign::parse(&dir.path().join("c.yaml"), yaml.into()).unwrap();
+            if let Ok(mut batch) = Batch::open(campaign) {
+                let mut rows = 0;
+                while let Ok(Some(_)) = batch.next_row() {
+                    rows += 1;
+                }
+                prop_assert!(rows <= batch.total_rows());
+            }
+        }
+
+        #[test]
+        fn the_campaign_parser_never_panics(text in campaign_text()) {
+            let _ = Campaign::parse(std::path::Path::new("c.yaml"), text);
+        }
+
+        #[test]
+        fn the_campaign_parser_never_panics_on_any_text(text in "\\PC{0,200}") {
+            let _ = Campaign::parse(std::path::Path::new("c.yaml"), text);
+        }
     }
 }

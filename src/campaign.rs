@@ -13,7 +13,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
+use crate::diagnostic::{did_you_mean, escape_control, Diagnostic, Diagnostics};
 
 /// A value with the place it came from in the campaign file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,13 +80,51 @@ pub struct Campaign {
 pub struct Checkout {
     pub product_id: Located<String>,
     pub units: Option<Located<String>>,
+    pub custom_price: Option<Located<String>>,
     pub discount_code: Option<Located<String>>,
+    pub affiliate_code: Option<Located<String>>,
+    /// Sent as `metadata.locale`: Creem has no locale parameter.
     pub locale: Option<Located<String>>,
+    /// Sent as `metadata.plan_type`.
     pub plan_type: Option<Located<String>>,
     pub success_url: Option<Located<String>>,
     pub customer_email: Option<Located<String>>,
     pub customer_id: Option<Located<String>>,
+    pub custom_fields: Vec<CustomField>,
     pub metadata: Vec<(String, Located<String>)>,
+}
+
+/// The most custom fields Creem takes on one checkout.
+pub const MAX_CUSTOM_FIELDS: usize = 3;
+
+/// One of `checkout.custom_fields`, shaped like Creem's `CustomFieldRequestEntity`; its
+/// strings are templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomField {
+    pub kind: CustomFieldKind,
+    pub key: Located<String>,
+    pub label: Located<String>,
+    pub optional: Option<bool>,
+    /// `text:` settings (only for a text field).
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    /// `checkbox.label`, the markdown beside the box (only for a checkbox).
+    pub checkbox_label: Option<Located<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CustomFieldKind {
+    Text,
+    Checkbox,
+}
+
+impl CustomFieldKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CustomFieldKind::Text => "text",
+            CustomFieldKind::Checkbox => "checkbox",
+        }
+    }
 }
 
 /// How fast and how hard to send.
@@ -155,26 +193,37 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
     }
 }
 
-/// Parses `30s`, `1500ms`, `2m`, or a bare number of seconds.
+/// Parses a positive duration such as `30s`, `1500ms`, `2m` or `1m30s` (see [`parse_span`]).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 1500ms, 2m)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" => number,
-        "ms" => number / 1000.0,
-        "m" | "min" => number * 60.0,
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s or m)")),
-    };
-    if seconds <= 0.0 || !seconds.is_finite() {
-        return Err(format!("`{text}` must be a positive duration"));
+    let duration = parse_span(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{}` must be a positive duration", text.trim()));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(duration)
+}
+
+/// The longest duration accepted anywhere: beyond it, a value is a typo, not a wish.
+const LONGEST: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The one duration parser (campaign `timeout`, `--timeout`, the sandbox's `--latency`): jiff's
+/// friendly format (`1m30s`, `1500ms`, `20us`, `1.5s`, `2 min`), or a bare number of seconds.
+/// Zero is allowed; more than a day is refused, so no size can overflow later.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bare_seconds = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let parsed = if bare_seconds {
+        format!("{text}s").parse::<jiff::SignedDuration>()
+    } else {
+        text.parse::<jiff::SignedDuration>()
+    };
+    let parsed =
+        parsed.map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 1500ms, 2m, 1m30s)"))?;
+    let duration =
+        Duration::try_from(parsed).map_err(|_| format!("`{text}` must not be negative"))?;
+    if duration > LONGEST {
+        return Err(format!("`{text}` is longer than a day (24h)"));
+    }
+    Ok(duration)
 }
 
 // ---- the file as written ------------------------------------------------------------------
@@ -278,10 +327,17 @@ struct RawCheckout {
     #[serde(default)]
     #[schemars(extend("minimum" = 1))]
     units: Text,
+    /// A price for this checkout in minor units (cents), an integer >= 0, or a template.
+    #[serde(default)]
+    #[schemars(extend("minimum" = 0))]
+    custom_price: Text,
     /// A Creem discount code applied at checkout.
     #[serde(default)]
     discount_code: Text,
-    /// Checkout page language, e.g. en, fr, es, zh-CN.
+    /// An affiliate code the sale is attributed to.
+    #[serde(default)]
+    affiliate_code: Text,
+    /// The customer's language (e.g. en, fr), sent as metadata.locale: Creem's page follows the browser.
     #[serde(default)]
     locale: Text,
     /// A marker for your own system, sent as metadata.plan_type.
@@ -293,6 +349,10 @@ struct RawCheckout {
     /// Who the checkout is for: email or a Creem customer id, not both.
     #[serde(default)]
     customer: Option<Located<RawCustomer>>,
+    /// Up to 3 extra questions on the checkout page (Creem's custom_fields).
+    #[serde(default)]
+    #[schemars(extend("maxItems" = 3))]
+    custom_fields: Option<Located<Vec<Located<RawCustomField>>>>,
     /// Extra string values stored on the checkout and sent back in webhooks.
     #[serde(default)]
     #[schemars(with = "Option<std::collections::BTreeMap<String, Scalar>>")]
@@ -310,6 +370,57 @@ struct RawCustomer {
     /// An existing Creem customer id (cust_...), e.g. "{{ creem_customer_id }}".
     #[serde(default)]
     id: Text,
+}
+
+/// An extra question on the checkout page; key, label and checkbox.label are templates.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "CustomField")]
+struct RawCustomField {
+    /// `text` or `checkbox`.
+    #[serde(rename = "type")]
+    #[schemars(required, extend("enum" = ["text", "checkbox"]))]
+    kind: Option<Located<Scalar>>,
+    /// Unique key of the field: letters and digits, up to 200 characters.
+    #[schemars(required)]
+    key: Option<Located<Scalar>>,
+    /// The label shown to the customer, up to 50 characters.
+    #[schemars(required)]
+    label: Option<Located<Scalar>>,
+    /// Whether the customer may leave it empty; default false.
+    #[serde(default)]
+    optional: Option<Located<bool>>,
+    /// Settings of a text field.
+    #[serde(default)]
+    text: Option<Located<RawTextField>>,
+    /// Settings of a checkbox.
+    #[serde(default)]
+    checkbox: Option<Located<RawCheckbox>>,
+}
+
+/// Settings of a text field.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "TextField")]
+struct RawTextField {
+    /// The shortest answer accepted.
+    #[serde(default)]
+    #[schemars(extend("minimum" = 0))]
+    min_length: Text,
+    /// The longest answer accepted.
+    #[serde(default)]
+    #[schemars(extend("minimum" = 1))]
+    max_length: Text,
+}
+
+/// Settings of a checkbox.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Checkbox")]
+struct RawCheckbox {
+    /// The markdown text beside the box, e.g. "I agree to the [terms](https://...)".
+    #[serde(default)]
+    label: Text,
 }
 
 /// How to read the customers CSV.
@@ -344,9 +455,9 @@ struct RawSend {
     #[serde(default)]
     #[schemars(extend("minimum" = 1))]
     max_attempts: Text,
-    /// Per-request timeout, e.g. 30s, 1500ms or 2m; default 30s.
+    /// Per-request timeout, e.g. 30s, 1500ms, 2m or 1m30s; default 30s.
     #[serde(default)]
-    #[schemars(extend("pattern" = "^[0-9.]+ *(ms|s|sec|m|min)?$"))]
+    #[schemars(extend("pattern" = "^ *[0-9.]+ *([a-zµ]+ *([0-9.]+ *[a-zµ]+ *)*)?$"))]
     timeout: Text,
 }
 
@@ -379,15 +490,24 @@ const SECTIONS: &[(&str, &[&str])] = &[
         &[
             "product_id",
             "units",
+            "custom_price",
             "discount_code",
+            "affiliate_code",
             "locale",
             "plan_type",
             "success_url",
             "customer",
+            "custom_fields",
             "metadata",
         ],
     ),
     ("customer", &["email", "id"]),
+    (
+        "custom_fields",
+        &["type", "key", "label", "optional", "text", "checkbox"],
+    ),
+    ("text", &["min_length", "max_length"]),
+    ("checkbox", &["label"]),
     ("csv", &["delimiter"]),
     (
         "send",
@@ -426,7 +546,9 @@ impl Campaign {
         let mut all = vec![("checkout.product_id".to_owned(), &c.product_id)];
         let optional = [
             ("checkout.units", &c.units),
+            ("checkout.custom_price", &c.custom_price),
             ("checkout.discount_code", &c.discount_code),
+            ("checkout.affiliate_code", &c.affiliate_code),
             ("checkout.locale", &c.locale),
             ("checkout.plan_type", &c.plan_type),
             ("checkout.success_url", &c.success_url),
@@ -438,10 +560,35 @@ impl Campaign {
                 all.push((name.to_owned(), value));
             }
         }
+        for (i, field) in c.custom_fields.iter().enumerate() {
+            let name = format!("checkout.custom_fields[{i}]");
+            all.push((format!("{name}.key"), &field.key));
+            all.push((format!("{name}.label"), &field.label));
+            if let Some(label) = &field.checkbox_label {
+                all.push((format!("{name}.checkbox.label"), label));
+            }
+        }
         for (key, value) in &c.metadata {
             all.push((format!("checkout.metadata.{key}"), value));
         }
         all
+    }
+
+    /// The `prod_REPLACE_ME` placeholder `init` writes when it knows no product: fine for a
+    /// dry run, an error for `check` (Creem would refuse every row).
+    pub fn placeholder_product(&self) -> Option<Diagnostic> {
+        let product = &self.checkout.product_id;
+        product.value.contains("REPLACE_ME").then(|| {
+            self.diagnostic_at(
+                product,
+                format!(
+                    "`checkout.product_id` is still the placeholder `{}`",
+                    product.value
+                ),
+            )
+            .with_width(product.value.chars().count())
+            .with_help("put your Creem product id here (prod_..., from the dashboard's Products)")
+        })
     }
 }
 
@@ -542,6 +689,25 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// A value as the user typed it, for messages: YAML reads a plain `99999999999999999999999`
+    /// as a float, which would be echoed as `1e23`. Control characters are escaped.
+    fn typed(&self, value: &Located<String>) -> String {
+        let line = (value.line as usize)
+            .checked_sub(1)
+            .and_then(|i| self.source.lines().nth(i));
+        let rest: Option<String> = line.map(|l| {
+            l.chars()
+                .skip((value.column as usize).saturating_sub(1))
+                .collect()
+        });
+        let plain = rest.as_deref().and_then(|rest| {
+            let quoted_or_block = rest.starts_with(['"', '\'', '|', '>']);
+            let text = rest.split(" #").next().unwrap_or_default().trim();
+            (!quoted_or_block && !text.is_empty()).then_some(text)
+        });
+        escape_control(plain.unwrap_or(&value.value)).into_owned()
+    }
+
     fn problem<T>(&mut self, at: &Located<T>, message: impl Into<String>) {
         self.problems.push(Diagnostic::at(
             self.path,
@@ -657,16 +823,32 @@ impl Builder<'_> {
         };
         let units = raw.units.map(text);
         if let Some(units) = &units {
-            if !units.value.contains("{{") && !units.value.contains("{%") {
+            if !is_template(&units.value) {
                 match units.value.trim().parse::<u64>() {
                     Ok(n) if n >= 1 => {}
                     _ => self.problem(
                         units,
-                        format!("`units` must be an integer >= 1, not `{}`", units.value),
+                        format!(
+                            "`units` must be an integer >= 1, not `{}`",
+                            self.typed(units)
+                        ),
                     ),
                 }
             }
         }
+        let custom_price = raw.custom_price.map(text);
+        if let Some(price) = &custom_price {
+            if !is_template(&price.value) && price.value.trim().parse::<u64>().is_err() {
+                self.problem(
+                    price,
+                    format!(
+                        "`custom_price` must be an integer >= 0 in minor units (cents), not `{}`",
+                        self.typed(price)
+                    ),
+                );
+            }
+        }
+        let custom_fields = self.custom_fields(raw.custom_fields);
         let (customer_email, customer_id) = match raw.customer {
             None => (None, None),
             Some(customer) => {
@@ -694,25 +876,166 @@ impl Builder<'_> {
             .into_iter()
             .map(|(k, v)| (k, text(v)))
             .collect::<Vec<_>>();
-        if let Some((_, at)) = metadata.iter().find(|(k, _)| k == "plan_type") {
-            if raw.plan_type.is_some() {
+        // These two are sent inside metadata, so a metadata key of the same name would collide.
+        for (name, set) in [
+            ("plan_type", raw.plan_type.is_some()),
+            ("locale", raw.locale.is_some()),
+        ] {
+            if let Some((_, at)) = metadata.iter().find(|(k, _)| k == name).filter(|_| set) {
                 let at = at.clone();
                 self.problem(
                     &at,
-                    "`metadata.plan_type` and `checkout.plan_type` both set: keep one",
+                    format!(
+                        "`metadata.{name}` and `checkout.{name}` both set: keep one \
+                         (`checkout.{name}` is sent as `metadata.{name}`)"
+                    ),
                 );
             }
         }
         Checkout {
             product_id,
             units,
+            custom_price,
             discount_code: raw.discount_code.map(text),
+            affiliate_code: raw.affiliate_code.map(text),
+            custom_fields,
             locale: raw.locale.map(text),
             plan_type: raw.plan_type.map(text),
             success_url: raw.success_url.map(text),
             customer_email,
             customer_id,
             metadata,
+        }
+    }
+
+    fn custom_fields(
+        &mut self,
+        raw: Option<Located<Vec<Located<RawCustomField>>>>,
+    ) -> Vec<CustomField> {
+        let Some(list) = raw else {
+            return Vec::new();
+        };
+        if list.value.len() > MAX_CUSTOM_FIELDS {
+            let at = Located {
+                value: (),
+                line: list.line,
+                column: list.column,
+            };
+            self.problem(
+                &at,
+                format!(
+                    "`checkout.custom_fields` has {} fields; Creem takes up to {MAX_CUSTOM_FIELDS}",
+                    list.value.len()
+                ),
+            );
+        }
+        let mut fields = Vec::new();
+        for item in list.value {
+            let at = Located {
+                value: (),
+                line: item.line,
+                column: item.column,
+            };
+            let raw = item.value;
+            let mut required = |value: Option<Located<Scalar>>, name: &str| match value {
+                Some(v) => Some(text(v)),
+                None => {
+                    self.problem(&at, format!("a custom field needs `{name}`"));
+                    None
+                }
+            };
+            let (kind, key, label) = (
+                required(raw.kind, "type"),
+                required(raw.key, "key"),
+                required(raw.label, "label"),
+            );
+            let kind = kind.and_then(|kind| match kind.value.trim() {
+                "text" => Some(CustomFieldKind::Text),
+                "checkbox" => Some(CustomFieldKind::Checkbox),
+                other => {
+                    self.problem(
+                        &kind,
+                        format!("custom field type `{other}` is not `text` or `checkbox`"),
+                    );
+                    None
+                }
+            });
+            let mut field = CustomField {
+                kind: kind.unwrap_or(CustomFieldKind::Text),
+                key: key.clone().unwrap_or_else(|| located(&at, String::new())),
+                label: label.clone().unwrap_or_else(|| located(&at, String::new())),
+                optional: raw.optional.map(|o| o.value),
+                min_length: None,
+                max_length: None,
+                checkbox_label: None,
+            };
+            if let Some(settings) = raw.text {
+                if kind == Some(CustomFieldKind::Checkbox) {
+                    self.problem(&settings, "`text:` settings on a checkbox field");
+                }
+                let at = at_of(&settings);
+                field.min_length = self.length(settings.value.min_length, "text.min_length");
+                field.max_length = self.length(settings.value.max_length, "text.max_length");
+                if let (Some(min), Some(max)) = (field.min_length, field.max_length) {
+                    if min > max {
+                        self.problem(
+                            &at,
+                            format!("`text.min_length` {min} is above `text.max_length` {max}"),
+                        );
+                    }
+                }
+            }
+            if let Some(settings) = raw.checkbox {
+                if kind == Some(CustomFieldKind::Text) {
+                    self.problem(&settings, "`checkbox:` settings on a text field");
+                }
+                field.checkbox_label = settings.value.label.map(text);
+            }
+            if let (Some(key), Some(label)) = (&key, &label) {
+                if !is_template(&key.value) {
+                    if let Err(e) = check_custom_field_key(key.value.trim()) {
+                        self.problem(key, format!("custom field key `{}` {e}", key.value));
+                    }
+                }
+                if !is_template(&label.value) {
+                    if let Err(e) = check_custom_field_label(label.value.trim()) {
+                        self.problem(label, format!("custom field label `{}` {e}", label.value));
+                    }
+                }
+            }
+            fields.push(field);
+        }
+        let constant_keys: Vec<&Located<String>> = fields
+            .iter()
+            .map(|f| &f.key)
+            .filter(|k| !is_template(&k.value))
+            .collect();
+        for (i, key) in constant_keys.iter().enumerate() {
+            if constant_keys[..i]
+                .iter()
+                .any(|k| k.value.trim() == key.value.trim())
+            {
+                let key = (*key).clone();
+                self.problem(
+                    &key,
+                    format!("custom field key `{}` is used twice", key.value),
+                );
+            }
+        }
+        fields
+    }
+
+    fn length(&mut self, raw: Text, name: &str) -> Option<u64> {
+        let value = raw.map(text)?;
+        match value.value.trim().parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.problem(
+                    &value,
+                    format!("`{name}` must be an integer >= 0, not `{}`", value.value),
+                );
+                None
+            }
         }
     }
 
@@ -768,12 +1091,58 @@ impl Builder<'_> {
                     &value,
                     format!(
                         "`send.{name}` must be an integer >= 1, not `{}`",
-                        value.value
+                        self.typed(&value)
                     ),
                 );
                 None
             }
         }
+    }
+}
+
+/// True when a campaign value holds Jinja syntax, so it can only be checked once rendered.
+pub fn is_template(value: &str) -> bool {
+    value.contains("{{") || value.contains("{%")
+}
+
+/// Creem's rule for a custom field's key: letters and digits, up to 200 characters.
+pub fn check_custom_field_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        return Err("is empty");
+    }
+    if !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err("must be letters and digits only");
+    }
+    if key.len() > 200 {
+        return Err("is longer than 200 characters");
+    }
+    Ok(())
+}
+
+/// Creem's rule for a custom field's label: up to 50 characters.
+pub fn check_custom_field_label(label: &str) -> Result<(), &'static str> {
+    if label.is_empty() {
+        return Err("is empty");
+    }
+    if label.chars().count() > 50 {
+        return Err("is longer than 50 characters");
+    }
+    Ok(())
+}
+
+fn at_of<T>(value: &Located<T>) -> Located<()> {
+    Located {
+        value: (),
+        line: value.line,
+        column: value.column,
+    }
+}
+
+fn located<T>(at: &Located<()>, value: T) -> Located<T> {
+    Located {
+        value,
+        line: at.line,
+        column: at.column,
     }
 }
 
@@ -876,5 +1245,124 @@ mod tests {
         );
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn locale_and_plan_type_collide_with_metadata_keys_of_the_same_name() {
+        for name in ["locale", "plan_type"] {
+            let yaml = format!(
+                "campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: prod_1\n  {name}: a\n  metadata:\n    {name}: b\n"
+            );
+            let err = parse(&yaml).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`metadata.{name}` and `checkout.{name}` both set")),
+                "{err}"
+            );
+            assert!(
+                err.contains("c.yaml:7:"),
+                "points at the metadata key: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_fields_are_checked_before_any_row() {
+        let field = |key: &str| format!("    - type: text\n      key: {key}\n      label: L\n");
+        let yaml = |fields: &str| {
+            format!("campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: prod_1\n  custom_fields:\n{fields}")
+        };
+        let ok = parse(&yaml(&(field("a") + &field("b") + &field("c")))).unwrap();
+        assert_eq!(ok.checkout.custom_fields.len(), 3);
+        let cases = [
+            (field("a") + &field("b") + &field("c") + &field("d"), "has 4 fields; Creem takes up to 3"),
+            (field("a") + &field("a"), "custom field key `a` is used twice"),
+            (field("has-dash"), "must be letters and digits only"),
+            ("    - type: radio\n      key: a\n      label: L\n".to_owned(), "type `radio` is not"),
+            ("    - type: text\n      key: a\n".to_owned(), "a custom field needs `label`"),
+            (
+                "    - type: text\n      key: a\n      label: L\n      checkbox:\n        label: x\n".to_owned(),
+                "`checkbox:` settings on a text field",
+            ),
+            (
+                "    - type: text\n      key: a\n      label: L\n      text:\n        min_length: 5\n        max_length: 2\n".to_owned(),
+                "`text.min_length` 5 is above `text.max_length` 2",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let err = parse(&yaml(&fields)).unwrap_err().to_string();
+            assert!(err.contains(expected), "{fields}: {err}");
+        }
+    }
+
+    #[test]
+    fn custom_price_is_an_integer_in_minor_units() {
+        let yaml = |price: &str| {
+            format!("campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: prod_1\n  custom_price: {price}\n")
+        };
+        assert!(parse(&yaml("0")).is_ok());
+        assert!(parse(&yaml("\"{{ price }}\"")).is_ok());
+        let err = parse(&yaml("19.99")).unwrap_err().to_string();
+        assert!(
+            err.contains("`custom_price` must be an integer >= 0 in minor units"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_have_one_parser_that_never_panics() {
+        let ok = [
+            ("30s", 30_000),
+            ("1500ms", 1500),
+            ("2m", 120_000),
+            ("1m30s", 90_000),
+            ("1m 30s", 90_000),
+            ("1.5s", 1500),
+            ("45", 45_000),
+            (" 20ms ", 20),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        assert_eq!(parse_span("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_span("500us"), Ok(Duration::from_micros(500)));
+        for bad in [
+            "",
+            "abc",
+            "-5s",
+            "0s",
+            "99999999999999999999s",
+            "25h",
+            "1e400s",
+            "10x",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        let yaml = "campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: p\nsend:\n  timeout: 99999999999999999999s\n";
+        let err = parse(yaml).unwrap_err().to_string();
+        assert!(err.contains("c.yaml:6:"), "{err}");
+    }
+
+    #[test]
+    fn numbers_are_echoed_as_typed_and_control_characters_escaped() {
+        let yaml = "campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: p\n  units: 99999999999999999999999  # seats\nsend:\n  burst: \"a\\0b\"\n";
+        let err = parse(yaml).unwrap_err().to_string();
+        assert!(err.contains("not `99999999999999999999999`"), "{err}");
+        assert!(!err.contains("1e23"), "{err}");
+        assert!(err.contains("not `a\\u{0}b`"), "{err}");
+        assert!(!err.contains('\0'), "{err:?}");
+    }
+
+    #[test]
+    fn the_init_placeholder_is_named_with_its_line() {
+        let yaml = "campaign: c\ncustomers: x.csv\ncheckout:\n  product_id: prod_REPLACE_ME\n";
+        let campaign = parse(yaml).unwrap();
+        let problem = campaign.placeholder_product().unwrap();
+        assert_eq!(problem.line, 4);
+        assert!(problem.message.contains("placeholder `prod_REPLACE_ME`"));
+        assert!(parse(MINIMAL).unwrap().placeholder_product().is_none());
     }
 }

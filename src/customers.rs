@@ -6,7 +6,7 @@
 //! Blank lines, and records whose fields are all blank, are skipped and not counted as rows.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
@@ -21,15 +21,18 @@ pub struct CustomerCsv {
     headers: Vec<String>,
     delimiter: u8,
     rows_read: u64,
+    last_line: u64,
 }
 
-/// One data record and where it was in the file.
+/// One data row of the customers CSV and where it was in the file.
 #[derive(Debug, Default)]
-pub struct Record {
+pub struct CsvRow {
     /// 1-based data row (the header is row 0), as templates see it.
     pub row: u64,
     /// 1-based line where the record starts (differs from `row + 1` after multi-line fields).
     pub line: u64,
+    /// 1-based line where the record ends (after `line` when a quoted value spans lines).
+    pub end_line: u64,
     pub fields: csv::ByteRecord,
 }
 
@@ -43,6 +46,12 @@ impl CustomerCsv {
         let file = File::open(path)
             .map_err(|e| Diagnostic::file(path, format!("cannot open the customers CSV: {e}")))?;
         let mut buffered = BufReader::with_capacity(READ_BUFFER, file);
+        if let Some(problem) = encoding_problem(&mut buffered)
+            .map_err(|e| Diagnostic::file(path, format!("cannot read: {e}")))?
+        {
+            return Err(Diagnostic::file(path, problem)
+                .with_help("save the file as UTF-8 (in Excel: Save As > CSV UTF-8)"));
+        }
         let delimiter_set = delimiter;
         let delimiter = match delimiter_set {
             Some(d) => d,
@@ -101,7 +110,11 @@ impl CustomerCsv {
             if headers.contains(&name) {
                 return Err(Diagnostic::file(
                     path,
-                    format!("header, column {}: `{name}` appears twice", i + 1),
+                    format!(
+                        "header, column {}: `{}` appears twice",
+                        i + 1,
+                        crate::diagnostic::escape_control(&name)
+                    ),
                 ));
             }
             headers.push(name);
@@ -112,6 +125,7 @@ impl CustomerCsv {
             headers,
             delimiter,
             rows_read: 0,
+            last_line: 1,
         })
     }
 
@@ -131,7 +145,7 @@ impl CustomerCsv {
     /// the file as a whole (I/O), not one row.
     /// Blank records (a line of spaces, or only delimiters such as `,,,` from a spreadsheet)
     /// are skipped like empty lines: they are not customers, and not rows.
-    pub fn read(&mut self, record: &mut Record) -> Result<bool, Diagnostic> {
+    pub fn read(&mut self, record: &mut CsvRow) -> Result<bool, Diagnostic> {
         let mut result = self.reader.read_byte_record(&mut record.fields);
         while matches!(result, Ok(true)) && is_blank(&record.fields) {
             result = self.reader.read_byte_record(&mut record.fields);
@@ -141,6 +155,14 @@ impl CustomerCsv {
                 self.rows_read += 1;
                 record.row = self.rows_read;
                 record.line = record.fields.position().map_or(0, |p| p.line());
+                // The reader stands just after the record's line end, on the next line.
+                record.end_line = self
+                    .reader
+                    .position()
+                    .line()
+                    .saturating_sub(1)
+                    .max(record.line);
+                self.last_line = record.end_line;
                 Ok(true)
             }
             Ok(false) => Ok(false),
@@ -151,38 +173,62 @@ impl CustomerCsv {
         }
     }
 
-    /// The byte offset where the next record starts.
-    pub fn position(&self) -> u64 {
-        self.reader.position().byte()
-    }
-
-    /// The next record as it is, blank or not, without counting it as a row: for a pass
-    /// that only needs keys and counts rows itself.
-    pub fn read_raw(&mut self, fields: &mut csv::ByteRecord) -> csv::Result<bool> {
-        self.reader.read_byte_record(fields)
-    }
-
-    /// A second reader of the same file with the same settings, from byte `start` on, which
-    /// must be where a record starts (no header is read there).
-    pub fn records_from(&self, start: u64) -> io::Result<csv::Reader<BufReader<File>>> {
-        let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(start))?;
-        Ok(reader_settings(self.delimiter)
-            .has_headers(false)
-            .from_reader(BufReader::with_capacity(READ_BUFFER, file)))
+    /// Physical lines read so far, the header's included (blank lines between rows too).
+    pub fn lines_read(&self) -> u64 {
+        self.last_line
     }
 
     /// The record's fields as text, one per header column, or why the row is unusable.
-    pub fn fields<'r>(&self, record: &'r Record) -> Result<Vec<&'r str>, RecordProblem> {
+    pub fn fields<'r>(&self, record: &'r CsvRow) -> Result<Vec<&'r str>, RecordProblem> {
         let mut fields = Vec::with_capacity(self.headers.len());
         self.fields_into(record, &mut fields)?;
         Ok(fields)
     }
 
+    /// When a quoted value spans line breaks and one of its lines looks like a whole row (as
+    /// many delimiters as the header, or an email where the `email` column is), the quote was
+    /// most likely left open and swallowed the next customers: why the row is unusable.
+    /// A real multi-line value (an address) has no such line.
+    pub fn swallowed_row(&self, record: &CsvRow) -> Option<RecordProblem> {
+        if record.end_line <= record.line {
+            return None;
+        }
+        let email_at = self.headers.iter().position(|h| h == "email");
+        let mut line = record.line;
+        for (i, field) in record.fields.iter().enumerate() {
+            for (n, text) in field.split(|&b| b == b'\n').enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                line += 1;
+                let cells: Vec<&[u8]> = text.split(|&b| b == self.delimiter).collect();
+                let looks_like_email = |cell: &&[u8]| {
+                    std::str::from_utf8(cell)
+                        .is_ok_and(|c| crate::render::check_email(c.trim()).is_ok())
+                };
+                let whole_row = (self.headers.len() > 1 && cells.len() >= self.headers.len())
+                    || email_at
+                        .and_then(|at| cells.get(at))
+                        .is_some_and(looks_like_email);
+                if whole_row {
+                    return Some(RecordProblem(format!(
+                        "lines {}-{}: a quote in column `{}` is not closed on its line and takes in \
+                         line {line}, which looks like a row of its own (close the quote, or \
+                         write a quote inside a value as \"\")",
+                        record.line,
+                        record.end_line,
+                        crate::diagnostic::escape_control(&self.headers[i.min(self.headers.len().saturating_sub(1))]),
+                    )));
+                }
+            }
+        }
+        None
+    }
+
     /// Like [`fields`](Self::fields), reusing `out`'s allocation.
     pub fn fields_into<'r>(
         &self,
-        record: &'r Record,
+        record: &'r CsvRow,
         out: &mut Vec<&'r str>,
     ) -> Result<(), RecordProblem> {
         out.clear();
@@ -202,7 +248,7 @@ impl CustomerCsv {
                     return Err(RecordProblem(format!(
                         "line {}, column `{}`: not valid UTF-8 at byte {} (save the file as UTF-8)",
                         record.line,
-                        self.headers[i],
+                        crate::diagnostic::escape_control(&self.headers[i]),
                         e.valid_up_to() + 1
                     )))
                 }
@@ -235,6 +281,25 @@ fn delimiter_name(d: u8) -> String {
         b'\t' => "tab".to_owned(),
         other => format!("`{}`", other as char),
     }
+}
+
+/// Why the start of the file is not text this reader can take: NUL bytes mean UTF-16 (or
+/// UTF-32), whose every other byte is NUL for Latin letters; read as bytes it would be
+/// "ASCII with NULs", and every row would fail.
+fn encoding_problem(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let start = reader.fill_buf()?;
+    let start = &start[..start.len().min(4096)];
+    let bom = match start {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => "with",
+        _ if start.contains(&0) && start.iter().filter(|&&b| b == 0).count() * 4 >= start.len() => {
+            "without"
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(format!(
+        "the file looks like UTF-16 text {bom} a byte-order mark (it has NUL bytes), \
+         not UTF-8"
+    )))
 }
 
 /// Picks the delimiter that appears most often in the header line, outside quotes.

@@ -16,7 +16,6 @@ pub mod customers;
 pub mod diagnostic;
 pub mod exit;
 pub mod http;
-pub mod json;
 pub mod ledger;
 pub(crate) mod plan;
 pub mod preflight;

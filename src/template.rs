@@ -1,15 +1,12 @@
 //! Campaign templates, compiled once for the whole batch.
 //!
-//! Every string under `checkout:` is a Jinja template (minijinja, strict undefined). Most of
-//! them are either constant text or text with bare `{{ column }}` lookups; those are turned
-//! into a list of pieces at compile time and rendered by concatenation, which produces the
-//! same text minijinja would (a string value renders as itself) at a fraction of the cost per
-//! row. Anything else (filters, conditions, expressions) goes through minijinja.
+//! Every string under `checkout:` is a Jinja template rendered by minijinja with strict
+//! undefined behaviour. Text without any Jinja syntax is known as a constant at compile time,
+//! so callers can check it once instead of on every row.
 //!
 //! A column whose name is not an identifier (`e-mail`, `Email Address`) is read as
 //! `{{ columns["e-mail"] }}`: `columns` maps every column name to the row's value.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -37,20 +34,13 @@ impl TemplateId {
     }
 }
 
+/// One compiled template: its name in the environment; its text when it has no Jinja syntax
+/// at all (the same for every row); the column it is when it is exactly `{{ column }}`.
 #[derive(Debug)]
-enum Compiled {
-    /// Text and bare variable lookups, rendered by concatenation.
-    Pieces(Vec<Piece>),
-    /// Everything else, by minijinja under this template name.
-    Jinja(String),
-}
-
-#[derive(Debug)]
-enum Piece {
-    Text(String),
-    Column(usize),
-    Campaign,
-    Row,
+struct Compiled {
+    name: String,
+    constant: Option<String>,
+    column: Option<usize>,
 }
 
 /// A template problem found before anything is sent.
@@ -84,7 +74,6 @@ pub struct TemplateSet {
     env: Environment<'static>,
     headers: Arc<[String]>,
     compiled: Vec<Compiled>,
-    uses_jinja: bool,
 }
 
 impl fmt::Debug for TemplateSet {
@@ -103,37 +92,72 @@ impl TemplateSet {
             env,
             headers: headers.iter().cloned().collect(),
             compiled: Vec::new(),
-            uses_jinja: false,
         }
     }
 
     /// Compiles `source` and checks every variable it names exists.
     pub fn compile(&mut self, source: &str) -> Result<TemplateId, TemplateError> {
-        // minijinja drops one trailing newline by default; the fast path must agree.
-        let source = source.strip_suffix('\n').unwrap_or(source);
-        let compiled = match self.parse_pieces(source)? {
-            Some(pieces) => Compiled::Pieces(pieces),
-            None => {
-                let name = format!("t{}", self.compiled.len());
-                self.env
-                    .add_template_owned(name.clone(), source.to_owned())
-                    .map_err(|e| TemplateError::Syntax(syntax_message(&e)))?;
-                let template = self.env.get_template(&name).expect("just added");
-                let mut missing: Vec<String> = template
-                    .undeclared_variables(false)
-                    .into_iter()
-                    .filter(|name| !self.is_known(name))
-                    .collect();
-                if !missing.is_empty() {
-                    missing.sort();
-                    return Err(TemplateError::MissingColumns { missing });
-                }
-                self.uses_jinja = true;
-                Compiled::Jinja(name)
-            }
-        };
-        self.compiled.push(compiled);
+        let name = format!("t{}", self.compiled.len());
+        self.env
+            .add_template_owned(name.clone(), source.to_owned())
+            .map_err(|e| TemplateError::Syntax(syntax_message(&e)))?;
+        let template = self
+            .env
+            .get_template(&name)
+            .map_err(|e| TemplateError::Syntax(syntax_message(&e)))?;
+        let mut missing: Vec<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|name| !self.is_known(name))
+            .collect();
+        missing.extend(self.missing_in_columns_lookups(source));
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Err(TemplateError::MissingColumns { missing });
+        }
+        // minijinja drops one trailing newline by default; the constant must agree.
+        let plain = !["{{", "{%", "{#"].iter().any(|open| source.contains(open));
+        let constant = plain.then(|| source.strip_suffix('\n').unwrap_or(source).to_owned());
+        let column = self.bare_column(source);
+        self.compiled.push(Compiled {
+            name,
+            constant,
+            column,
+        });
         Ok(TemplateId(self.compiled.len() - 1))
+    }
+
+    /// The column a template such as `{{ email }}` names and does nothing else with. Its
+    /// rendering is that cell as it is (what minijinja renders for a string), so it is taken
+    /// from the row without starting the engine: most templates of a campaign are like this,
+    /// and for them the engine's set-up costs more than everything else a row needs.
+    fn bare_column(&self, source: &str) -> Option<usize> {
+        let source = source.strip_suffix('\n').unwrap_or(source);
+        let inner = source.strip_prefix("{{")?.strip_suffix("}}")?;
+        let name = inner.trim();
+        let plain = is_identifier(name) && name != CAMPAIGN_VAR && name != ROW_VAR;
+        plain
+            .then(|| self.headers.iter().position(|h| h == name))
+            .flatten()
+    }
+
+    /// Names in `columns["name"]` lookups that the CSV lacks: minijinja sees only `columns`,
+    /// and strict mode would otherwise fail on every row instead of once here.
+    fn missing_in_columns_lookups(&self, source: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        let mut rest = source;
+        while let Some(start) = rest.find("{{") {
+            let after = &rest[start + 2..];
+            let end = after.find("}}").unwrap_or(after.len());
+            if let Some(name) = self.columns_lookup(after[..end].trim()) {
+                if !self.headers.iter().any(|h| h == name) {
+                    missing.push(name.to_owned());
+                }
+            }
+            rest = &after[end..];
+        }
+        missing
     }
 
     fn is_known(&self, name: &str) -> bool {
@@ -142,61 +166,6 @@ impl TemplateSet {
             || name == COLUMNS_VAR
             || JINJA_GLOBALS.contains(&name)
             || self.headers.iter().any(|h| h == name)
-    }
-
-    /// Splits `source` into text and bare lookups, or `None` when it needs the full engine.
-    fn parse_pieces(&self, source: &str) -> Result<Option<Vec<Piece>>, TemplateError> {
-        if source.contains("{%") || source.contains("{#") {
-            return Ok(None);
-        }
-        let mut pieces = Vec::new();
-        let mut missing = BTreeSet::new();
-        let mut rest = source;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                pieces.push(Piece::Text(rest[..start].to_owned()));
-            }
-            let after = &rest[start + 2..];
-            let Some(end) = after.find("}}") else {
-                return Ok(None); // unterminated: let minijinja report it with its own words
-            };
-            let inner = &after[..end];
-            if inner.starts_with('-') || inner.ends_with('-') {
-                return Ok(None);
-            }
-            let inner = inner.trim();
-            let column = match self.columns_lookup(inner) {
-                Some(name) => Some(name),
-                None if !is_identifier(inner) => return Ok(None),
-                None if inner == CAMPAIGN_VAR => {
-                    pieces.push(Piece::Campaign);
-                    None
-                }
-                None if inner == ROW_VAR => {
-                    pieces.push(Piece::Row);
-                    None
-                }
-                None => Some(inner),
-            };
-            if let Some(name) = column {
-                match self.headers.iter().position(|h| h == name) {
-                    Some(index) => pieces.push(Piece::Column(index)),
-                    None => {
-                        missing.insert(name.to_owned());
-                    }
-                }
-            }
-            rest = &after[end + 2..];
-        }
-        if !missing.is_empty() {
-            return Err(TemplateError::MissingColumns {
-                missing: missing.into_iter().collect(),
-            });
-        }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(rest.to_owned()));
-        }
-        Ok(Some(pieces))
     }
 
     /// The column name in `columns["name"]` or `columns['name']` (a name without quotes or
@@ -214,25 +183,16 @@ impl TemplateSet {
 
     /// The CSV columns a template reads, to name them in row problems.
     pub fn columns(&self, id: TemplateId) -> Vec<String> {
-        match &self.compiled[id.0] {
-            Compiled::Pieces(pieces) => pieces
-                .iter()
-                .filter_map(|p| match p {
-                    Piece::Column(i) => Some(self.headers[*i].clone()),
-                    _ => None,
-                })
-                .collect(),
-            Compiled::Jinja(name) => {
-                let template = self.env.get_template(name).expect("compiled");
-                let mut names: Vec<String> = template
-                    .undeclared_variables(false)
-                    .into_iter()
-                    .filter(|n| self.headers.contains(n))
-                    .collect();
-                names.sort();
-                names
-            }
-        }
+        let Ok(template) = self.env.get_template(&self.compiled[id.0].name) else {
+            return Vec::new();
+        };
+        let mut names: Vec<String> = template
+            .undeclared_variables(false)
+            .into_iter()
+            .filter(|n| self.headers.contains(n))
+            .collect();
+        names.sort();
+        names
     }
 
     /// Every compiled template, in the order of their indexes.
@@ -240,26 +200,9 @@ impl TemplateSet {
         (0..self.compiled.len()).map(TemplateId)
     }
 
-    /// True when this template is constant text.
+    /// The text of a template without Jinja syntax, the same for every row.
     pub fn constant(&self, id: TemplateId) -> Option<&str> {
-        match self.shape(id) {
-            Shape::Constant(text) => Some(text),
-            _ => None,
-        }
-    }
-
-    /// What `id` needs from a row, for the callers that can skip rendering: constant text
-    /// and a bare column need no copy.
-    pub fn shape(&self, id: TemplateId) -> Shape<'_> {
-        match &self.compiled[id.0] {
-            Compiled::Pieces(pieces) => match pieces.as_slice() {
-                [] => Shape::Constant(""),
-                [Piece::Text(text)] => Shape::Constant(text),
-                [Piece::Column(index)] => Shape::Column(*index),
-                _ => Shape::Rendered,
-            },
-            Compiled::Jinja(_) => Shape::Rendered,
-        }
+        self.compiled[id.0].constant.as_deref()
     }
 
     /// Starts rendering one row: the minijinja context is built at most once per row, and
@@ -303,17 +246,6 @@ fn syntax_message(err: &minijinja::Error) -> String {
     }
 }
 
-/// See [`TemplateSet::shape`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape<'t> {
-    /// The same text for every row.
-    Constant(&'t str),
-    /// Exactly the cell of this column (`{{ email }}`).
-    Column(usize),
-    /// Anything else: render it.
-    Rendered,
-}
-
 /// Renders the templates of one row.
 pub struct RowRenderer<'s, 'v> {
     set: &'s TemplateSet,
@@ -324,34 +256,30 @@ pub struct RowRenderer<'s, 'v> {
 impl RowRenderer<'_, '_> {
     /// Appends the rendering of `id` to `out`.
     pub fn render_into(&mut self, id: TemplateId, out: &mut String) -> Result<(), String> {
-        match &self.set.compiled[id.0] {
-            Compiled::Pieces(pieces) => {
-                for piece in pieces {
-                    match piece {
-                        Piece::Text(text) => out.push_str(text),
-                        Piece::Column(index) => out.push_str(self.values.columns[*index]),
-                        Piece::Campaign => out.push_str(self.values.campaign),
-                        Piece::Row => {
-                            out.push_str(itoa::Buffer::new().format(self.values.row));
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Compiled::Jinja(name) => {
-                let context = self
-                    .context
-                    .get_or_insert_with(|| context_value(&self.set.headers, self.values))
-                    .clone();
-                let template = self.set.env.get_template(name).expect("compiled");
-                let text = template.render(context).map_err(|e| {
-                    let detail = e.detail().map(|d| d.to_string());
-                    detail.unwrap_or_else(|| e.kind().to_string())
-                })?;
-                out.push_str(&text);
-                Ok(())
-            }
+        let compiled = &self.set.compiled[id.0];
+        if let Some(text) = &compiled.constant {
+            out.push_str(text);
+            return Ok(());
         }
+        if let Some(cell) = compiled.column.and_then(|i| self.values.columns.get(i)) {
+            out.push_str(cell);
+            return Ok(());
+        }
+        let context = self
+            .context
+            .get_or_insert_with(|| context_value(&self.set.headers, self.values))
+            .clone();
+        let template = self
+            .set
+            .env
+            .get_template(&compiled.name)
+            .map_err(|e| e.to_string())?;
+        let text = template.render(context).map_err(|e| {
+            let detail = e.detail().map(|d| d.to_string());
+            detail.unwrap_or_else(|| e.kind().to_string())
+        })?;
+        out.push_str(&text);
+        Ok(())
     }
 
     pub fn render(&mut self, id: TemplateId) -> Result<String, String> {
@@ -420,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn bare_lookups_render_like_minijinja() {
+    fn lookups_and_filters_render() {
         let mut set = TemplateSet::new(&headers());
         let fast = set
             .compile("hi {{ first_name }} of {{campaign}} #{{ row }}")
@@ -433,8 +361,41 @@ mod tests {
         assert_eq!(render(&set, slow, &columns).unwrap(), "hi Zoë of spring #7");
     }
 
+    /// A bare `{{ column }}` is read from the row without the engine: it must give what
+    /// minijinja gives for the same cell, whatever the cell holds.
     #[test]
-    fn missing_column_is_reported_by_both_paths() {
+    fn bare_columns_render_as_minijinja_does() {
+        let mut set = TemplateSet::new(&headers());
+        let bare = set.compile("{{ first_name }}\n").unwrap();
+        let bare_spaced = set.compile("{{first_name   }}").unwrap();
+        let engine = set.compile("{{ first_name | string }}").unwrap();
+        let not_bare = set.compile("{{ first_name }}{{ seats }}").unwrap();
+        assert!(set.compiled[bare.0].column.is_some());
+        assert!(set.compiled[bare_spaced.0].column.is_some());
+        assert!(set.compiled[engine.0].column.is_none());
+        assert!(set.compiled[not_bare.0].column.is_none());
+        let cells = [
+            "",
+            " spaced ",
+            "<b>&amp;</b>",
+            "{{ x }}",
+            "Zoë\n\"q\"",
+            "\u{0}\t",
+        ];
+        for cell in cells {
+            let columns = ["a@b.co", cell, "3"];
+            let expected = render(&set, engine, &columns).unwrap();
+            assert_eq!(render(&set, bare, &columns).unwrap(), expected, "{cell:?}");
+            assert_eq!(render(&set, bare_spaced, &columns).unwrap(), expected);
+            assert_eq!(
+                render(&set, not_bare, &columns).unwrap(),
+                format!("{cell}3")
+            );
+        }
+    }
+
+    #[test]
+    fn missing_columns_are_reported_before_any_row() {
         let mut set = TemplateSet::new(&headers());
         let err = set.compile("{{ user_id }}").unwrap_err();
         assert_eq!(
@@ -467,25 +428,6 @@ mod tests {
     }
 
     #[test]
-    fn shapes_tell_what_can_skip_rendering() {
-        let cases = [
-            ("SUMMER2025", Shape::Constant("SUMMER2025")),
-            ("", Shape::Constant("")),
-            ("{{ email }}", Shape::Column(0)),
-            ("{{columns['seats']}}", Shape::Column(2)),
-            (" {{ email }}", Shape::Rendered),
-            ("{{ email }}{{ email }}", Shape::Rendered),
-            ("{{ row }}", Shape::Rendered),
-            ("{{ email | lower }}", Shape::Rendered),
-        ];
-        let mut set = TemplateSet::new(&headers());
-        for (source, expected) in cases {
-            let id = set.compile(source).unwrap();
-            assert_eq!(set.shape(id), expected, "{source:?}");
-        }
-    }
-
-    #[test]
     fn columns_reads_names_that_are_not_identifiers() {
         let headers: Vec<String> = vec!["E-Mail Address".into(), "seats".into()];
         let mut set = TemplateSet::new(&headers);
@@ -499,7 +441,6 @@ mod tests {
         assert_eq!(render(&set, fast, &columns).unwrap(), "a@b.co");
         assert_eq!(render(&set, fast2, &columns).unwrap(), "a@b.co");
         assert_eq!(render(&set, slow, &columns).unwrap(), "A@B.CO");
-        assert_eq!(set.columns(fast), vec!["E-Mail Address"]);
         let reference = column_reference("E-Mail Address", &headers).unwrap();
         assert_eq!(reference, "columns['E-Mail Address']");
         assert_eq!(column_reference("seats", &headers).unwrap(), "seats");

@@ -72,7 +72,10 @@ fn full_campaign_body_field_by_field() {
     assert!(body["units"].is_u64(), "units is a JSON integer: {body}");
     assert_eq!(body["units"], 3);
     assert_eq!(body["discount_code"], "SPRING2026");
-    assert_eq!(body["locale"], "es", "locale is top-level");
+    assert!(
+        body.get("locale").is_none(),
+        "Creem has no locale parameter"
+    );
     assert_eq!(
         body["success_url"],
         "https://shop.example.com/thanks?c=spring-sale-2026"
@@ -87,6 +90,7 @@ fn full_campaign_body_field_by_field() {
             "campaign": "spring-sale-2026",
             "row": "1",
             "plan_type": "team_annual",
+            "locale": "es",
         })
     );
     assert!(
@@ -106,7 +110,6 @@ fn full_campaign_body_field_by_field() {
         [
             "customer",
             "discount_code",
-            "locale",
             "metadata",
             "product_id",
             "request_id",
@@ -123,7 +126,7 @@ fn empty_metadata_entries_are_left_out() {
     let metadata = second["body"]["metadata"].as_object().unwrap();
     assert!(!metadata.contains_key("referrer"), "{metadata:?}");
     assert_eq!(metadata["userId"], "u_1002");
-    assert_eq!(second["body"]["locale"], "zh-CN");
+    assert_eq!(metadata["locale"], "zh-CN");
     assert_eq!(second["body"]["units"], 1);
 }
 
@@ -155,7 +158,6 @@ fn body_is_printed_in_documented_field_order() {
         "\"request_id\"",
         "\"units\"",
         "\"discount_code\"",
-        "\"locale\"",
         "\"success_url\"",
         "\"customer\"",
         "\"metadata\"",
@@ -561,14 +563,14 @@ fn constants_and_bare_columns_are_trimmed_and_left_out_when_blank() {
     run.assert_exit(0);
     let first = &run.line_for_row(1).unwrap()["body"];
     assert_eq!(first["discount_code"], "SPRING");
-    assert_eq!(first["locale"], "fr");
+    assert_eq!(first["metadata"]["locale"], "fr");
     // Constants (trimmed, escaped once for every row) and the row's own values.
     let constants = json!({"source": "mail", "quote": "say \"hi\"\\"});
     let mut metadata = constants.clone();
     metadata["segment"] = json!("smb");
+    metadata["locale"] = json!("fr");
     assert_eq!(first["metadata"], metadata);
     let second = &run.line_for_row(2).unwrap()["body"];
-    assert!(second.get("locale").is_none(), "{second}");
     assert_eq!(second["metadata"], constants);
 }
 
@@ -740,7 +742,8 @@ fn example_campaign_dry_run() {
     let first = &lines[0]["body"];
     assert_eq!(first["request_id"], "spring-sale-2026-c54fdf29fbe5c8b1");
     assert_eq!(first["units"], 1);
-    assert_eq!(first["locale"], "es");
+    assert_eq!(first["metadata"]["locale"], "es");
+    assert_eq!(first["affiliate_code"], "aff_003");
     assert_eq!(first["metadata"]["plan_type"], "team_annual");
     assert_eq!(first["metadata"]["userId"], "u_1001");
 }

@@ -82,7 +82,7 @@ fn multi_locale_campaign_with_a_discount_per_segment() {
     let lines = run.json_lines();
     let locales: std::collections::BTreeSet<&str> = lines
         .iter()
-        .map(|l| l["body"]["locale"].as_str().unwrap())
+        .map(|l| l["body"]["metadata"]["locale"].as_str().unwrap())
         .collect();
     assert!(
         locales.len() >= 10 && locales.contains("zh-CN"),
@@ -97,7 +97,7 @@ fn multi_locale_campaign_with_a_discount_per_segment() {
             _ => None,
         };
         assert_eq!(body["discount_code"].as_str(), expected, "{line}");
-        let locale = body["locale"].as_str().unwrap().to_lowercase();
+        let locale = body["metadata"]["locale"].as_str().unwrap().to_lowercase();
         assert_eq!(
             body["success_url"],
             format!("https://yourdomain.com/{locale}/welcome")

@@ -17,10 +17,24 @@ fn init_in(env: &TestEnv, file: &str, csv: &str, args: &[&str]) -> (Run, String)
     (run, text)
 }
 
-/// `check` on the written campaign: exit 0, every row valid.
+/// `check` on the written campaign: exit 0, every row valid. A campaign still holding the
+/// product placeholder is refused; once a product is filled in, it passes.
 #[track_caller]
 fn assert_checks(env: &TestEnv, yaml: &str, rows: u64) {
-    let run = env.run(&["check", yaml]);
+    let text = std::fs::read_to_string(env.path().join(yaml)).unwrap();
+    let mut yaml = yaml.to_owned();
+    if text.contains("prod_REPLACE_ME") {
+        env.run(&["check", &yaml])
+            .assert_exit(2)
+            .stderr_has(&["is still the placeholder `prod_REPLACE_ME`"]);
+        yaml = format!("{yaml}.filled.yaml");
+        std::fs::write(
+            env.path().join(&yaml),
+            text.replace("prod_REPLACE_ME", "prod_1"),
+        )
+        .unwrap();
+    }
+    let run = env.run(&["check", &yaml]);
     run.assert_exit(0)
         .stdout_has(&[&format!("{rows} rows, {rows} valid, 0 invalid")]);
 }

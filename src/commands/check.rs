@@ -9,6 +9,9 @@ use crate::exit::Outcome;
 
 pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let campaign = Campaign::load(&args.campaign)?;
+    if let Some(placeholder) = campaign.placeholder_product() {
+        return Err(crate::diagnostic::Diagnostics(vec![placeholder]).into());
+    }
     let mut batch = Batch::open(campaign)?;
     batch.without_body_hashes();
     let csv_name = batch.campaign.customers.display().to_string();
@@ -34,9 +37,17 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         }
     }
     let total = valid + invalid;
+    // Physical lines next to rows when they differ: a quoted value spanning lines (or an
+    // unclosed quote) or blank lines; the header is not a row.
+    let lines = batch.lines_read().saturating_sub(1);
+    let lines_note = if lines != total {
+        format!(" ({lines} lines after the header)")
+    } else {
+        String::new()
+    };
     writeln!(
         report,
-        "{}: {total} rows, {valid} valid, {invalid} invalid",
+        "{}: {total} rows, {valid} valid, {invalid} invalid{lines_note}",
         args.campaign.display()
     )?;
     if args.online {
@@ -53,6 +64,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             "command": "check",
             "campaign": batch.campaign.name,
             "rows": total,
+            "lines": lines,
             "valid": valid,
             "invalid": invalid,
             "exit": if invalid == 0 { "ok" } else { "invalid_rows" },

@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 
 use crate::campaign::Campaign;
 use crate::cli::InitArgs;
-use crate::customers::{CustomerCsv, Record};
+use crate::customers::{CsvRow, CustomerCsv};
 use crate::exit::Outcome;
 use crate::render::{check_email, Renderer};
 use crate::template::{column_reference, is_identifier};
@@ -115,7 +115,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
 
 /// The first [`SAMPLE_ROWS`] readable rows, as text.
 fn sample(csv: &mut CustomerCsv) -> anyhow::Result<Vec<Vec<String>>> {
-    let mut record = Record::default();
+    let mut record = CsvRow::default();
     let mut rows = Vec::new();
     while record.row < SAMPLE_ROWS && csv.read(&mut record)? {
         if let Ok(fields) = csv.fields(&record) {

@@ -69,7 +69,7 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
                 // The body, the bulk of the line, goes straight to the output buffer.
                 head.clear();
                 head.extend_from_slice(b"{\"request_id\":");
-                crate::json::push_str(&mut head, &request.request_id);
+                serde_json::to_writer(&mut head, &request.request_id)?;
                 head.extend_from_slice(b",\"row\":");
                 head.extend_from_slice(itoa::Buffer::new().format(row).as_bytes());
                 head.extend_from_slice(b",\"body\":");

@@ -147,7 +147,7 @@ impl By {
                         .is_ok_and(|i| records[i].status == Status::Created)
                 };
                 let mut values: HashMap<u64, String> = HashMap::new();
-                let mut record = crate::customers::Record::default();
+                let mut record = crate::customers::CsvRow::default();
                 while csv.read(&mut record)? {
                     if wanted(record.row) {
                         let value = record

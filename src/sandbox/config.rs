@@ -158,19 +158,8 @@ impl FromStr for Latency {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| "add a unit: us, ms or s (e.g. 20ms)".to_string())?;
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("{number:?} is not a number"))?;
-    let seconds = match unit {
-        "us" | "µs" => number / 1e6,
-        "ms" => number / 1e3,
-        "s" => number,
-        _ => return Err(format!("unknown unit {unit:?}; use us, ms or s")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| "out of range".to_string())
+    if text.trim().bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err("add a unit: us, ms or s (e.g. 20ms)".to_string());
+    }
+    crate::campaign::parse_span(text)
 }
