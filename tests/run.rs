@@ -45,11 +45,10 @@ async fn creates_every_row_once_and_rerun_sends_nothing() {
     );
 }
 
-/// Sent from two threads (whatever the cores: `--threads`), each with half the concurrency
-/// bound: both must be sending at once for the sandbox to see 32 requests in flight (one
-/// thread alone reaches 16), never more, and the ledger must come out the same.
+/// The concurrency bound is used in full and never passed: the sandbox sees 32 requests in
+/// flight at its peak, and the ledger comes out whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sending_threads_together_keep_to_the_concurrency_bound() {
+async fn the_concurrency_bound_is_used_in_full_and_never_passed() {
     let server = sandbox(SandboxConfig {
         // Slow answers, so that requests overlap at the server.
         latency: Some(Latency::Uniform {
@@ -60,15 +59,10 @@ async fn sending_threads_together_keep_to_the_concurrency_bound() {
     })
     .await;
     let (dir, _) = campaign(100, "  rate: unlimited\n  concurrency: 32\n");
-    let out = run(
-        dir.path(),
-        &server.base_url(),
-        &["--quiet", "--threads", "2", "--json"],
-    )
-    .await;
+    let out = run(dir.path(), &server.base_url(), &["--quiet", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["threads"], 2);
+    assert_eq!(summary["created"], 100);
     let stats = server.stats();
     assert_eq!(
         stats.peak_posts_in_flight, 32,
@@ -90,12 +84,15 @@ async fn bodies_at_the_server_are_the_dry_run_bodies() {
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .and(wiremock::matchers::path("/v1/checkouts"))
         .and(wiremock::matchers::header("x-api-key", KEY))
-        .respond_with(
+        .respond_with(|request: &wiremock::Request| {
+            // One checkout per row: its id from the request_id.
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+            let id = format!("ch_{}", body["request_id"].as_str().unwrap());
             wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "id": "ch_1", "object": "checkout", "status": "pending",
-                "checkout_url": "https://checkout.creem.io/ch_1", "mode": "test"
-            })),
-        )
+                "id": id, "object": "checkout", "status": "pending",
+                "checkout_url": format!("https://checkout.creem.io/{id}"), "mode": "test"
+            }))
+        })
         .expect(3)
         .mount(&mock)
         .await;
