@@ -38,14 +38,6 @@ pub enum RowPlan {
 }
 
 impl RowPlan {
-    pub fn row(&self) -> u64 {
-        match self {
-            RowPlan::Ready { row, .. }
-            | RowPlan::Invalid { row, .. }
-            | RowPlan::Unchanged { row } => *row,
-        }
-    }
-
     /// The row's request_id, when it was worked out (not for an unchanged row).
     pub fn request_id(&self) -> Option<&str> {
         match self {
@@ -64,7 +56,6 @@ impl RowPlan {
 /// input order. The renderers, the costliest part, then use both cores.
 pub struct Batch {
     pub campaign: Campaign,
-    headers: Vec<String>,
     total_rows: u64,
     parts: Option<Parts>,
     chunks: Option<Rendered>,
@@ -108,7 +99,6 @@ impl Batch {
             .into());
         }
         Ok(Batch {
-            headers: csv.headers().to_vec(),
             parts: Some(Parts {
                 key_names: campaign.key.join(", "),
                 csv,
@@ -145,10 +135,6 @@ impl Batch {
         if let Some(parts) = &mut self.parts {
             parts.unchanged = Some(input_hashes);
         }
-    }
-
-    pub fn headers(&self) -> &[String] {
-        &self.headers
     }
 
     /// The next row's plan; `Ok(None)` at the end. An error means the file itself failed.

@@ -7,23 +7,26 @@
 //! for the Creem API; `signature` verifies what Creem sends back (redirects and webhooks).
 //! `commands` holds one function per CLI command.
 
-pub mod api_key;
+pub(crate) mod api_key;
 pub mod batch;
 pub mod campaign;
 pub mod cli;
 pub mod commands;
 pub(crate) mod conversion;
-pub mod customers;
-pub mod diagnostic;
+pub(crate) mod customers;
+pub(crate) mod diagnostic;
 pub(crate) mod escape;
 pub mod exit;
-pub mod json;
+pub(crate) mod json;
 pub mod ledger;
-pub mod progress;
-pub mod render;
+pub(crate) mod progress;
+pub(crate) mod render;
 pub mod sandbox;
-pub mod sender;
+pub(crate) mod sender;
 pub mod signature;
 pub(crate) mod sync;
-pub mod target;
-pub mod template;
+pub(crate) mod target;
+pub(crate) mod template;
+
+/// The default request_id rule, for a backend that must derive the same ids.
+pub use render::default_request_id;
