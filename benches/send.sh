@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: run.sh BIN ROWS CONCURRENCY [sandbox-args...] -> prints "secs rss_kb" and the summary
+# usage: benches/send.sh BIN ROWS CONCURRENCY [sandbox-args...] -> prints "secs rss_kb" and the summary
 set -euo pipefail
 BIN=$1; ROWS=$2; C=$3; shift 3
 mkdir -p "${BENCH_DIR:-/tmp/creem-bench}"; W=$(mktemp -d "${BENCH_DIR:-/tmp/creem-bench}/w.XXXX")
