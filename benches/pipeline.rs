@@ -11,10 +11,6 @@ use creem_batch::campaign::Campaign;
 use creem_batch::ledger::{Prior, COLUMNS};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-/// The allocator the program uses (src/main.rs), so the figures are the program's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const ROWS: u64 = 10_000;
 
 const YAML: &str = r#"campaign: bench

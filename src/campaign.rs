@@ -160,12 +160,6 @@ pub struct Rate {
     pub per: Duration,
 }
 
-impl Rate {
-    pub fn per_second(&self) -> f64 {
-        f64::from(self.count) / self.per.as_secs_f64()
-    }
-}
-
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let unit = if self.per.as_secs() == 60 { "min" } else { "s" };

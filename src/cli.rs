@@ -144,10 +144,6 @@ pub struct RunArgs {
     /// Print one JSON summary object on stdout at the end.
     #[arg(long)]
     pub json: bool,
-    /// Threads to send from (default: one per core when the rate is unlimited and 32 or
-    /// more requests may be in flight, half as many when the server is on this machine).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub threads: Option<u16>,
     #[command(flatten)]
     pub host: HostArgs,
     #[command(flatten)]

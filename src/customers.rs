@@ -129,10 +129,6 @@ impl CustomerCsv {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     pub fn headers(&self) -> &[String] {
         &self.headers
     }

@@ -32,12 +32,51 @@ impl Outcome {
     }
 }
 
-/// An error whose exit code is not the default 2.
-#[derive(Debug, thiserror::Error)]
-pub enum Fatal {
-    /// Stopped before finishing: the run is worth resuming, but something must be fixed first.
-    #[error("{0}")]
-    Aborted(String),
+/// A write to stdout that found the reader gone (`... | head -1`) counts as done: the
+/// command goes on and its exit code still says what it found (as ripgrep does).
+pub fn quiet_on_broken_pipe(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// A writer that drops what it is given once its reader has gone (a broken pipe), so a
+/// report cut short by `| head` still ends with the command's own exit code.
+pub struct QuietPipe<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: std::io::Write> QuietPipe<W> {
+    pub fn new(inner: W) -> QuietPipe<W> {
+        QuietPipe {
+            inner,
+            closed: false,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for QuietPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        quiet_on_broken_pipe(self.inner.flush())
+    }
 }
 
 /// Prints `err` (with its causes) to stderr and returns the exit code for it.
@@ -57,10 +96,7 @@ pub fn report(err: &anyhow::Error) -> u8 {
         return 2;
     }
     eprintln!("creem-batch: {}", Chain(err));
-    match err.downcast_ref::<Fatal>() {
-        Some(Fatal::Aborted(_)) => 3,
-        None => 2,
-    }
+    2
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
@@ -80,5 +116,45 @@ impl fmt::Display for Chain<'_> {
             write!(f, "\n  caused by: {cause}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Accepts `room` bytes, then reports a closed pipe.
+    struct Pipe {
+        got: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.got.len() + buf.len() > self.room {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.got.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_closed_pipe_is_quiet_and_other_errors_are_not() {
+        let mut out = QuietPipe::new(Pipe {
+            got: Vec::new(),
+            room: 6,
+        });
+        writeln!(out, "first").unwrap();
+        writeln!(out, "second").unwrap();
+        writeln!(out, "third").unwrap();
+        out.flush().unwrap();
+        assert_eq!(out.inner.got, b"first\n");
+        assert!(quiet_on_broken_pipe(Err(std::io::ErrorKind::BrokenPipe.into())).is_ok());
+        assert!(quiet_on_broken_pipe(Err(std::io::ErrorKind::Other.into())).is_err());
     }
 }

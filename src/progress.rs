@@ -26,6 +26,8 @@ impl Tally {
 pub trait Live: Send + Sync {
     fn attempts(&self) -> u64;
     fn retrying(&self) -> u64;
+    /// Set while the whole batch waits out a server's `Retry-After`.
+    fn pause_note(&self) -> Option<String>;
 }
 
 impl Live for crate::sender::Sender {
@@ -34,6 +36,18 @@ impl Live for crate::sender::Sender {
     }
     fn retrying(&self) -> u64 {
         self.counters.retrying.load(Ordering::Relaxed)
+    }
+    fn pause_note(&self) -> Option<String> {
+        crate::sender::Sender::pause_note(self)
+    }
+}
+
+/// Elapsed-time helper shared by the progress display and the summary.
+pub fn per_second(count: u64, elapsed: Duration) -> f64 {
+    if elapsed.is_zero() {
+        0.0
+    } else {
+        count as f64 / elapsed.as_secs_f64()
     }
 }
 
@@ -111,8 +125,8 @@ impl Progress {
                     _ = token.cancelled() => break,
                 }
                 let done = tally.done.load(Ordering::Relaxed);
-                let rate = crate::sender::per_second(live.attempts(), started.elapsed());
-                let line = format!(
+                let rate = per_second(live.attempts(), started.elapsed());
+                let mut line = format!(
                     "{} {}, {} {}, {} retrying, {rate:.1} req/s",
                     tally.created.load(Ordering::Relaxed),
                     labels.ok,
@@ -120,6 +134,10 @@ impl Progress {
                     labels.failed,
                     live.retrying(),
                 );
+                if let Some(note) = live.pause_note() {
+                    line.push_str("; ");
+                    line.push_str(&note);
+                }
                 match &shown {
                     Some(bar) => {
                         bar.set_position(done);

@@ -27,13 +27,6 @@ const JINJA_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TemplateId(usize);
 
-impl TemplateId {
-    /// Its place among the set's templates (0, 1, ...), for tables kept beside the set.
-    pub fn index(self) -> usize {
-        self.0
-    }
-}
-
 /// One compiled template: its name in the environment; its text when it has no Jinja syntax
 /// at all (the same for every row); the column it is when it is exactly `{{ column }}`.
 #[derive(Debug)]
@@ -193,11 +186,6 @@ impl TemplateSet {
             .collect();
         names.sort();
         names
-    }
-
-    /// Every compiled template, in the order of their indexes.
-    pub fn ids(&self) -> impl Iterator<Item = TemplateId> {
-        (0..self.compiled.len()).map(TemplateId)
     }
 
     /// The text of a template without Jinja syntax, the same for every row.

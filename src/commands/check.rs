@@ -19,7 +19,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     let mut report: Box<dyn Write> = if args.json {
         Box::new(std::io::stderr().lock())
     } else {
-        Box::new(stdout.lock())
+        // `check | head -1` still exits with what was found.
+        Box::new(crate::exit::QuietPipe::new(stdout.lock()))
     };
     let (mut valid, mut invalid) = (0u64, 0u64);
     let mut demand = crate::preflight::Demand::default();
@@ -69,7 +70,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             "invalid": invalid,
             "exit": if invalid == 0 { "ok" } else { "invalid_rows" },
         });
-        println!("{summary}");
+        let mut out = crate::exit::QuietPipe::new(std::io::stdout().lock());
+        writeln!(out, "{summary}")?;
+        out.flush()?;
     }
     Ok(if invalid == 0 {
         Outcome::Success

@@ -4,10 +4,10 @@ use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
 
 mod check;
-pub mod conversion;
 mod init;
 mod reconcile;
 mod run;
+mod run_summary;
 mod sandbox;
 mod schema;
 mod shared;

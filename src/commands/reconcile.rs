@@ -23,8 +23,8 @@ use std::io::{BufRead, BufReader, Write};
 
 use anyhow::Context;
 
-use super::conversion::Report;
 use crate::cli::ReconcileArgs;
+use crate::conversion::Report;
 use crate::exit::Outcome;
 use crate::ledger::{self, Status};
 use crate::signature::{parse_webhook_event, CHECKOUT_COMPLETED};

@@ -25,15 +25,17 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
-use super::conversion::{is_final, Report, ERROR, UNKNOWN};
 use super::shared::{apply_send_flags, is_campaign_file, runtime, shell_word, watch_signals};
 use crate::campaign::{Campaign, SendSettings};
 use crate::cli::StatusArgs;
+use crate::conversion::{is_final, Report, ERROR, UNKNOWN};
 use crate::customers::CustomerCsv;
-use crate::exit::Outcome;
+use crate::escape::escape_control;
+use crate::exit::{quiet_on_broken_pipe, Outcome, QuietPipe};
 use crate::ledger::{self, Record, Status, COLUMNS};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::sender::{key_rejected, Delivery, FailureKind, Sender};
+use crate::sync::lock;
 use crate::target;
 
 /// Failed fetches listed in the summary (the rest are counted).
@@ -210,19 +212,21 @@ async fn status(
     let mut errors: Vec<(u64, String)> = Vec::new();
     for (i, delivery) in pass.deliveries {
         let record = &mut records[i];
-        match delivery {
+        match &delivery {
             Delivery::Created { checkout, .. } => {
                 fetched += 1;
                 if let Some(order_id) = checkout.order_id() {
+                    let order_id = escape_control(&order_id).into_owned();
                     changed |= record.order_id != order_id;
                     record.order_id = order_id;
                 }
-                changed |= record.checkout_status != checkout.status;
-                record.checkout_status = checkout.status;
+                let status = escape_control(&checkout.status).into_owned();
+                changed |= record.checkout_status != status;
+                record.checkout_status = status;
             }
-            Delivery::Failed { error, .. } => {
+            Delivery::Failed { .. } | Delivery::Unusable { .. } => {
                 failed[i] = true;
-                errors.push((record.row, error));
+                errors.push((record.row, delivery.error_text()));
             }
             Delivery::NotSent { .. } => not_checked += 1,
         }
@@ -266,7 +270,7 @@ async fn status(
         let mut human: Box<dyn Write> = if args.json {
             Box::new(std::io::stderr().lock())
         } else {
-            Box::new(std::io::stdout().lock())
+            Box::new(QuietPipe::new(std::io::stdout().lock()))
         };
         report.write_human(&mut human)?;
         human.flush()?;
@@ -321,7 +325,11 @@ async fn status(
         summary.insert("requests".into(), pass.requests.into());
         summary.insert("elapsed_seconds".into(), elapsed.as_secs_f64().into());
         summary.insert("exit".into(), exit.into());
-        println!("{}", serde_json::Value::Object(summary));
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (`--json | head -c1`) changes nothing about the exit.
+        quiet_on_broken_pipe(
+            writeln!(out, "{}", serde_json::Value::Object(summary)).and_then(|()| out.flush()),
+        )?;
     }
     if let Some(reason) = pass.abort {
         writeln!(err, "stopped: {reason}")?;
@@ -353,7 +361,7 @@ async fn fetch(
     rows: &[usize],
 ) -> anyhow::Result<Pass> {
     let target = target::resolve(&args.host, &args.key).await?;
-    let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key, 1)?);
+    let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key)?);
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;
     let tally = Arc::new(Tally::default());
@@ -369,23 +377,21 @@ async fn fetch(
         .map(|i| {
             let (sender, tally, abort) = (&sender, &tally, &abort);
             async move {
-                let delivery = sender.fetch(0, &records[i].checkout_id).await;
+                let delivery = sender.fetch(&records[i].checkout_id).await;
                 match &delivery {
                     Delivery::Created { .. } => Tally::add(&tally.created),
                     Delivery::Failed { kind, error, .. } => {
                         Tally::add(&tally.failed);
                         if matches!(kind, FailureKind::Auth | FailureKind::Tls) {
                             // Every other fetch would be refused the same way.
-                            abort
-                                .lock()
-                                .expect("not poisoned")
-                                .get_or_insert_with(|| match kind {
-                                    FailureKind::Auth => key_rejected(error),
-                                    _ => error.clone(),
-                                });
+                            lock(abort).get_or_insert_with(|| match kind {
+                                FailureKind::Auth => key_rejected(&error.to_string()),
+                                _ => error.to_string(),
+                            });
                             sender.stop.cancel();
                         }
                     }
+                    Delivery::Unusable { .. } => Tally::add(&tally.failed),
                     Delivery::NotSent { .. } => {}
                 }
                 Tally::add(&tally.done);
@@ -398,7 +404,9 @@ async fn fetch(
     progress.finish().await;
     let pass = Pass {
         deliveries,
-        abort: abort.into_inner().expect("not poisoned"),
+        abort: abort
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
         interrupted: interrupted.load(Ordering::Relaxed),
         requests: sender.counters.attempts.load(Ordering::Relaxed),
         retries: sender.counters.retries.load(Ordering::Relaxed),

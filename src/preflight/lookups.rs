@@ -180,9 +180,7 @@ fn verdict(answer: Result<Answer, String>) -> Result<Verdict, AuthRejected> {
 
 /// "HTTP 404 Not Found: Product not found (trace_id ...)", as the sender words errors.
 fn describe(answer: &Answer) -> String {
-    let status = reqwest::StatusCode::from_u16(answer.status)
-        .unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
-    crate::sender::describe_api_error(status, &answer.body)
+    crate::sender::api_error(answer.status, &answer.body, None).to_string()
 }
 
 /// A `DiscountEntity`'s fields that decide whether the rows can use it. Read field by field

@@ -1,0 +1,448 @@
+//! How a `run` ended, said once: the text on stderr, the JSON object on stdout (`--json`)
+//! and the exit code all come from one [`RunSummary`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::shared::shell_word;
+use crate::cli::RunArgs;
+use crate::exit::{quiet_on_broken_pipe, Outcome};
+use crate::plan::Plan;
+use crate::sender::{Delivery, FailureKind, MAY_EXIST_TWICE};
+
+/// Rows listed by number (the rest are counted).
+const EXAMPLES: usize = 10;
+/// Distinct failure reasons kept; a run with more has no single cause worth naming.
+const REASONS: usize = 50;
+/// Failure reasons shown.
+const TOP_REASONS: usize = 3;
+
+/// How the rows this run sent (or meant to send) ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    pub created: u64,
+    pub failed: u64,
+    /// Answered 2xx without a usable checkout; recorded, not sent again.
+    pub unusable: u64,
+    unusable_rows: Vec<u64>,
+    /// Not sent because the run stopped (or never queued for it).
+    pub not_sent: u64,
+    /// Rows whose checkout may exist twice (an attempt timed out after sending).
+    pub may_exist_twice: u64,
+    reasons: Vec<Reason>,
+}
+
+#[derive(Debug)]
+struct Reason {
+    text: String,
+    rows: u64,
+    /// Sending the row again may succeed (timeouts, 5xx, 429); else it would fail the same.
+    retry_helps: bool,
+}
+
+impl Ended {
+    pub fn add(&mut self, row: u64, delivery: &Delivery) {
+        if delivery.may_exist_twice() {
+            self.may_exist_twice += 1;
+        }
+        match delivery {
+            Delivery::Created { .. } => self.created += 1,
+            Delivery::Unusable { .. } => {
+                self.unusable += 1;
+                if self.unusable_rows.len() < EXAMPLES {
+                    self.unusable_rows.push(row);
+                }
+            }
+            Delivery::Failed { error, kind, .. } => {
+                self.failed += 1;
+                let text = error.kind_key().to_string();
+                if let Some(reason) = self.reasons.iter_mut().find(|r| r.text == text) {
+                    reason.rows += 1;
+                } else if self.reasons.len() < REASONS {
+                    self.reasons.push(Reason {
+                        text,
+                        rows: 1,
+                        retry_helps: *kind == FailureKind::Exhausted,
+                    });
+                }
+            }
+            Delivery::NotSent { .. } => self.not_sent += 1,
+        }
+    }
+
+    /// Whether a re-run may send what failed: not when every failure was a refusal.
+    fn retry_helps(&self) -> bool {
+        self.reasons.is_empty() || self.reasons.iter().any(|r| r.retry_helps)
+    }
+}
+
+pub struct RunSummary {
+    pub campaign: String,
+    pub output: PathBuf,
+    pub plan: Plan,
+    pub ended: Ended,
+    pub requests: u64,
+    pub retries: u64,
+    /// The target as shown (credentials never in it).
+    pub target: String,
+    pub elapsed: Duration,
+    /// Why the run stopped early (key rejected, systematic failure).
+    pub abort: Option<String>,
+    pub interrupted: bool,
+}
+
+impl RunSummary {
+    /// Rows left `pending`: not sent because the run stopped, or held back by `--limit`.
+    pub fn pending(&self) -> u64 {
+        self.ended.not_sent + self.plan.limited
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        if self.abort.is_some() {
+            Outcome::Aborted
+        } else if self.interrupted {
+            Outcome::Interrupted
+        } else if self.ended.failed + self.ended.unusable + self.plan.invalid > 0 {
+            Outcome::Partial
+        } else {
+            Outcome::Success
+        }
+    }
+
+    /// Prints the summary (text on stderr, JSON on stdout with `--json`); gives the outcome.
+    pub fn print(&self, args: &RunArgs) -> anyhow::Result<Outcome> {
+        let mut err = std::io::stderr().lock();
+        self.write_text(&mut err, args)?;
+        if args.json {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout (`--json | head -c1`) changes nothing about the run's exit.
+            quiet_on_broken_pipe(writeln!(out, "{}", self.json()).and_then(|()| out.flush()))?;
+        }
+        Ok(self.outcome())
+    }
+
+    fn write_text(&self, err: &mut impl Write, args: &RunArgs) -> std::io::Result<()> {
+        let (plan, ended) = (&self.plan, &self.ended);
+        plan.print_problems(err)?;
+        writeln!(
+            err,
+            "{} rows: {} created, {} failed, {} invalid, {} pending, {} already created{}",
+            plan.rows,
+            ended.created,
+            ended.failed + ended.unusable,
+            plan.invalid,
+            self.pending(),
+            plan.kept(),
+            if plan.changed > 0 && !plan.recreate_changed {
+                format!(" ({} of them changed since)", plan.changed)
+            } else {
+                String::new()
+            }
+        )?;
+        if ended.unusable > 0 {
+            writeln!(
+                err,
+                "{} row(s) were answered without a usable checkout; one may exist, so they are recorded as created without a link and not sent again (see the `error` column): rows {}{}",
+                ended.unusable,
+                list(&ended.unusable_rows),
+                if ended.unusable > ended.unusable_rows.len() as u64 { ", ..." } else { "" }
+            )?;
+        }
+        if ended.may_exist_twice > 0 {
+            writeln!(
+                err,
+                "{} row(s) may have a second checkout in Creem: {MAY_EXIST_TWICE} (see the `error` column of {})",
+                ended.may_exist_twice,
+                self.output.display()
+            )?;
+        }
+        if !ended.reasons.is_empty() {
+            let mut reasons: Vec<&Reason> = ended.reasons.iter().collect();
+            reasons.sort_by_key(|r| std::cmp::Reverse(r.rows));
+            writeln!(err, "why rows failed:")?;
+            for reason in reasons.iter().take(TOP_REASONS) {
+                writeln!(err, "  {} row(s): {}", reason.rows, reason.text)?;
+            }
+            if reasons.len() > TOP_REASONS {
+                writeln!(
+                    err,
+                    "  ... and {} other reason(s)",
+                    reasons.len() - TOP_REASONS
+                )?;
+            }
+        }
+        writeln!(
+            err,
+            "{} requests ({} retries) to {} in {:.1}s, {:.1} req/s; results in {}",
+            self.requests,
+            self.retries,
+            self.target,
+            self.elapsed.as_secs_f64(),
+            crate::progress::per_second(self.requests, self.elapsed),
+            self.output.display()
+        )?;
+        if ended.failed > 0 || self.pending() > 0 {
+            if self.interrupted {
+                writeln!(
+                    err,
+                    "interrupted; to send the rest: {}",
+                    resume_command(args)
+                )?;
+            } else if self.pending() == 0 && !ended.retry_helps() {
+                writeln!(
+                    err,
+                    "a re-run will not help: Creem refused these rows as they are; fix the campaign or the rows first, then: {}",
+                    resume_command(args)
+                )?;
+            } else if plan.limited > 0 && self.abort.is_none() {
+                writeln!(
+                    err,
+                    "{} row(s) left pending by --limit; to send the rest: {}",
+                    plan.limited,
+                    resume_command(args)
+                )?;
+            } else {
+                writeln!(err, "to send the rest: {}", resume_command(args))?;
+            }
+        }
+        if let Some(reason) = &self.abort {
+            writeln!(err, "stopped: {reason}")?;
+        }
+        Ok(())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut reasons: Vec<&Reason> = self.ended.reasons.iter().collect();
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.rows));
+        serde_json::json!({
+            "command": "run",
+            "campaign": self.campaign,
+            "output": self.output.display().to_string(),
+            "rows": self.plan.rows,
+            "created": self.ended.created,
+            "failed": self.ended.failed + self.ended.unusable,
+            "unusable": self.ended.unusable,
+            "may_exist_twice": self.ended.may_exist_twice,
+            "invalid": self.plan.invalid,
+            "pending": self.pending(),
+            "already_created": self.plan.kept(),
+            "changed": self.plan.changed,
+            "requests": self.requests,
+            "elapsed_seconds": self.elapsed.as_secs_f64(),
+            "failure_reasons": reasons.iter().map(|r| serde_json::json!({
+                "reason": r.text, "rows": r.rows, "retry_helps": r.retry_helps,
+            })).collect::<Vec<_>>(),
+            "exit": match self.outcome() {
+                Outcome::Aborted => "aborted",
+                Outcome::Interrupted => "interrupted",
+                Outcome::Partial => "some_rows_failed",
+                Outcome::Success => "ok",
+            },
+        })
+    }
+}
+
+fn list(rows: &[u64]) -> String {
+    rows.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The command that picks up where this run stopped: the same campaign, output, host, key
+/// source and send settings (not `--limit`: the rest is what is left to send).
+fn resume_command(args: &RunArgs) -> String {
+    let mut command = format!(
+        "creem-batch run {}",
+        shell_word(&args.campaign.display().to_string())
+    );
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            command.push_str(&format!(" {name} {}", shell_word(&value)));
+        }
+    };
+    flag("--out", args.out.as_ref().map(|p| p.display().to_string()));
+    flag(
+        "--base-url",
+        args.host.base_url.as_deref().map(crate::target::redact_url),
+    );
+    flag(
+        "--api-key-file",
+        args.key
+            .api_key_file
+            .as_ref()
+            .map(|p| p.display().to_string()),
+    );
+    flag("--rate", args.send.rate.clone());
+    flag("--burst", args.send.burst.map(|n| n.to_string()));
+    flag(
+        "--concurrency",
+        args.send.concurrency.map(|n| n.to_string()),
+    );
+    flag(
+        "--max-attempts",
+        args.send.max_attempts.map(|n| n.to_string()),
+    );
+    flag("--timeout", args.send.timeout.clone());
+    for (set, name) in [
+        (args.host.sandbox, "--sandbox"),
+        (args.host.live, "--live"),
+        (args.force, "--force"),
+        (args.recreate_changed, "--recreate-changed"),
+    ] {
+        if set {
+            command.push(' ');
+            command.push_str(name);
+        }
+    }
+    command
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sender::SendError;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> RunArgs {
+        let argv = ["creem-batch", "run", "my campaign.yaml"]
+            .into_iter()
+            .chain(extra.iter().copied());
+        let crate::cli::Command::Run(args) = crate::cli::Cli::parse_from(argv).command else {
+            panic!("parsed as another command");
+        };
+        args
+    }
+
+    #[test]
+    fn the_resume_command_keeps_the_send_settings_and_not_the_limit() {
+        let args = args(&[
+            "--sandbox",
+            "--rate",
+            "20/s",
+            "--concurrency",
+            "4",
+            "--limit",
+            "10",
+            "--json",
+        ]);
+        assert_eq!(
+            resume_command(&args),
+            "creem-batch run 'my campaign.yaml' --rate 20/s --concurrency 4 --sandbox"
+        );
+    }
+
+    fn summary(deliveries: &[Delivery]) -> RunSummary {
+        let mut ended = Ended::default();
+        for (row, delivery) in deliveries.iter().enumerate() {
+            ended.add(row as u64 + 1, delivery);
+        }
+        let mut plan = Plan::default();
+        plan.rows = deliveries.len() as u64;
+        RunSummary {
+            campaign: "c".into(),
+            output: "out.csv".into(),
+            plan,
+            ended,
+            requests: 0,
+            retries: 0,
+            target: "the sandbox".into(),
+            elapsed: Duration::from_secs(1),
+            abort: None,
+            interrupted: false,
+        }
+    }
+
+    fn text(summary: &RunSummary) -> String {
+        let mut out = Vec::new();
+        summary.write_text(&mut out, &args(&[])).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn refused(status: u16, messages: &str, kind: FailureKind) -> Delivery {
+        Delivery::Failed {
+            error: SendError::Http {
+                status,
+                messages: messages.into(),
+                trace_id: Some(format!("t{status}")),
+                location: None,
+            },
+            attempts: 1,
+            kind,
+            ambiguous: false,
+        }
+    }
+
+    #[test]
+    fn the_top_reasons_are_counted_and_a_re_run_that_cannot_help_is_said() {
+        let summary = summary(&[
+            refused(400, "bad product", FailureKind::Permanent),
+            refused(400, "bad product", FailureKind::Permanent),
+            refused(409, "conflict", FailureKind::Permanent),
+        ]);
+        assert_eq!(summary.outcome(), Outcome::Partial);
+        let text = text(&summary);
+        assert!(text.contains("why rows failed:\n  2 row(s): HTTP 400 Bad Request: bad product\n  1 row(s): HTTP 409 Conflict: conflict\n"), "{text}");
+        assert!(text.contains("a re-run will not help"), "{text}");
+        assert!(!text.contains("to send the rest"), "{text}");
+    }
+
+    #[test]
+    fn exhausted_retries_point_at_a_re_run() {
+        let text = text(&summary(&[refused(503, "busy", FailureKind::Exhausted)]));
+        assert!(text.contains("to send the rest: creem-batch run"), "{text}");
+        assert!(!text.contains("will not help"), "{text}");
+    }
+
+    #[test]
+    fn unusable_and_doubtful_rows_are_named_and_fail_the_exit() {
+        let unusable = Delivery::Unusable {
+            error: SendError::NotACheckout {
+                status: 200,
+                why: "no checkout_url".into(),
+            },
+            checkout_id: "ch_1".into(),
+            attempts: 2,
+            ambiguous: true,
+        };
+        let created = Delivery::Created {
+            checkout: crate::sender::Checkout::default(),
+            http_status: 200,
+            attempts: 1,
+            ambiguous: false,
+        };
+        let summary = summary(&[created, unusable]);
+        assert_eq!(summary.outcome(), Outcome::Partial);
+        let text = text(&summary);
+        assert!(text.contains("2 rows: 1 created, 1 failed"), "{text}");
+        assert!(
+            text.contains("1 row(s) were answered without a usable checkout"),
+            "{text}"
+        );
+        assert!(text.contains("rows 2\n"), "{text}");
+        assert!(
+            text.contains("1 row(s) may have a second checkout in Creem"),
+            "{text}"
+        );
+        assert!(text.contains("`error` column of out.csv"), "{text}");
+        let json = summary.json();
+        assert_eq!(
+            (json["unusable"].as_u64(), json["may_exist_twice"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(json["exit"], "some_rows_failed");
+    }
+
+    #[test]
+    fn pending_counts_rows_stopped_before_sending_and_held_by_the_limit() {
+        let mut summary = summary(&[Delivery::NotSent { attempts: 0 }]);
+        summary.ended.not_sent += 4; // never queued: the run was stopping
+        summary.plan.limited = 2;
+        summary.interrupted = true;
+        assert_eq!(summary.pending(), 7);
+        assert_eq!(summary.json()["pending"], 7);
+        assert!(text(&summary).contains("7 pending"));
+        assert_eq!(summary.outcome(), Outcome::Interrupted);
+    }
+}

@@ -1,0 +1,526 @@
+//! Sending requests to Creem: one HTTP client, a rate limiter and a concurrency bound that
+//! every attempt (retries included) goes through.
+//!
+//! Rate and concurrency are separate knobs (as in oha): the limiter decides when a request
+//! may start, the semaphore how many may be in flight. A row waiting for its next attempt
+//! holds neither, so a fresh row can use the slot meanwhile. A 429 pauses the whole sender,
+//! not just the row that got it, because every other row would hit the same wall.
+
+mod answer;
+mod retry;
+
+use std::collections::{HashSet, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use answer::{api_error, Checkout, SendError, MAX_ANSWER};
+pub use retry::{key_rejected, Breaker};
+
+use crate::api_key::ApiKey;
+use crate::campaign::SendSettings;
+use crate::sync::lock;
+use answer::{classify, Answer, Parts, Purpose};
+
+/// Named once: a header name given as text is checked and copied again for every request.
+const API_KEY_HEADER: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("x-api-key");
+
+/// What the `error` column says of a row whose earlier attempt may have created a checkout.
+pub const MAY_EXIST_TWICE: &str = "an earlier attempt timed out or lost its connection after sending; Creem may hold a second checkout for this request_id";
+
+/// How many recent checkout ids a run remembers to notice a server that answers every row
+/// with the same one.
+const RECENT_IDS: usize = 4096;
+
+/// The shared sending machinery of one run (or one `status` pass).
+pub struct Sender {
+    http: reqwest::Client,
+    in_flight: Semaphore,
+    concurrency: usize,
+    /// `<base>/v1/checkouts`, parsed once: both endpoints live there.
+    checkouts_url: reqwest::Url,
+    key: HeaderValue,
+    limiter: Option<DefaultDirectRateLimiter>,
+    pause: Mutex<Option<Pause>>,
+    max_attempts: u32,
+    recent_ids: Mutex<RecentIds>,
+    /// Set when no new attempt may start (Ctrl-C, auth rejected, systematic failure).
+    pub stop: CancellationToken,
+    pub counters: Counters,
+}
+
+/// A pause every new attempt waits out (a 429 or a `Retry-After`).
+#[derive(Debug, Clone, Copy)]
+struct Pause {
+    until: Instant,
+    /// The same moment on the wall clock, to show.
+    shown: jiff::Timestamp,
+}
+
+/// Live numbers for the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub attempts: AtomicU64,
+    pub retries: AtomicU64,
+    pub retrying: AtomicU64,
+}
+
+/// How one row ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Creem answered 2xx with a usable checkout.
+    Created {
+        checkout: Checkout,
+        http_status: u16,
+        attempts: u32,
+        /// An earlier attempt may have created a checkout too ([`MAY_EXIST_TWICE`]).
+        ambiguous: bool,
+    },
+    /// Creem answered 2xx, but not with a checkout link to hand out. One may exist, so the
+    /// row must not be sent again blindly.
+    Unusable {
+        error: SendError,
+        checkout_id: String,
+        attempts: u32,
+        ambiguous: bool,
+    },
+    /// Gave up on this row.
+    Failed {
+        error: SendError,
+        attempts: u32,
+        kind: FailureKind,
+        ambiguous: bool,
+    },
+    /// Never sent: the run stopped first.
+    NotSent { attempts: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Creem refused this row (400, 404, 409, a 3xx...): sending it again would fail again.
+    Permanent,
+    /// The key was refused (401, 403): the whole run must stop.
+    Auth,
+    /// Retries ran out on 429, 5xx, timeouts or connection errors.
+    Exhausted,
+    /// The secure connection failed (an untrusted certificate...): the whole run must stop.
+    Tls,
+}
+
+impl Delivery {
+    /// The row's error as the ledger's `error` column and the summary show it.
+    pub fn error_text(&self) -> String {
+        let (mut text, ambiguous) = match self {
+            Delivery::Created { ambiguous, .. } => (String::new(), *ambiguous),
+            Delivery::Unusable {
+                error, ambiguous, ..
+            } => (
+                format!("{error}; a checkout may exist, so this row is not sent again"),
+                *ambiguous,
+            ),
+            Delivery::Failed {
+                error,
+                attempts,
+                kind: FailureKind::Exhausted,
+                ambiguous,
+            } => (
+                format!(
+                    "gave up after {attempts} attempt{}: {error}",
+                    if *attempts == 1 { "" } else { "s" }
+                ),
+                *ambiguous,
+            ),
+            Delivery::Failed {
+                error, ambiguous, ..
+            } => (error.to_string(), *ambiguous),
+            Delivery::NotSent { .. } => (String::new(), false),
+        };
+        if ambiguous {
+            if !text.is_empty() {
+                text.push_str(" (");
+                text.push_str(MAY_EXIST_TWICE);
+                text.push(')');
+            } else {
+                text.push_str(MAY_EXIST_TWICE);
+            }
+        }
+        text
+    }
+
+    /// Whether an attempt of this row may have created a checkout besides the one recorded.
+    pub fn may_exist_twice(&self) -> bool {
+        match self {
+            Delivery::Created { ambiguous, .. }
+            | Delivery::Unusable { ambiguous, .. }
+            | Delivery::Failed { ambiguous, .. } => *ambiguous,
+            Delivery::NotSent { .. } => false,
+        }
+    }
+}
+
+impl Sender {
+    pub fn new(settings: &SendSettings, base_url: &str, key: &ApiKey) -> anyhow::Result<Sender> {
+        let concurrency = settings.concurrency.max(1);
+        let mut key = HeaderValue::from_str(key.expose()).map_err(|_| {
+            anyhow::anyhow!("the API key contains characters a header cannot carry")
+        })?;
+        key.set_sensitive(true);
+        let limiter = settings.rate.and_then(|rate| {
+            let period = rate.per.checked_div(rate.count)?;
+            let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
+            Some(RateLimiter::direct(
+                Quota::with_period(period)?.allow_burst(burst),
+            ))
+        });
+        Ok(Sender {
+            http: http_client(settings, base_url, concurrency)?,
+            in_flight: Semaphore::new(concurrency),
+            concurrency,
+            checkouts_url: reqwest::Url::parse(&format!(
+                "{}/v1/checkouts",
+                base_url.trim_end_matches('/')
+            ))?,
+            key,
+            limiter,
+            pause: Mutex::new(None),
+            max_attempts: settings.max_attempts.max(1),
+            recent_ids: Mutex::new(RecentIds::default()),
+            stop: CancellationToken::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// How many requests may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Creates one checkout, retrying what is worth retrying.
+    pub async fn create(&self, body: bytes::Bytes) -> Delivery {
+        let delivery = self
+            .with_retries(Purpose::Create, || {
+                self.http
+                    .post(self.checkouts_url.clone())
+                    .header(API_KEY_HEADER, self.key.clone())
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                    .body(body.clone())
+            })
+            .await;
+        match delivery {
+            Delivery::Created {
+                checkout,
+                attempts,
+                ambiguous,
+                http_status,
+            } if lock(&self.recent_ids).seen_before(&checkout.id) => Delivery::Unusable {
+                error: SendError::NotACheckout {
+                    status: http_status,
+                    why: format!(
+                        "checkout id {} was already given to another row of this run",
+                        checkout.id
+                    ),
+                },
+                checkout_id: checkout.id,
+                attempts,
+                ambiguous,
+            },
+            other => other,
+        }
+    }
+
+    /// Fetches one checkout's current state.
+    pub async fn fetch(&self, checkout_id: &str) -> Delivery {
+        self.with_retries(Purpose::Fetch, || {
+            self.http
+                .get(self.checkouts_url.clone())
+                .query(&[("checkout_id", checkout_id)])
+                .header(API_KEY_HEADER, self.key.clone())
+        })
+        .await
+    }
+
+    /// "paused until 14:05:09: the server asked to wait", while a pause lasts.
+    pub fn pause_note(&self) -> Option<String> {
+        let pause = (*lock(&self.pause))?;
+        (pause.until > Instant::now()).then(|| paused_until(pause.shown))
+    }
+
+    async fn with_retries(
+        &self,
+        purpose: Purpose,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Delivery {
+        let mut attempts = 0;
+        let mut ambiguous = false;
+        loop {
+            self.wait_for_pause().await;
+            let permit = tokio::select! {
+                permit = self.in_flight.acquire() => permit,
+                _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
+            };
+            let Ok(permit) = permit else {
+                return Delivery::NotSent { attempts };
+            };
+            if let Some(limiter) = &self.limiter {
+                tokio::select! {
+                    _ = limiter.until_ready() => {}
+                    _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
+                }
+            }
+            if self.stop.is_cancelled() {
+                return Delivery::NotSent { attempts };
+            }
+            attempts += 1;
+            self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            let answer = self.attempt(request(), purpose).await;
+            // Given back before any wait: a row waiting for its retry holds no slot.
+            drop(permit);
+            let (error, retry_after) = match answer {
+                Ok((http_status, Answer::Checkout(checkout))) => {
+                    return Delivery::Created {
+                        checkout,
+                        http_status,
+                        attempts,
+                        ambiguous,
+                    }
+                }
+                Ok((_, Answer::Unusable { error, checkout_id })) => {
+                    return Delivery::Unusable {
+                        error,
+                        checkout_id,
+                        attempts,
+                        ambiguous,
+                    }
+                }
+                Ok((_, Answer::Refused { error, auth })) => {
+                    let kind = if auth {
+                        FailureKind::Auth
+                    } else {
+                        FailureKind::Permanent
+                    };
+                    return Delivery::Failed {
+                        error,
+                        attempts,
+                        kind,
+                        ambiguous,
+                    };
+                }
+                Ok((_, Answer::Retry { error, retry_after })) => (error, retry_after),
+                Err(Lost {
+                    error, tls: true, ..
+                }) => {
+                    return Delivery::Failed {
+                        error,
+                        attempts,
+                        kind: FailureKind::Tls,
+                        ambiguous,
+                    };
+                }
+                Err(Lost {
+                    error,
+                    ambiguous: this_one,
+                    ..
+                }) => {
+                    ambiguous |= this_one;
+                    (error, None)
+                }
+            };
+            if attempts >= self.max_attempts {
+                return Delivery::Failed {
+                    error,
+                    attempts,
+                    kind: FailureKind::Exhausted,
+                    ambiguous,
+                };
+            }
+            let wait = match retry_after {
+                Some(wait) => {
+                    self.pause_all(wait);
+                    wait
+                }
+                None => retry::backoff(attempts),
+            };
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            self.counters.retrying.fetch_add(1, Ordering::Relaxed);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.stop.cancelled() => {}
+            }
+            self.counters.retrying.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One request and its answer, read up to [`MAX_ANSWER`] bytes.
+    async fn attempt(
+        &self,
+        request: reqwest::RequestBuilder,
+        purpose: Purpose,
+    ) -> Result<(u16, Answer), Lost> {
+        let mut response = request.send().await.map_err(|e| Lost {
+            // A timeout or a connection lost after the request went out is ambiguous:
+            // Creem may have created the checkout. A refused connection is not.
+            ambiguous: e.is_timeout() || !e.is_connect(),
+            tls: crate::http::tls_failure(&e).is_some(),
+            error: transport_error(&e),
+        })?;
+        let status = response.status().as_u16();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (retry_after, location) = (header(RETRY_AFTER), header(LOCATION));
+        let body = read_at_most(&mut response, MAX_ANSWER)
+            .await
+            .map_err(|e| Lost {
+                ambiguous: (200..300).contains(&status),
+                tls: false,
+                error: transport_error(&e),
+            })?;
+        let parts = Parts {
+            status,
+            retry_after: retry_after.as_deref(),
+            location: location.as_deref(),
+            body: body.as_deref(),
+        };
+        Ok((status, classify(parts, purpose)))
+    }
+
+    /// Holds every new attempt until `wait` from now (a 429 applies to the whole batch).
+    fn pause_all(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut pause = lock(&self.pause);
+        if pause.is_none_or(|p| p.until < until) {
+            let shown = jiff::Timestamp::now()
+                .checked_add(wait)
+                .unwrap_or(jiff::Timestamp::MAX);
+            *pause = Some(Pause { until, shown });
+        }
+    }
+
+    async fn wait_for_pause(&self) {
+        loop {
+            let pause = *lock(&self.pause);
+            match pause {
+                Some(pause) if pause.until > Instant::now() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(pause.until.into()) => {}
+                        _ = self.stop.cancelled() => return,
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// An attempt that got no (whole) answer.
+struct Lost {
+    error: SendError,
+    /// The request may have reached Creem.
+    ambiguous: bool,
+    /// The secure connection failed: no retry can help, and no other row can do better.
+    tls: bool,
+}
+
+/// The text shown while the batch waits out a `Retry-After`, in local time.
+fn paused_until(when: jiff::Timestamp) -> String {
+    let zone = jiff::tz::TimeZone::system();
+    format!(
+        "paused until {}: the server asked to wait",
+        when.to_zoned(zone).strftime("%H:%M:%S")
+    )
+}
+
+/// The body, or `None` when it is longer than `limit` (then only `limit` bytes were read).
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> reqwest::Result<Option<Vec<u8>>> {
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// The run's HTTP client, which keeps up to `connections` connections open.
+fn http_client(
+    settings: &SendSettings,
+    base_url: &str,
+    connections: usize,
+) -> anyhow::Result<reqwest::Client> {
+    Ok(crate::http::client_builder(base_url)?
+        .timeout(settings.timeout)
+        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+        .pool_max_idle_per_host(connections)
+        .tcp_nodelay(true)
+        // Creem answers; it does not redirect. A 3xx is reported with its Location.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// Names the failure without echoing the URL's query or any header.
+fn transport_error(e: &reqwest::Error) -> SendError {
+    if let Some(message) = crate::http::tls_failure(e) {
+        return SendError::Tls { message };
+    }
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection lost while reading the answer"
+    } else {
+        "connection lost"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = None;
+    while let Some(s) = source {
+        detail = Some(s.to_string());
+        source = s.source();
+    }
+    SendError::Transport { what, detail }
+}
+
+/// The last few thousand checkout ids: a server that gives every row the same id is caught
+/// without keeping a million ids.
+#[derive(Default)]
+struct RecentIds {
+    order: VecDeque<String>,
+    seen: HashSet<String>,
+}
+
+impl RecentIds {
+    fn seen_before(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return true;
+        }
+        if self.order.len() >= RECENT_IDS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.seen.remove(&oldest);
+            }
+        }
+        self.order.push_back(id.to_owned());
+        self.seen.insert(id.to_owned());
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests;
