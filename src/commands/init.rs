@@ -1,9 +1,14 @@
 //! `init CUSTOMERS.csv`: write a commented campaign beside the CSV, wired to its columns.
 //!
 //! The header (and the first rows) tell which column is the email, or the Creem customer id,
-//! and which could give the product, the seats and the locale; every other column becomes a
-//! metadata entry. The file written is checked with the same code as `check` before it is
-//! written, so a scaffold never starts with an error of its own.
+//! and which could give the product, the seats, the locale and a discount code. Id columns
+//! become metadata entries; every other column is written as a commented-out metadata line
+//! the user opts into, so personal data (addresses, phones, IPs in a Mailchimp export) is not
+//! sent by default, and no column is left unmentioned. The file written is checked with the
+//! same code as `check` before it is written, so a scaffold never starts with an error.
+//!
+//! Workbooks: the customers file is read through [`CustomerCsv`], so `init list.xlsx` works
+//! once it reads workbooks; [`is_workbook`] already leaves the `csv:` delimiter lines out.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path};
@@ -86,6 +91,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
         columns: &columns,
         product,
         delimiter: csv.delimiter(),
+        workbook: is_workbook(csv_path),
         schema: &schema,
     }
     .write();
@@ -133,12 +139,19 @@ struct Columns {
     product: Option<usize>,
     units: Option<usize>,
     locale: Option<usize>,
+    discount: Option<usize>,
+    /// Id columns (a record or user id): sent as metadata, to find the customer again.
+    ids: Vec<usize>,
 }
 
 impl Columns {
     fn guess(headers: &[String], rows: &[Vec<String>]) -> Columns {
         let usable = |i: usize| column_reference(&headers[i], headers).is_some();
-        let named = |i: usize, names: &[&str]| names.contains(&normalise(&headers[i]).as_str());
+        // By the whole name, or its last word (`metadata.seats`, `Preferred Locale`).
+        let named = |i: usize, names: &[&str]| {
+            names.contains(&normalise(&headers[i]).as_str())
+                || last_word(&headers[i]).is_some_and(|w| names.contains(&w.as_str()))
+        };
         // Share of the sampled non-empty values that pass `test`; `None` with no values.
         let share = |i: usize, test: &dyn Fn(&str) -> bool| -> Option<f64> {
             let values: Vec<&str> = rows
@@ -187,13 +200,25 @@ impl Columns {
             named(i, UNITS_NAMES) && all(i, &|v| v.parse::<u64>().is_ok_and(|n| n >= 1))
         });
         let locale = indexes().find(|&i| named(i, LOCALE_NAMES) && all(i, &looks_like_locale));
-        Columns {
+        let is_code = |v: &str| v.len() <= 64 && !v.contains(char::is_whitespace);
+        let discount = indexes().find(|&i| {
+            DISCOUNT_NAMES.contains(&normalise(&headers[i]).as_str())
+                && share(i, &is_code).is_none_or(|s| s == 1.0)
+        });
+        let mut columns = Columns {
             email,
             customer_id,
             product,
             units,
             locale,
-        }
+            discount,
+            ids: Vec::new(),
+        };
+        let wired = columns.wired();
+        columns.ids = indexes()
+            .filter(|&i| !wired.contains(&i) && is_id_column(&headers[i]))
+            .collect();
+        columns
     }
 
     /// The columns wired to a checkout field (the others go to metadata).
@@ -204,6 +229,7 @@ impl Columns {
             self.product,
             self.units,
             self.locale,
+            self.discount,
         ]
         .into_iter()
         .flatten()
@@ -234,7 +260,97 @@ const EMAIL_NAMES: &[&str] = &[
 ];
 const PRODUCT_NAMES: &[&str] = &["productid", "product", "creemproductid"];
 const UNITS_NAMES: &[&str] = &["units", "seats", "quantity", "qty", "licenses", "licences"];
-const LOCALE_NAMES: &[&str] = &["locale", "language", "lang"];
+const LOCALE_NAMES: &[&str] = &[
+    "locale",
+    "language",
+    "lang",
+    "locales",
+    "preferredlocale",
+    "preferredlocales",
+];
+const DISCOUNT_NAMES: &[&str] = &[
+    "discount",
+    "discountcode",
+    "coupon",
+    "couponcode",
+    "promo",
+    "promocode",
+    "promotioncode",
+    "voucher",
+    "vouchercode",
+    "rabattcode",
+    "gutschein",
+    "gutscheincode",
+];
+/// Id columns whose last word is not `id` (Mailchimp's member ids).
+const ID_NAMES: &[&str] = &[
+    "leid",
+    "euid",
+    "uuid",
+    "guid",
+    "userid",
+    "customerid",
+    "memberid",
+];
+
+/// The last word of a column name, lowercase (`metadata.seats` -> `seats`, `userId` -> `id`).
+fn last_word(name: &str) -> Option<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut previous_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            previous_lower = false;
+            words.push(String::new());
+            continue;
+        }
+        if c.is_uppercase() && previous_lower {
+            words.push(String::new());
+        }
+        previous_lower = c.is_lowercase();
+        match words.last_mut() {
+            Some(word) => word.extend(c.to_lowercase()),
+            None => words.push(c.to_lowercase().collect()),
+        }
+    }
+    words.into_iter().rev().find(|w| !w.is_empty())
+}
+
+/// A column that identifies a record (`Record ID`, `user_id`, `LEID`), not a person's data.
+/// Tax and card ids are the customer's own data, not a record's: they stay opt-in.
+fn is_id_column(name: &str) -> bool {
+    let normal = normalise(name);
+    let personal = ["vat", "tax", "card", "passport", "national", "ssn"];
+    if personal.iter().any(|p| normal.contains(p)) {
+        return false;
+    }
+    ID_NAMES.contains(&normal.as_str())
+        || last_word(name).is_some_and(|w| matches!(w.as_str(), "id" | "uuid" | "guid"))
+}
+
+/// Personal data a Mailchimp, HubSpot or Shopify export carries: marked as such in the file.
+fn is_personal(name: &str) -> bool {
+    let normal = normalise(name);
+    let words = [
+        "name",
+        "address",
+        "street",
+        "city",
+        "zip",
+        "postal",
+        "postcode",
+        "phone",
+        "mobile",
+        "birth",
+        "latitude",
+        "longitude",
+        "company",
+        "vat",
+        "tax",
+        "note",
+    ];
+    words.iter().any(|w| normal.contains(w))
+        || last_word(name).is_some_and(|w| matches!(w.as_str(), "ip" | "tel" | "dob" | "cc"))
+}
 
 /// Lowercase, letters and digits only.
 fn normalise(name: &str) -> String {
@@ -335,6 +451,7 @@ struct Scaffold<'a> {
     columns: &'a Columns,
     product: Option<&'a str>,
     delimiter: u8,
+    workbook: bool,
     schema: &'a SchemaRef,
 }
 
@@ -344,7 +461,8 @@ impl Scaffold<'_> {
         let headers = self.headers;
         let c = self.columns;
         let template = |i: usize| {
-            let reference = column_reference(&headers[i], headers).expect("usable column");
+            // Only columns a template can name are wired (`usable` in `Columns::guess`).
+            let reference = column_reference(&headers[i], headers).unwrap_or_default();
             format!("{{{{ {reference} }}}}")
         };
         y.raw(&format!(
@@ -382,11 +500,8 @@ impl Scaffold<'_> {
             "the results CSV (the ledger); this is the default",
         );
         let key = &headers[c.key()];
-        let key_note = if c.email.is_some() && key == "email" {
-            "column(s) identifying a customer; `email` ignores case".to_owned()
-        } else if c.email.is_some() {
-            "identifies a customer; compared as written (a column named `email` would ignore case)"
-                .to_owned()
+        let key_note = if c.email.is_some() {
+            "identifies a customer: one checkout per email address".to_owned()
         } else if c.customer_id.is_some() {
             "identifies a customer: request_ids derive from it".to_owned()
         } else {
@@ -427,10 +542,19 @@ impl Scaffold<'_> {
                 "seats per checkout: an integer >= 1, or a template",
             ),
         }
-        y.line(
-            "  # discount_code: SPRING2026",
-            "a Creem discount code applied at checkout",
-        );
+        match c.discount {
+            Some(i) => y.line(
+                &format!("  discount_code: {}", yaml_string(&template(i))),
+                &format!(
+                    "a Creem discount code, from `{}` (empty: none)",
+                    printable(&headers[i])
+                ),
+            ),
+            None => y.line(
+                "  # discount_code: SPRING2026",
+                "a Creem discount code applied at checkout",
+            ),
+        }
         match c.locale {
             Some(i) => y.line(
                 &format!("  locale: {}", yaml_string(&template(i))),
@@ -498,7 +622,9 @@ impl Scaffold<'_> {
         self.metadata(&mut y);
         y.blank();
 
-        if self.delimiter == b',' {
+        if self.workbook {
+            // A workbook has no delimiter; `csv.sheet:` picks a sheet (the first by default).
+        } else if self.delimiter == b',' {
             y.line("# csv:", "how to read the customers CSV");
             y.line(
                 "#   delimiter: \";\"",
@@ -529,44 +655,94 @@ impl Scaffold<'_> {
         y.text
     }
 
-    /// `metadata:` with one entry per column not wired elsewhere, and the campaign name.
+    /// `metadata:` with the campaign name and the id columns; every other column not wired
+    /// elsewhere as a commented-out line to opt into (personal data stays home by default).
     fn metadata(&self, y: &mut Yaml) {
         let headers = self.headers;
-        let wired = self.columns.wired();
-        let mut keys: Vec<String> = Vec::new();
-        let mut entries: Vec<(String, String, &str)> = Vec::new();
+        let c = self.columns;
+        let wired = c.wired();
+        // `campaign` first, so that no column's key can clash with it once uncommented.
+        let mut keys: Vec<String> = vec!["campaign".to_owned()];
+        let mut ids = Vec::new();
+        let mut others = Vec::new();
+        let mut unusable = Vec::new();
         for (i, header) in headers.iter().enumerate() {
             if wired.contains(&i) {
                 continue;
             }
             let Some(reference) = column_reference(header, headers) else {
+                unusable.push(printable(header));
                 continue;
             };
             let mut key = metadata_key(header);
-            if key.is_empty() || keys.contains(&key) || key == "plan_type" {
+            if key.is_empty() || keys.contains(&key) || key == "plan_type" || key == "locale" {
                 key = format!("column_{}", i + 1);
             }
             keys.push(key.clone());
-            entries.push((key, format!("{{{{ {reference} }}}}"), header));
-        }
-        if !keys.iter().any(|k| k == "campaign") {
-            entries.push(("campaign".to_owned(), "{{ campaign }}".to_owned(), ""));
+            let entry = (key, format!("{{{{ {reference} }}}}"), header.as_str());
+            if c.ids.contains(&i) {
+                ids.push(entry);
+            } else {
+                others.push(entry);
+            }
         }
         y.line(
             "  metadata:",
-            "strings stored on the checkout, back in webhooks; drop what you don't need",
+            "strings stored on the checkout, back in webhooks",
         );
-        for (key, value, header) in entries {
-            let code = format!("    {key}: {}", yaml_string(&value));
-            if header.is_empty() {
-                y.line(&code, "the campaign name");
-            } else if key != *header {
-                y.line(&code, &format!("column `{header}`"));
+        y.line("    campaign: \"{{ campaign }}\"", "the campaign name");
+        for (key, value, header) in ids {
+            let code = format!("    {}: {}", yaml_string(&key), yaml_string(&value));
+            y.line(
+                &code,
+                &format!(
+                    "column `{}`: an id, to find the customer again",
+                    printable(header)
+                ),
+            );
+        }
+        if !others.is_empty() {
+            y.raw("    # The other columns are not sent: Creem keeps metadata and returns it in webhooks,");
+            y.raw("    # so send only what you need. Remove the # of a line to send that column.");
+        }
+        for (key, value, header) in others {
+            let code = format!("    # {}: {}", yaml_string(&key), yaml_string(&value));
+            let note = if is_personal(header) {
+                format!("column `{}` (personal data)", printable(header))
             } else {
-                y.raw(&code);
-            }
+                format!("column `{}`", printable(header))
+            };
+            y.line(&code, &note);
+        }
+        if !unusable.is_empty() {
+            // Only a CSV with its own `columns` column hides the others from templates.
+            y.raw(&format!(
+                "    # Not usable in a template, because the CSV has a column named `columns` \
+                 (rename it to use them): {}",
+                unusable.join(", ")
+            ));
         }
     }
+}
+
+/// A column name for a comment or the terminal: control characters escaped.
+fn printable(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// True for a spreadsheet workbook rather than a text file.
+fn is_workbook(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["xlsx", "xls", "xlsm", "ods"].contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// A metadata key for a column: the name in snake_case ASCII (`First Name` -> `first_name`).
@@ -662,7 +838,7 @@ fn print_summary(
     product: Option<&str>,
     schema: &SchemaRef,
 ) {
-    let column = |i: usize| format!("`{}`", headers[i]);
+    let column = |i: usize| format!("`{}`", printable(&headers[i]));
     println!("wrote {} (campaign `{name}`)", target.display());
     match (columns.email, columns.customer_id) {
         (Some(i), _) => println!("  customer email: column {}", column(i)),
@@ -676,10 +852,25 @@ fn print_summary(
         ("product_id", columns.product.filter(|_| product.is_none())),
         ("units", columns.units),
         ("locale", columns.locale),
+        ("discount_code", columns.discount),
     ] {
         if let Some(i) = index {
             println!("  {what}: column {}", column(i));
         }
+    }
+    if !columns.ids.is_empty() {
+        let ids: Vec<String> = columns.ids.iter().map(|&i| column(i)).collect();
+        println!("  metadata: {} (ids)", ids.join(", "));
+    }
+    let wired = columns.wired();
+    let others = (0..headers.len())
+        .filter(|i| !wired.contains(i) && !columns.ids.contains(i))
+        .count();
+    if others > 0 {
+        println!(
+            "  {others} other column{} commented out under metadata: not sent unless you opt in",
+            if others == 1 { "" } else { "s" }
+        );
     }
     if product.is_none() && columns.product.is_none() {
         println!(
