@@ -15,6 +15,7 @@ pub mod commands;
 pub mod customers;
 pub mod diagnostic;
 pub mod exit;
+pub mod export;
 pub mod http;
 pub mod json;
 pub mod ledger;

@@ -89,3 +89,36 @@ pub fn shell_word(text: &str) -> String {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
+
+/// `run x.csv` (or `check x.csv`) is the most common first mistake: the customers file given
+/// where the campaign belongs. Say what to do instead of a YAML error about CSV text.
+pub fn not_customers_file(path: &std::path::Path, command: &str) -> anyhow::Result<()> {
+    const DATA: [&str; 6] = ["csv", "tsv", "txt", "xlsx", "xls", "ods"];
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let Some(extension) = extension.filter(|e| DATA.contains(&e.as_str())) else {
+        return Ok(());
+    };
+    let kind = if extension == "csv" || extension == "tsv" || extension == "txt" {
+        "a CSV"
+    } else {
+        "a workbook"
+    };
+    let campaign = path.with_extension("yaml");
+    let file = shell_word(&path.display().to_string());
+    if campaign.is_file() {
+        anyhow::bail!(
+            "{} is {kind}, the customers file; `{command}` takes the campaign YAML: \
+             did you mean `creem-batch {command} {}`?",
+            path.display(),
+            shell_word(&campaign.display().to_string())
+        );
+    }
+    anyhow::bail!(
+        "{} is {kind}, the customers file; `{command}` takes a campaign YAML: \
+         did you mean `creem-batch init {file}`? (it writes one beside the file)",
+        path.display()
+    )
+}
