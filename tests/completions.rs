@@ -64,3 +64,18 @@ fn bash_completes_subcommand_names() {
     let offers = bash_offers(&["creem-batch", "ex"]);
     assert_eq!(offers, ["export"]);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let env = TestEnv::new();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader); // nobody reads: every write fails with a broken pipe
+    let output = env
+        .command(&["completions", "bash"])
+        .stdout(writer)
+        .output()
+        .expect("run creem-batch");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use calamine::{open_workbook, Data, Reader, Xlsx};
 
-use crate::common::{TestEnv, FAST, OUTPUT};
+use crate::common::{TestEnv, FAST, MINIMAL_YAML, OUTPUT};
 
 /// Customers with the columns an email tool merges, accented names, and a formula-like cell.
 const CUSTOMERS: &str = "email,name,seats,First Name,Company\n\
@@ -273,4 +273,14 @@ fn before_any_run_says_to_run_first() {
     env.run(&["export", "campaign.yaml"])
         .assert_exit(2)
         .stderr_has(&["out/results.csv does not exist", "run the campaign first"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customers_csv_given_instead_of_the_campaign_points_at_it() {
+    let env = sent(CUSTOMERS, &["--quiet"]).await;
+    env.write("customers.yaml", MINIMAL_YAML);
+    env.run_async(&["export", "customers.csv"])
+        .await
+        .assert_exit(2)
+        .stderr_has(&["did you mean `creem-batch export customers.yaml`?"]);
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::shared::{is_campaign_file, shell_word};
+use super::shared::{is_campaign_file, printable, shell_word};
 use crate::campaign::Campaign;
 use crate::cli::ExportArgs;
 use crate::customers::{CustomerCsv, Record as CsvRecord};
@@ -60,7 +60,18 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Outcome> {
             if !ledger_path.exists() {
                 return Err(no_ledger(&ledger_path));
             }
-            let records = ledger::read_all(&ledger_path)?;
+            let records = ledger::read_all(&ledger_path).map_err(|e| {
+                let campaign = ledger_path.with_extension("yaml");
+                if campaign.is_file() {
+                    e.context(format!(
+                        "{} is not an output CSV; did you mean `creem-batch export {}`?",
+                        ledger_path.display(),
+                        shell_word(&campaign.display().to_string())
+                    ))
+                } else {
+                    e
+                }
+            })?;
             let header = export::header(args.tool, &[]);
             let mut records = records.into_iter();
             let written = export::write(&out, format, &header, || {
@@ -367,23 +378,6 @@ fn report(
     Ok(())
 }
 
-/// `text` with control characters escaped, for a terminal (column names come from files).
-fn printable(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_default().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        text.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,11 +412,5 @@ mod tests {
             default_out(ledger, Some(export::Tool::Mailchimp), Format::Xlsx),
             Path::new("out/spring.results.mailchimp.xlsx")
         );
-    }
-
-    #[test]
-    fn control_characters_are_escaped_for_the_terminal() {
-        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
-        assert_eq!(printable("Café"), "Café");
     }
 }
