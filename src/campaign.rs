@@ -519,8 +519,10 @@ impl Campaign {
 
     /// Validates campaign text as if read from `path` (paths inside are relative to it).
     pub fn parse(path: &Path, source: String) -> Result<Campaign, Diagnostics> {
-        let raw: RawCampaign = serde_saphyr::from_str(&source)
-            .map_err(|e| Diagnostics::from(yaml_diagnostic(path, &source, &e)))?;
+        let raw: RawCampaign = serde_saphyr::from_str(&source).map_err(|e| {
+            let diagnostic = yaml_diagnostic(path, &source, &e);
+            Diagnostics::from(crate::diagnostic::with_template_hint(diagnostic))
+        })?;
         Builder {
             path,
             source: &source,

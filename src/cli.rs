@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 /// Turn a campaign YAML and a customers CSV into one Creem checkout link per customer.
 #[derive(Debug, Parser)]
 #[command(name = "creem-batch", version, about, propagate_version = true)]
+#[command(after_help = examples::TOP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -16,22 +17,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a commented campaign YAML for a customers CSV, wired to its columns.
+    #[command(after_help = examples::INIT)]
     Init(InitArgs),
     /// Validate the campaign and every CSV row without sending anything.
+    #[command(after_help = examples::CHECK)]
     Check(CheckArgs),
     /// Send the batch (test host unless --live), or preview it with --dry-run.
+    #[command(after_help = examples::RUN)]
     Run(RunArgs),
     /// Fetch every created checkout's current status into the output CSV.
+    #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
+    /// Write the checkout links as a file for an email tool (Mailchimp, HubSpot).
+    #[command(after_help = examples::EXPORT)]
+    Export(ExportArgs),
     /// Check the signature of a success_url redirect (exit 0 valid, 1 invalid).
+    #[command(after_help = examples::VERIFY_REDIRECT)]
     VerifyRedirect(VerifyRedirectArgs),
     /// Mark rows completed from saved webhook events, without any API call.
+    #[command(after_help = examples::RECONCILE)]
     Reconcile(ReconcileArgs),
     /// Run a local stand-in for the Creem checkout API, with optional faults.
+    #[command(after_help = examples::SANDBOX)]
     Sandbox(SandboxArgs),
     /// Print the JSON Schema of the campaign file, for editors.
+    #[command(after_help = examples::SCHEMA)]
     Schema,
     /// Print a shell completion script, e.g. `creem-batch completions bash`.
+    #[command(after_help = examples::COMPLETIONS)]
     Completions(CompletionsArgs),
 }
 
@@ -90,6 +103,27 @@ pub struct InitArgs {
     /// Overwrite the campaign file if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The campaign YAML (its customers file gives --columns), or an output CSV (the ledger).
+    pub target: PathBuf,
+    /// Customers-file columns to add between the email and the link, e.g. "First Name,Company".
+    #[arg(long, value_name = "NAMES")]
+    pub columns: Option<String>,
+    /// Name the columns as this email tool's import expects.
+    #[arg(long = "for", value_enum, value_name = "TOOL")]
+    pub tool: Option<crate::export::Tool>,
+    /// File format; default: from --out's extension, else csv (UTF-8 with a BOM).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::export::Format>,
+    /// Where to write; default beside the ledger, e.g. <ledger>.export.csv.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The ledger to read, when the run wrote it elsewhere (run --out).
+    #[arg(long, value_name = "FILE")]
+    pub ledger: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -265,4 +299,63 @@ pub struct SandboxArgs {
     /// Both of the above: as strict as Creem.
     #[arg(long)]
     pub strict: bool,
+}
+
+/// The examples that end each command's `--help`: a new user copies these first.
+mod examples {
+    pub const TOP: &str = "\
+Start with `creem-batch init CUSTOMERS.csv`: it writes a campaign beside the file.
+
+Examples:
+  creem-batch init customers.csv --product prod_123   # write customers.yaml
+  creem-batch run --dry-run customers.yaml            # preview every request body
+  creem-batch run customers.yaml --sandbox            # a rehearsal against a local Creem
+  creem-batch export customers.yaml --for mailchimp   # the links, for your email tool";
+    pub const INIT: &str = "\
+Examples:
+  creem-batch init customers.csv
+  creem-batch init 'Spring list.csv' --product prod_123 --campaign spring-2026
+  creem-batch init customers.csv --force               # write customers.yaml again";
+    pub const CHECK: &str = "\
+Examples:
+  creem-batch check customers.yaml
+  creem-batch check customers.yaml --json              # one summary object, for CI
+  creem-batch check customers.yaml --online            # look up products and codes too";
+    pub const RUN: &str = "\
+Examples:
+  creem-batch run --dry-run customers.yaml             # send nothing; print the bodies
+  creem-batch run customers.yaml --limit 10            # a canary on the test host
+  creem-batch run customers.yaml --live                # the real thing (asks first)";
+    pub const STATUS: &str = "\
+Examples:
+  creem-batch status customers.yaml
+  creem-batch status customers.yaml --by plan          # conversion per plan
+  creem-batch status out/results.csv --only-open --json";
+    pub const VERIFY_REDIRECT: &str = "\
+Examples:
+  creem-batch verify-redirect 'https://shop.example/thanks?checkout_id=ch_1&signature=...'
+  CREEM_API_KEY=creem_test_... creem-batch verify-redirect \"$URL\"";
+    pub const RECONCILE: &str = "\
+Examples:
+  creem-batch reconcile out/results.csv --events webhooks.jsonl
+  creem-batch reconcile customers.results.csv --events saved-events.jsonl";
+    pub const SANDBOX: &str = "\
+Examples:
+  creem-batch sandbox                                  # a local Creem on 127.0.0.1:8787
+  creem-batch sandbox --fail-rate 0.1 --throttle-rate 0.05   # a rehearsal with faults
+  creem-batch sandbox --max-rps 50 --latency 5ms..50ms   # like a busy server";
+    pub const SCHEMA: &str = "\
+Examples:
+  creem-batch schema > campaign.schema.json            # editors then check campaign files
+  creem-batch schema | jq .definitions.Checkout";
+    pub const COMPLETIONS: &str = "\
+Examples:
+  creem-batch completions bash > ~/.local/share/bash-completion/completions/creem-batch
+  creem-batch completions zsh > ~/.zfunc/_creem-batch
+  creem-batch completions fish > ~/.config/fish/completions/creem-batch.fish";
+    pub const EXPORT: &str = "\
+Examples:
+  creem-batch export customers.yaml --for mailchimp --columns \"First Name,Last Name\"
+  creem-batch export customers.yaml --for hubspot --out links.xlsx
+  creem-batch export out/results.csv                   # email and link only";
 }

@@ -129,6 +129,37 @@ impl From<Diagnostic> for Diagnostics {
     }
 }
 
+/// A YAML error on a line whose value is a bare template (`locale: {{ locale }}`): YAML reads
+/// `{` as the start of a mapping, so the real fix is quotes, which the parser cannot say.
+pub fn with_template_hint(diagnostic: Diagnostic) -> Diagnostic {
+    let Some(line) = diagnostic.source_line.as_deref() else {
+        return diagnostic;
+    };
+    let Some(start) = line.find("{{").or_else(|| line.find("{%")) else {
+        return diagnostic;
+    };
+    let before = line[..start].trim_end();
+    if !(before.ends_with(':') || before.ends_with('-')) {
+        return diagnostic; // inside quotes or text: not this mistake
+    }
+    // The value ends where a YAML comment starts.
+    let value = line[start..]
+        .split(" #")
+        .next()
+        .unwrap_or_default()
+        .trim_end();
+    let quoted = if value.contains('"') {
+        format!("'{}'", value.replace('\'', "''"))
+    } else {
+        format!("\"{value}\"")
+    };
+    let hint = format!(
+        "a template must be quoted in YAML: {} {quoted}",
+        before.trim_start()
+    );
+    diagnostic.with_help(hint)
+}
+
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
 /// `text` with its control characters (NUL, escape, newline...) written as escapes such as
 /// `\u{0}`, so a value from a file cannot forge or hide output when it is echoed.
@@ -175,6 +206,23 @@ mod tests {
             d.to_string(),
             "error: bad\n  --> c.yaml:2:3\n  |\n2 |   discount_cod: X\n  |   ^^^^^^^^^^^^\n  = did you mean `discount_code`?"
         );
+    }
+
+    #[test]
+    fn a_bare_template_gets_the_hint_to_quote_it() {
+        let hint = |line: &str| {
+            with_template_hint(Diagnostic::at(Path::new("c.yaml"), line, 1, 3, "bad")).help
+        };
+        assert_eq!(
+            hint("  locale: {{ locale }}  # the language"),
+            ["a template must be quoted in YAML: locale: \"{{ locale }}\""]
+        );
+        assert_eq!(
+            hint("  a: {{ columns[\"Name\"] }} x"),
+            ["a template must be quoted in YAML: a: '{{ columns[\"Name\"] }} x'"]
+        );
+        assert!(hint("  locale: \"{{ locale }\"").is_empty());
+        assert!(hint("  product_id: {x: 1}").is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub(crate) mod customers;
 pub(crate) mod diagnostic;
 pub(crate) mod escape;
 pub mod exit;
+pub mod export;
 pub mod http;
 pub mod ledger;
 pub(crate) mod plan;

@@ -205,19 +205,35 @@ impl TemplateSet {
 }
 
 /// How a template reads column `name` of a CSV with `headers`: `email`, or
-/// `columns['e-mail']` for a name that is not an identifier or that `campaign`/`row` shadow.
-/// `None` when no template can name it (quotes or braces in the name, or a CSV that has its
-/// own `columns` column).
+/// `columns['e-mail']` for a name that is not an identifier, that `campaign`/`row` shadow or
+/// that Jinja reads as a literal (`true`, `none`); quotes, backslashes and control characters
+/// are escaped (`columns["Customer's name"]`). `None` only for a CSV with its own `columns`
+/// column, which hides the others' map.
 pub fn column_reference(name: &str, headers: &[String]) -> Option<String> {
-    let shadowed = name == CAMPAIGN_VAR || name == ROW_VAR;
+    const JINJA_WORDS: &[&str] = &[
+        "true", "True", "false", "False", "none", "None", "loop", "self",
+    ];
+    let shadowed = name == CAMPAIGN_VAR || name == ROW_VAR || JINJA_WORDS.contains(&name);
     if is_identifier(name) && !shadowed {
         return Some(name.to_owned());
     }
-    let unquotable = name.contains(['\'', '"', '\\']) || name.contains("}}");
-    if unquotable || headers.iter().any(|h| h == COLUMNS_VAR) {
+    if headers.iter().any(|h| h == COLUMNS_VAR) {
         return None;
     }
-    Some(format!("{COLUMNS_VAR}['{name}']"))
+    if !name.contains(['\'', '"', '\\']) && !name.contains(|c: char| c.is_control()) {
+        return Some(format!("{COLUMNS_VAR}['{name}']"));
+    }
+    let mut reference = format!("{COLUMNS_VAR}[\"");
+    for c in name.chars() {
+        match c {
+            '"' => reference.push_str("\\\""),
+            '\\' => reference.push_str("\\\\"),
+            c if c.is_control() => reference.push_str(&format!("\\u{:04x}", c as u32)),
+            c => reference.push(c),
+        }
+    }
+    reference.push_str("\"]");
+    Some(reference)
 }
 
 /// True for a plain Jinja name: ASCII letters, digits and `_`, not starting with a digit.
@@ -437,6 +453,37 @@ mod tests {
             err.to_string(),
             "names column `Email`, which the CSV does not have"
         );
+    }
+
+    #[test]
+    fn every_column_name_has_a_reference_that_renders_its_value() {
+        let names = [
+            "Customer's name",
+            "say \"hi\"",
+            "a}}b",
+            "{{ x }}",
+            "{% if %}",
+            "back\\slash",
+            "null",
+            "true",
+            "None",
+            "row",
+            "line\nbreak",
+            "tab\there",
+        ];
+        let headers: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let values: Vec<String> = (0..names.len()).map(|i| format!("v{i}")).collect();
+        let columns: Vec<&str> = values.iter().map(String::as_str).collect();
+        let mut set = TemplateSet::new(&headers);
+        for (i, name) in names.iter().enumerate() {
+            let reference = column_reference(name, &headers).unwrap();
+            let id = set
+                .compile(&format!("{{{{ {reference} }}}}"))
+                .unwrap_or_else(|e| panic!("{name:?} as {reference}: {e}"));
+            assert_eq!(render(&set, id, &columns).unwrap(), values[i], "{name:?}");
+        }
+        let with_columns = vec!["columns".to_owned(), "a b".to_owned()];
+        assert_eq!(column_reference("a b", &with_columns), None);
     }
 
     #[test]

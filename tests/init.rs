@@ -56,7 +56,11 @@ fn email_column_named_email() {
     assert_checks(&env, "customers.yaml", 2);
     let line = first_body(&env, "customers.yaml");
     assert_eq!(line["body"]["customer"]["email"], "ana@example.com");
-    assert_eq!(line["body"]["metadata"]["first_name"], "Ana");
+    // Personal data stays home until the user opts in: only the campaign is metadata.
+    assert_eq!(
+        line["body"]["metadata"],
+        serde_json::json!({"campaign": "customers"})
+    );
     assert_eq!(
         line["request_id"],
         expected_request_id("customers", &[("email", "ana@example.com")])
@@ -121,7 +125,7 @@ fn email_column_named_capital_email() {
     assert!(yaml.contains("    email: \"{{ Email }}\""), "{yaml}");
     assert!(yaml.contains("key: [Email]"), "{yaml}");
     assert!(yaml.contains("  units: \"{{ Seats }}\""), "{yaml}");
-    assert!(yaml.contains("    Name: \"{{ Name }}\""), "{yaml}");
+    assert!(yaml.contains("    # Name: \"{{ Name }}\""), "{yaml}");
     assert!(
         !yaml.contains("Seats }}\"\n    "),
         "seats not in metadata\n{yaml}"
@@ -150,13 +154,13 @@ fn email_column_named_e_mail() {
     );
     assert!(yaml.contains("key: [e-mail]"), "{yaml}");
     assert!(
-        yaml.contains("    first_name: \"{{ columns['First Name'] }}\""),
+        yaml.contains("    # first_name: \"{{ columns['First Name'] }}\""),
         "{yaml}"
     );
     assert_checks(&env, "list.yaml", 2);
     let line = first_body(&env, "list.yaml");
     assert_eq!(line["body"]["customer"]["email"], "ana@example.com");
-    assert_eq!(line["body"]["metadata"]["first_name"], "Ana");
+    assert!(line["body"]["metadata"].get("first_name").is_none());
 }
 
 #[test]
@@ -188,8 +192,8 @@ fn semicolon_csv_with_email_address_header() {
     assert_checks(&env, "kunden.yaml", 2);
     let line = first_body(&env, "kunden.yaml");
     assert_eq!(line["body"]["customer"]["email"], "juergen@example.de");
-    assert_eq!(line["body"]["metadata"]["Vorname"], "Jürgen");
-    assert_eq!(line["body"]["metadata"]["Sprache"], "de");
+    assert!(yaml.contains("    # Vorname: \"{{ Vorname }}\""), "{yaml}");
+    assert!(line["body"]["metadata"].get("Vorname").is_none());
 }
 
 #[test]
@@ -370,4 +374,179 @@ fn an_unreadable_csv_is_a_usage_error() {
     let run = env.run(&["init", "missing.csv"]);
     run.assert_exit(2)
         .stderr_has(&["missing.csv", "cannot open"]);
+}
+
+/// A sample export from `tests/data/` (copied from real-looking exports).
+fn sample(name: &str) -> String {
+    let path = crate::common::repo().join("tests/data").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The header of a CSV (BOM and quotes removed).
+fn header_of(csv: &str) -> Vec<String> {
+    let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{FEFF}').as_bytes());
+    reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The campaign with every commented-out metadata line switched on (what a user opting in to
+/// every column does).
+fn opt_in_to_everything(yaml: &str) -> String {
+    yaml.lines()
+        .map(|line| match line.strip_prefix("    # ") {
+            Some(rest) if rest.contains(": \"{{") => format!("    {rest}"),
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn mailchimp_export_sends_no_personal_data_by_default() {
+    let env = TestEnv::new();
+    let csv = sample("mailchimp_subscribed_members.csv");
+    let (run, yaml) = init_in(&env, "members.csv", &csv, &["--product", "prod_1"]);
+    run.assert_exit(0).stdout_has(&[
+        "customer email: column `Email Address`",
+        "metadata: `LEID`, `EUID` (ids)",
+        "20 other columns commented out under metadata: not sent unless you opt in",
+    ]);
+    for line in [
+        "    # Address: \"{{ Address }}\"",
+        "    # OPTIN_IP: \"{{ OPTIN_IP }}\"",
+        "    # phone_number: \"{{ columns['Phone Number'] }}\"",
+    ] {
+        let found = yaml.lines().find(|l| l.starts_with(line));
+        let found = found.unwrap_or_else(|| panic!("no `{line}`\n{yaml}"));
+        assert!(found.ends_with("(personal data)"), "{found}");
+    }
+    let line = first_body(&env, "members.yaml");
+    assert_eq!(
+        line["body"]["metadata"],
+        serde_json::json!({"campaign": "members", "LEID": "100000", "EUID": "a1b2c3d0"})
+    );
+    assert_eq!(line["body"]["customer"]["email"], "ana.garcia@example.com");
+}
+
+#[test]
+fn every_column_of_the_sample_exports_is_wired_or_named() {
+    for file in [
+        "mailchimp_subscribed_members.csv",
+        "stripe-unified-customers.csv",
+        "hubspot-crm-exports-all-contacts-2026-03-01.csv",
+        "shopify-customers-export.csv",
+    ] {
+        let env = TestEnv::new();
+        let csv = sample(file);
+        let (run, yaml) = init_in(&env, file, &csv, &["--product", "prod_1"]);
+        run.assert_exit(0);
+        for column in header_of(&csv) {
+            assert!(
+                yaml.contains(&format!("`{column}`")),
+                "{file}: column `{column}` is not mentioned\n{yaml}"
+            );
+        }
+        // Opting in to every column still gives a valid campaign that sends them all.
+        let all = opt_in_to_everything(&yaml);
+        let campaign = std::path::Path::new(file).with_extension("yaml");
+        env.write(campaign.to_str().unwrap(), &all);
+        let run = env.run(&["run", "--dry-run", campaign.to_str().unwrap()]);
+        let body = &run.json_lines()[0]["body"];
+        let sent = body["metadata"].as_object().map_or(0, |m| m.len());
+        assert!(sent >= header_of(&csv).len() / 2, "{file}: {body}\n{run}");
+    }
+}
+
+#[test]
+fn stripe_coupon_is_the_discount_code_and_ids_are_metadata() {
+    let env = TestEnv::new();
+    let csv = sample("stripe-unified-customers.csv");
+    let (run, yaml) = init_in(&env, "stripe.csv", &csv, &["--product", "prod_1"]);
+    run.assert_exit(0)
+        .stdout_has(&["discount_code: column `Coupon`"]);
+    assert!(yaml.contains("  discount_code: \"{{ Coupon }}\""), "{yaml}");
+    assert!(yaml.contains("\n    id: \"{{ id }}\""), "{yaml}");
+    assert!(
+        yaml.contains("\n    # business_vat_id: \"{{ columns['Business Vat ID'] }}\""),
+        "a tax id is personal data\n{yaml}"
+    );
+}
+
+#[test]
+fn a_discount_column_is_wired_to_discount_code() {
+    let env = TestEnv::new();
+    let csv = "email,name,seats,discount,locale\nana@example.com,Ana,1,VIP30,es\n\
+               bo@example.com,Bo,5,,de\n";
+    let (run, yaml) = init_in(&env, "list.csv", csv, &["--product", "prod_1"]);
+    run.assert_exit(0);
+    assert!(
+        yaml.contains("  discount_code: \"{{ discount }}\""),
+        "{yaml}"
+    );
+    assert_checks(&env, "list.yaml", 2);
+    let run = env.run(&["run", "--dry-run", "list.yaml"]);
+    let lines = run.json_lines();
+    assert_eq!(lines[0]["body"]["discount_code"], "VIP30");
+    assert_eq!(lines[0]["body"]["units"], 1);
+    // Top-level or in metadata, whichever revision of the body this is.
+    let body = &lines[0]["body"];
+    let locale = body
+        .get("locale")
+        .or_else(|| body["metadata"].get("locale"));
+    assert_eq!(locale, Some(&serde_json::json!("es")), "{body}");
+    // An empty code sends none.
+    assert!(
+        lines[1]["body"].get("discount_code").is_none(),
+        "{}",
+        lines[1]
+    );
+}
+
+#[test]
+fn every_column_name_works_quotes_braces_and_null() {
+    let env = TestEnv::new();
+    let names = [
+        "Customer's name",
+        "say \"hi\"",
+        "{{ x }}",
+        "a}}b",
+        "null",
+        "true",
+        "yes",
+        "back\\slash",
+    ];
+    let header: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+        .collect();
+    let values: Vec<String> = (0..names.len()).map(|i| format!("v{i}")).collect();
+    let csv = format!(
+        "email,{}\nana@example.com,{}\n",
+        header.join(","),
+        values.join(",")
+    );
+    let (run, yaml) = init_in(&env, "odd.csv", &csv, &[]);
+    run.assert_exit(0);
+    for name in names {
+        assert!(
+            yaml.contains(&format!("# column `{name}`")),
+            "`{name}` is not named in the file\n{yaml}"
+        );
+    }
+    assert_checks(&env, "odd.yaml", 1);
+    // Switched on, each line sends its own column's value.
+    env.write("odd.yaml", opt_in_to_everything(&yaml));
+    let line = first_body(&env, "odd.yaml");
+    let metadata = line["body"]["metadata"].as_object().unwrap();
+    let mut sent: Vec<&str> = metadata
+        .iter()
+        .filter(|(k, _)| *k != "campaign")
+        .map(|(_, v)| v.as_str().unwrap())
+        .collect();
+    sent.sort();
+    assert_eq!(sent, values, "{metadata:?}");
 }

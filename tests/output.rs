@@ -20,6 +20,7 @@ fn help_of_every_command() {
         "sandbox",
         "schema",
         "completions",
+        "export",
     ] {
         let mut args: Vec<&str> = command.split_whitespace().collect();
         args.push("--help");

@@ -4,8 +4,10 @@
 mod common;
 
 mod check;
+mod completions;
 mod dry_run;
 mod examples;
+mod export;
 mod hosts_and_keys;
 mod init;
 mod output;
@@ -18,6 +20,7 @@ mod sandbox;
 mod schema;
 mod signature;
 mod status;
+mod teaching;
 mod tls;
 mod verify_redirect;
 

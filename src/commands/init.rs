@@ -1,11 +1,18 @@
 //! `init CUSTOMERS.csv`: write a commented campaign beside the CSV, wired to its columns.
 //!
 //! The header (and the first rows) tell which column is the email, or the Creem customer id,
-//! and which could give the product, the seats and the locale; every other column becomes a
-//! metadata entry. The file written is checked with the same code as `check` before it is
-//! written, so a scaffold never starts with an error of its own.
+//! and which could give the product, the seats, the locale and a discount code. Id columns
+//! become metadata entries; every other column is written as a commented-out metadata line
+//! the user opts into, so personal data (addresses, phones, IPs in a Mailchimp export) is not
+//! sent by default, and no column is left unmentioned. The file written is checked with the
+//! same code as `check` before it is written, so a scaffold never starts with an error.
+//!
+//! Workbooks: the customers file is read through [`CustomerCsv`], so `init list.xlsx` works
+//! once it reads workbooks; [`is_workbook`] already leaves the `csv:` delimiter lines out.
 
-use std::fmt::Write as _;
+mod columns;
+mod scaffold;
+
 use std::path::{Component, Path};
 
 use anyhow::{bail, Context};
@@ -14,8 +21,11 @@ use crate::campaign::Campaign;
 use crate::cli::InitArgs;
 use crate::customers::{CsvRow, CustomerCsv};
 use crate::exit::Outcome;
-use crate::render::{check_email, Renderer};
-use crate::template::{column_reference, is_identifier};
+use crate::render::Renderer;
+use columns::Columns;
+use scaffold::Scaffold;
+
+use super::shared::printable;
 
 /// Data rows read to guess what the columns hold.
 const SAMPLE_ROWS: u64 = 20;
@@ -86,6 +96,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<Outcome> {
         columns: &columns,
         product,
         delimiter: csv.delimiter(),
+        workbook: is_workbook(csv_path),
         schema: &schema,
     }
     .write();
@@ -123,138 +134,6 @@ fn sample(csv: &mut CustomerCsv) -> anyhow::Result<Vec<Vec<String>>> {
         }
     }
     Ok(rows)
-}
-
-/// What init found in the CSV's columns (indexes into the header).
-#[derive(Debug, Default)]
-struct Columns {
-    email: Option<usize>,
-    customer_id: Option<usize>,
-    product: Option<usize>,
-    units: Option<usize>,
-    locale: Option<usize>,
-}
-
-impl Columns {
-    fn guess(headers: &[String], rows: &[Vec<String>]) -> Columns {
-        let usable = |i: usize| column_reference(&headers[i], headers).is_some();
-        let named = |i: usize, names: &[&str]| names.contains(&normalise(&headers[i]).as_str());
-        // Share of the sampled non-empty values that pass `test`; `None` with no values.
-        let share = |i: usize, test: &dyn Fn(&str) -> bool| -> Option<f64> {
-            let values: Vec<&str> = rows
-                .iter()
-                .map(|r| r[i].as_str())
-                .filter(|v| !v.is_empty())
-                .collect();
-            let good = values.iter().filter(|v| test(v)).count();
-            (!values.is_empty()).then(|| good as f64 / values.len() as f64)
-        };
-        let all = |i: usize, test: &dyn Fn(&str) -> bool| share(i, test) == Some(1.0);
-        let indexes = || (0..headers.len()).filter(|&i| usable(i));
-        let is_email = |v: &str| check_email(v).is_ok();
-
-        // The email column: by its name (when its values do not contradict it), then by its
-        // values, then by its name alone (`check` will show the bad values).
-        let tier = |i: usize| {
-            let n = normalise(&headers[i]);
-            if n == "email" {
-                Some(0)
-            } else if EMAIL_NAMES.contains(&n.as_str()) {
-                Some(1)
-            } else if n.contains("email") {
-                Some(2)
-            } else {
-                None
-            }
-        };
-        let mostly_emails = |i: usize| share(i, &is_email).is_none_or(|s| s >= 0.5);
-        let email = indexes()
-            .filter(|&i| tier(i).is_some() && mostly_emails(i))
-            .min_by_key(|&i| (tier(i), i))
-            .or_else(|| indexes().find(|&i| all(i, &is_email)))
-            .or_else(|| {
-                indexes()
-                    .filter(|&i| tier(i).is_some_and(|t| t < 2))
-                    .min_by_key(|&i| (tier(i), i))
-            });
-        let customer_id = match email {
-            Some(_) => None,
-            None => indexes().find(|&i| all(i, &|v| v.starts_with("cust_"))),
-        };
-        let product =
-            indexes().find(|&i| named(i, PRODUCT_NAMES) && all(i, &|v| v.starts_with("prod_")));
-        let units = indexes().find(|&i| {
-            named(i, UNITS_NAMES) && all(i, &|v| v.parse::<u64>().is_ok_and(|n| n >= 1))
-        });
-        let locale = indexes().find(|&i| named(i, LOCALE_NAMES) && all(i, &looks_like_locale));
-        Columns {
-            email,
-            customer_id,
-            product,
-            units,
-            locale,
-        }
-    }
-
-    /// The columns wired to a checkout field (the others go to metadata).
-    fn wired(&self) -> Vec<usize> {
-        [
-            self.email,
-            self.customer_id,
-            self.product,
-            self.units,
-            self.locale,
-        ]
-        .into_iter()
-        .flatten()
-        .collect()
-    }
-
-    /// The key columns: the email or customer id column, else the first column.
-    fn key(&self) -> usize {
-        self.email.or(self.customer_id).unwrap_or(0)
-    }
-}
-
-/// Email column names besides `email`, compared lowercase without spaces or punctuation
-/// (so `E-Mail Address` is `emailaddress`).
-const EMAIL_NAMES: &[&str] = &[
-    "emailaddress",
-    "mail",
-    "mailaddress",
-    "emailadresse",
-    "courriel",
-    "correo",
-    "correoelectronico",
-    "epost",
-    "邮箱",
-    "电子邮件",
-    "メール",
-    "メールアドレス",
-];
-const PRODUCT_NAMES: &[&str] = &["productid", "product", "creemproductid"];
-const UNITS_NAMES: &[&str] = &["units", "seats", "quantity", "qty", "licenses", "licences"];
-const LOCALE_NAMES: &[&str] = &["locale", "language", "lang"];
-
-/// Lowercase, letters and digits only.
-fn normalise(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// `en`, `fr`, `zh-CN`, `pt_BR`, `es-419`.
-fn looks_like_locale(value: &str) -> bool {
-    let (language, region) = match value.split_once(['-', '_']) {
-        Some((l, r)) => (l, Some(r)),
-        None => (value, None),
-    };
-    (2..=3).contains(&language.len())
-        && language.chars().all(|c| c.is_ascii_alphabetic())
-        && region.is_none_or(|r| {
-            (2..=4).contains(&r.len()) && r.chars().all(|c| c.is_ascii_alphanumeric())
-        })
 }
 
 fn valid_name(name: &str) -> bool {
@@ -326,319 +205,11 @@ fn relative(from: &Path, to: &Path) -> String {
     parts.join("/")
 }
 
-/// Everything the campaign text is made from.
-struct Scaffold<'a> {
-    name: &'a str,
-    csv_file: &'a str,
-    yaml_file: &'a Path,
-    headers: &'a [String],
-    columns: &'a Columns,
-    product: Option<&'a str>,
-    delimiter: u8,
-    schema: &'a SchemaRef,
-}
-
-impl Scaffold<'_> {
-    fn write(&self) -> String {
-        let mut y = Yaml::default();
-        let headers = self.headers;
-        let c = self.columns;
-        let template = |i: usize| {
-            let reference = column_reference(&headers[i], headers).expect("usable column");
-            format!("{{{{ {reference} }}}}")
-        };
-        y.raw(&format!(
-            "# yaml-language-server: $schema={}",
-            self.schema.reference
-        ));
-        if !self.schema.found {
-            y.raw("# (for editor checks, write the schema beside this file: creem-batch schema > campaign.schema.json)");
-        }
-        y.raw(&format!(
-            "# A campaign for {}, written by `creem-batch init`: one Creem checkout link per row.",
-            self.csv_file
-        ));
-        y.raw("# Every string under checkout: is a template: \"{{ column }}\" is the row's value in that");
-        y.raw("# CSV column, {{ campaign }} the campaign name, {{ row }} the data row number.");
-        let yaml_name = self.yaml_file.file_name().unwrap_or_default();
-        y.raw(&format!(
-            "# Next: creem-batch check {}",
-            shell_word(&yaml_name.to_string_lossy())
-        ));
-        y.blank();
-        y.line(
-            &format!("campaign: {}", self.name),
-            "name, 1-64 of A-Z a-z 0-9 _ -; part of every request_id",
-        );
-        y.line(
-            &format!("customers: {}", yaml_string(self.csv_file)),
-            "the customers CSV, relative to this file",
-        );
-        y.line(
-            &format!(
-                "# output: {}",
-                yaml_string(&format!("{}.results.csv", self.name))
-            ),
-            "the results CSV (the ledger); this is the default",
-        );
-        let key = &headers[c.key()];
-        let key_note = if c.email.is_some() && key == "email" {
-            "column(s) identifying a customer; `email` ignores case".to_owned()
-        } else if c.email.is_some() {
-            "identifies a customer; compared as written (a column named `email` would ignore case)"
-                .to_owned()
-        } else if c.customer_id.is_some() {
-            "identifies a customer: request_ids derive from it".to_owned()
-        } else {
-            "TODO: the column(s) that identify a customer (first column for now)".to_owned()
-        };
-        y.line(&format!("key: [{}]", yaml_string(key)), &key_note);
-        y.line(
-            "# request_id: \"order-{{ order_id }}\"",
-            "per-row id; default <campaign>-<hash of the key>",
-        );
-        y.blank();
-
-        y.raw("checkout:");
-        match (self.product, c.product) {
-            (Some(product), _) => y.line(
-                &format!("  product_id: {}", yaml_string(product)),
-                "the Creem product sold (prod_...)",
-            ),
-            (None, Some(i)) => y.line(
-                &format!("  product_id: {}", yaml_string(&template(i))),
-                &format!(
-                    "the Creem product (prod_...), per row from `{}`",
-                    headers[i]
-                ),
-            ),
-            (None, None) => y.line(
-                &format!("  product_id: {PRODUCT_PLACEHOLDER}"),
-                "TODO: your Creem product id (prod_...), or a template like \"{{ product }}\"",
-            ),
-        }
-        match c.units {
-            Some(i) => y.line(
-                &format!("  units: {}", yaml_string(&template(i))),
-                &format!("seats per checkout (integer >= 1), from `{}`", headers[i]),
-            ),
-            None => y.line(
-                "  units: 1",
-                "seats per checkout: an integer >= 1, or a template",
-            ),
-        }
-        y.line(
-            "  # discount_code: SPRING2026",
-            "a Creem discount code applied at checkout",
-        );
-        match c.locale {
-            Some(i) => y.line(
-                &format!("  locale: {}", yaml_string(&template(i))),
-                &format!(
-                    "checkout page language (en, fr, zh-CN...), from `{}`",
-                    headers[i]
-                ),
-            ),
-            None => y.line(
-                "  # locale: en",
-                "checkout page language: en, fr, es, zh-CN...",
-            ),
-        }
-        y.line(
-            "  # plan_type: team_annual",
-            "a marker for your own system, sent as metadata.plan_type",
-        );
-        y.line(
-            "  # success_url: https://yourdomain.com/success",
-            "where Creem sends the customer after payment",
-        );
-        match (c.email, c.customer_id) {
-            (Some(i), _) => {
-                y.line(
-                    "  customer:",
-                    "who the checkout is for: email or id, not both",
-                );
-                y.line(
-                    &format!("    email: {}", yaml_string(&template(i))),
-                    &format!(
-                        "the customer's email, from `{}`; checked before sending",
-                        headers[i]
-                    ),
-                );
-            }
-            (None, Some(i)) => {
-                y.line(
-                    "  customer:",
-                    "who the checkout is for: email or id, not both",
-                );
-                y.line(
-                    &format!("    id: {}", yaml_string(&template(i))),
-                    &format!(
-                        "an existing Creem customer (cust_...), from `{}`",
-                        headers[i]
-                    ),
-                );
-            }
-            (None, None) => {
-                y.raw(&format!(
-                    "  # TODO: no email column found in {}: name the one that holds emails below and",
-                    self.csv_file
-                ));
-                y.raw("  # remove the #s (or use id: \"{{ creem_customer_id }}\" for existing Creem customers).");
-                y.line(
-                    "  # customer:",
-                    "who the checkout is for: email or id, not both",
-                );
-                y.line(
-                    "  #   email: \"{{ email }}\"",
-                    "the customer's email column",
-                );
-            }
-        }
-        self.metadata(&mut y);
-        y.blank();
-
-        if self.delimiter == b',' {
-            y.line("# csv:", "how to read the customers CSV");
-            y.line(
-                "#   delimiter: \";\"",
-                ", ; | or tab; default: detected from the header",
-            );
-        } else {
-            let delimiter = match self.delimiter {
-                b'\t' => "tab".to_owned(),
-                d => yaml_string(&(d as char).to_string()),
-            };
-            y.line("csv:", "how to read the customers CSV");
-            y.line(
-                &format!("  delimiter: {delimiter}"),
-                ", ; | or tab; found in the header (detected anyway)",
-            );
-        }
-        y.blank();
-
-        y.line(
-            "send:",
-            "how fast and how hard to send; `run` flags override these",
-        );
-        y.line("  rate: 10/s", "ceiling on requests started: N/s or N/min");
-        y.line("  burst: 1", "how many requests may start back to back");
-        y.line("  concurrency: 8", "requests in flight at once");
-        y.line("  max_attempts: 5", "attempts per row, first try included");
-        y.line("  timeout: 30s", "per request");
-        y.text
-    }
-
-    /// `metadata:` with one entry per column not wired elsewhere, and the campaign name.
-    fn metadata(&self, y: &mut Yaml) {
-        let headers = self.headers;
-        let wired = self.columns.wired();
-        let mut keys: Vec<String> = Vec::new();
-        let mut entries: Vec<(String, String, &str)> = Vec::new();
-        for (i, header) in headers.iter().enumerate() {
-            if wired.contains(&i) {
-                continue;
-            }
-            let Some(reference) = column_reference(header, headers) else {
-                continue;
-            };
-            let mut key = metadata_key(header);
-            if key.is_empty() || keys.contains(&key) || key == "plan_type" {
-                key = format!("column_{}", i + 1);
-            }
-            keys.push(key.clone());
-            entries.push((key, format!("{{{{ {reference} }}}}"), header));
-        }
-        if !keys.iter().any(|k| k == "campaign") {
-            entries.push(("campaign".to_owned(), "{{ campaign }}".to_owned(), ""));
-        }
-        y.line(
-            "  metadata:",
-            "strings stored on the checkout, back in webhooks; drop what you don't need",
-        );
-        for (key, value, header) in entries {
-            let code = format!("    {key}: {}", yaml_string(&value));
-            if header.is_empty() {
-                y.line(&code, "the campaign name");
-            } else if key != *header {
-                y.line(&code, &format!("column `{header}`"));
-            } else {
-                y.raw(&code);
-            }
-        }
-    }
-}
-
-/// A metadata key for a column: the name in snake_case ASCII (`First Name` -> `first_name`).
-fn metadata_key(header: &str) -> String {
-    if is_identifier(header) {
-        return header.to_owned();
-    }
-    let mut key = String::new();
-    for c in header.chars() {
-        if c.is_ascii_alphanumeric() {
-            key.push(c.to_ascii_lowercase());
-        } else if !key.ends_with('_') && !key.is_empty() {
-            key.push('_');
-        }
-    }
-    let key = key.trim_end_matches('_');
-    if key.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("c_{key}")
-    } else {
-        key.to_owned()
-    }
-}
-
-/// The campaign text being written, with comments lined up.
-#[derive(Default)]
-struct Yaml {
-    text: String,
-}
-
-impl Yaml {
-    fn raw(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.text.push('\n');
-    }
-
-    fn blank(&mut self) {
-        self.text.push('\n');
-    }
-
-    /// `code`, then `# comment` at [`COMMENT_COLUMN`] (or two spaces after a long line).
-    fn line(&mut self, code: &str, comment: &str) {
-        let width = code.chars().count();
-        let pad = if width + 2 <= COMMENT_COLUMN {
-            COMMENT_COLUMN - width
-        } else {
-            2
-        };
-        // A column name could hold a line break; a comment must stay on its line.
-        let comment = comment.replace(|c: char| c.is_control(), " ");
-        let _ = writeln!(self.text, "{code}{:pad$}# {comment}", "");
-    }
-}
-
-/// `text` as a YAML scalar: plain when that is unambiguous, else double-quoted.
-fn yaml_string(text: &str) -> String {
-    let plain = text
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
-        && !matches!(
-            text.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
-        );
-    if plain {
-        text.to_owned()
-    } else {
-        // A JSON string is a valid YAML double-quoted scalar.
-        serde_json::to_string(text).expect("a string serialises")
-    }
+/// True for a spreadsheet workbook rather than a text file.
+fn is_workbook(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["xlsx", "xls", "xlsm", "ods"].contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// `word` as one shell word (single-quoted when it holds anything unusual).
@@ -662,7 +233,7 @@ fn print_summary(
     product: Option<&str>,
     schema: &SchemaRef,
 ) {
-    let column = |i: usize| format!("`{}`", headers[i]);
+    let column = |i: usize| format!("`{}`", printable(&headers[i]));
     println!("wrote {} (campaign `{name}`)", target.display());
     match (columns.email, columns.customer_id) {
         (Some(i), _) => println!("  customer email: column {}", column(i)),
@@ -676,10 +247,25 @@ fn print_summary(
         ("product_id", columns.product.filter(|_| product.is_none())),
         ("units", columns.units),
         ("locale", columns.locale),
+        ("discount_code", columns.discount),
     ] {
         if let Some(i) = index {
             println!("  {what}: column {}", column(i));
         }
+    }
+    if !columns.ids.is_empty() {
+        let ids: Vec<String> = columns.ids.iter().map(|&i| column(i)).collect();
+        println!("  metadata: {} (ids)", ids.join(", "));
+    }
+    let wired = columns.wired();
+    let others = (0..headers.len())
+        .filter(|i| !wired.contains(i) && !columns.ids.contains(i))
+        .count();
+    if others > 0 {
+        println!(
+            "  {others} other column{} commented out under metadata: not sent unless you opt in",
+            if others == 1 { "" } else { "s" }
+        );
     }
     if product.is_none() && columns.product.is_none() {
         println!(
@@ -701,6 +287,8 @@ fn print_summary(
 
 #[cfg(test)]
 mod tests {
+    use super::columns::looks_like_locale;
+    use super::scaffold::{metadata_key, yaml_string};
     use super::*;
 
     #[test]

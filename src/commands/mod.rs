@@ -4,6 +4,7 @@ use crate::cli::{Cli, Command};
 use crate::exit::Outcome;
 
 mod check;
+mod export;
 mod init;
 mod reconcile;
 mod run;
@@ -21,8 +22,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Init(args) => init::run(args),
         Command::Schema => schema::schema(),
         Command::Completions(args) => schema::completions(args),
-        Command::Check(args) => check::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Check(args) => {
+            shared::not_customers_file(&args.campaign, "check")?;
+            check::run(args)
+        }
+        Command::Run(args) => {
+            shared::not_customers_file(&args.campaign, "run")?;
+            run::run(args)
+        }
+        Command::Export(args) => export::run(args),
         Command::Status(args) => status::run(args),
         Command::Reconcile(args) => reconcile::run(args),
     }

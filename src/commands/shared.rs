@@ -89,3 +89,64 @@ pub fn shell_word(text: &str) -> String {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
+
+/// `run x.csv` (or `check x.csv`) is the most common first mistake: the customers file given
+/// where the campaign belongs. Say what to do instead of a YAML error about CSV text.
+pub fn not_customers_file(path: &std::path::Path, command: &str) -> anyhow::Result<()> {
+    const DATA: [&str; 6] = ["csv", "tsv", "txt", "xlsx", "xls", "ods"];
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let Some(extension) = extension.filter(|e| DATA.contains(&e.as_str())) else {
+        return Ok(());
+    };
+    let kind = if extension == "csv" || extension == "tsv" || extension == "txt" {
+        "a CSV"
+    } else {
+        "a workbook"
+    };
+    let campaign = path.with_extension("yaml");
+    let file = shell_word(&path.display().to_string());
+    if campaign.is_file() {
+        anyhow::bail!(
+            "{} is {kind}, the customers file; `{command}` takes the campaign YAML: \
+             did you mean `creem-batch {command} {}`?",
+            path.display(),
+            shell_word(&campaign.display().to_string())
+        );
+    }
+    anyhow::bail!(
+        "{} is {kind}, the customers file; `{command}` takes a campaign YAML: \
+         did you mean `creem-batch init {file}`? (it writes one beside the file)",
+        path.display()
+    )
+}
+
+/// `text` with control characters escaped, for a terminal or a comment: column names come
+/// from files, and an escape sequence in one must not reach the screen.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("Café"), "Café");
+    }
+}
