@@ -12,11 +12,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+
+use crate::platform::{is_same_file, ReadAt};
 
 mod ordered_copy;
 
@@ -1467,14 +1468,6 @@ impl Lock {
         file.set_len(0)?;
         file.write_all(std::process::id().to_string().as_bytes())?;
         Ok(Lock { _file: file, path })
-    }
-}
-
-fn is_same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
     }
 }
 

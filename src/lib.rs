@@ -17,6 +17,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod json;
 pub mod ledger;
+mod platform;
 pub mod progress;
 pub mod render;
 pub mod sandbox;
