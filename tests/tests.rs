@@ -8,6 +8,7 @@ mod dry_run;
 mod examples;
 mod init;
 mod output;
+mod platform;
 mod reconcile;
 mod resilience;
 mod run;
