@@ -7,8 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-unix='std::os::unix|os::unix::|tokio::signal::unix|SignalKind::|\blibc::|\bnix::|PermissionsExt|OpenOptionsExt|FileTypeExt|MetadataExt|\bset_mode\(|\bfrom_mode\(|\bis_fifo\(|\bis_socket\(|"/dev/|"/proc/|"/tmp/'
-windows='std::os::windows|os::windows::|tokio::signal::windows|\bwindows_sys::|\bwinapi::|"[A-Za-z]:\\\\'
+# Extended regular expressions as POSIX awk reads them (no \b: mawk lacks it).
+unix='std::os::unix|os::unix::|tokio::signal::unix|SignalKind::|(^|[^A-Za-z0-9_])libc::|(^|[^A-Za-z0-9_])nix::|PermissionsExt|OpenOptionsExt|FileTypeExt|MetadataExt|(^|[^A-Za-z0-9_])(set_mode|from_mode|is_fifo|is_socket)[(]|"/dev/|"/proc/|"/tmp/'
+windows='std::os::windows|os::windows::|tokio::signal::windows|(^|[^A-Za-z0-9_])(windows_sys|winapi)::|"[A-Za-z]:\\\\'
 
 status=0
 while IFS= read -r -d '' file; do
@@ -17,7 +18,7 @@ while IFS= read -r -d '' file; do
     /^[[:space:]]*\/\// { next }
     /#\[cfg\(/ { cfg_line = NR; cfg = $0 }
     function guarded(family) {
-      return cfg_line && NR - cfg_line <= 12 &&
+      return cfg_line && NR - cfg_line <= 12 && cfg !~ /not[(]/ &&
         (cfg ~ family || cfg ~ /target_os|target_family|target_vendor/)
     }
     $0 ~ unix && !guarded("unix") {
