@@ -1099,7 +1099,9 @@ impl Writer {
             wrote: false,
         };
         let fresh = prior.is_none_or(|p| p.records == 0);
-        let reader = fresh.then(|| state.file.try_clone()).transpose()?;
+        // Its own handle, not a clone: a clone shares the writer's cursor, which Windows'
+        // positional reads move.
+        let reader = fresh.then(|| File::open(path)).transpose()?;
         let appender = Appender {
             state,
             end,
