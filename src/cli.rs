@@ -5,9 +5,18 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// What `--version` prints: the version and the commit built from (build.rs; "unknown"
+/// without git), which a support request needs.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CREEM_BATCH_COMMIT"),
+    ")"
+);
+
 /// Turn a campaign YAML and a customers CSV into one Creem checkout link per customer.
 #[derive(Debug, Parser)]
-#[command(name = "creem-batch", version, about, propagate_version = true)]
+#[command(name = "creem-batch", version = VERSION, about, propagate_version = true)]
 #[command(after_help = examples::TOP)]
 pub struct Cli {
     #[command(subcommand)]

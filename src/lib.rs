@@ -21,6 +21,7 @@ pub mod export;
 pub mod http;
 pub mod ledger;
 pub(crate) mod plan;
+mod platform;
 pub mod preflight;
 pub(crate) mod progress;
 pub(crate) mod render;

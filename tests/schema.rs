@@ -1,5 +1,5 @@
-//! `schema`, `completions`, `--version`, and plain output: what editors, shells and scripts
-//! see of creem-batch.
+//! `schema`, `completions` and plain output: what editors, shells and scripts see of
+//! creem-batch (`--version` is in `platform.rs`).
 
 use std::path::Path;
 
@@ -158,16 +158,6 @@ fn completions_for_each_shell() {
     }
     let run = TestEnv::in_repo(&["completions", "tcsh"]);
     run.assert_exit(2).stderr_has(&["bash", "zsh", "fish"]);
-}
-
-#[test]
-fn version_flag() {
-    let run = TestEnv::in_repo(&["--version"]);
-    run.assert_exit(0);
-    assert_eq!(
-        run.stdout.trim(),
-        format!("creem-batch {}", env!("CARGO_PKG_VERSION"))
-    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod export;
 mod hosts_and_keys;
 mod init;
 mod output;
+mod platform;
 mod preflight;
 mod reconcile;
 mod redirect_rules;

@@ -65,20 +65,6 @@ pub fn run(args: SandboxArgs) -> anyhow::Result<Outcome> {
 /// Resolves on Ctrl-C or SIGTERM. Built before the "listening" line is printed, so a script
 /// that signals as soon as it reads that line is never met by the default (abrupt) handler.
 fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    Ok(async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    let mut signals = crate::platform::StopSignals::install()?;
+    Ok(async move { signals.recv().await })
 }

@@ -49,16 +49,10 @@ pub fn watch_signals(
     stop: tokio_util::sync::CancellationToken,
     interrupted: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let mut signals = crate::platform::StopSignals::install()?;
     tokio::spawn(async move {
         for round in 0..2 {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+            signals.recv().await;
             if round == 0 {
                 interrupted.store(true, Ordering::SeqCst);
                 stop.cancel();

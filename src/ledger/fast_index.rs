@@ -4,8 +4,8 @@
 //! and the body one quoted cell. Anything else returns `None` and the CSV reader indexes the
 //! file ([`super::prior`]), which also words any problem. A test pins the two together.
 
+use crate::platform::ReadAt;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use super::index::Index;
 use super::record::{Status, COLUMNS};

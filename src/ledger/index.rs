@@ -2,9 +2,9 @@
 //! [`super::fast_index`]): where each row's record is, what the torn tail is, and each
 //! created row's `input_hash`.
 
+use crate::platform::ReadAt;
 use std::fs::File;
 use std::io::BufReader;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 

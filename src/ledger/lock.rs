@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{real_path, LedgerError};
+use crate::platform::is_same_file;
 
 /// Holds the lock for as long as it lives. The OS releases the lock when the process dies,
 /// so a lock left by a crashed run never blocks the next one.
@@ -56,14 +57,6 @@ impl Lock {
     }
 }
 
-fn is_same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
 impl Drop for Lock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -80,7 +73,7 @@ mod tests {
         let real = dir.path().join("results.csv");
         std::fs::write(&real, "").unwrap();
         let link = dir.path().join("link.csv");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
+        crate::platform::symlink(&real, &link).unwrap();
         let held = Lock::acquire(&real).unwrap();
         let err = Lock::acquire(&link).err().expect("refused").to_string();
         assert!(

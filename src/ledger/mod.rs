@@ -92,7 +92,6 @@ impl LedgerError {
 /// Anything but a regular file, or nothing yet, is refused: a FIFO would hang the run and a
 /// device swallow it.
 fn real_path(path: &Path) -> Result<PathBuf, LedgerError> {
-    use std::os::unix::fs::FileTypeExt;
     let mut real = path.to_path_buf();
     // A chain of symlinks, some perhaps dangling: followed a bounded number of times.
     for _ in 0..40 {
@@ -108,12 +107,8 @@ fn real_path(path: &Path) -> Result<PathBuf, LedgerError> {
                 let kind = meta.file_type();
                 let refused = if kind.is_dir() {
                     "a directory"
-                } else if kind.is_fifo() {
-                    "a FIFO"
-                } else if kind.is_block_device() || kind.is_char_device() {
-                    "a device"
-                } else if kind.is_socket() {
-                    "a socket"
+                } else if let Some(special) = crate::platform::special_file(&kind) {
+                    special
                 } else {
                     return Ok(real);
                 };
@@ -152,12 +147,15 @@ mod tests {
         }
         let err = real_path(dir.path()).unwrap_err().to_string();
         assert!(err.contains("is a directory, not a file"), "{err}");
-        let err = real_path(Path::new("/dev/zero")).unwrap_err().to_string();
-        assert!(err.contains("is a device, not a file"), "{err}");
+        #[cfg(unix)]
+        {
+            let err = real_path(Path::new("/dev/zero")).unwrap_err().to_string();
+            assert!(err.contains("is a device, not a file"), "{err}");
+        }
 
         let target = dir.path().join("real.csv");
         let link = dir.path().join("link.csv");
-        std::os::unix::fs::symlink("real.csv", &link).unwrap();
+        crate::platform::symlink(Path::new("real.csv"), &link).unwrap();
         assert_eq!(real_path(&link).unwrap(), target, "dangling: its target");
         std::fs::write(&target, "x").unwrap();
         assert_eq!(real_path(&link).unwrap(), target);

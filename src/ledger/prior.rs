@@ -1,10 +1,10 @@
 //! Reading an existing ledger: an index of where each row's record is, built in one pass
 //! with the csv crate, and lookups by row number or request_id.
 
+use crate::platform::ReadAt;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

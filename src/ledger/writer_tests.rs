@@ -276,7 +276,7 @@ fn a_symlinked_ledger_is_written_through_and_stays_a_symlink() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("real.csv");
     let link = dir.path().join("link.csv");
-    std::os::unix::fs::symlink("real.csv", &link).unwrap();
+    crate::platform::symlink(Path::new("real.csv"), &link).unwrap();
     let writer = Writer::start(&link, None, 2).unwrap();
     writer.sender().send_all([created(2), created(1)]);
     writer.finish().unwrap();
