@@ -4,9 +4,9 @@
 //! never silently send checkouts without the discount), and every problem is reported with
 //! file:line:col so the user can fix it before anything is sent.
 //!
-//! The modules follow the file's life: [`raw`] is the file as written (and its JSON Schema),
-//! [`yaml_error`] words serde's errors for the user, [`build`] validates the raw file into a
-//! [`Campaign`]; [`send`] and [`custom_fields`] hold the settings and rules of their sections.
+//! The modules follow the file's life: `raw` is the file as written (and its JSON Schema),
+//! `yaml_error` words serde's errors for the user, `build` validates the raw file into a
+//! [`Campaign`]; `send` and `custom_fields` hold the settings and rules of their sections.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
