@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::api_key::{load_api_key, ApiKey, KeyKind};
 use crate::cli::{HostArgs, KeyArgs};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{MerchantConfig, Sandbox, SandboxConfig};
 
 pub const LIVE_HOST: &str = "https://api.creem.io";
 pub const TEST_HOST: &str = "https://test-api.creem.io";
@@ -120,7 +120,11 @@ pub async fn resolve(host: &HostArgs, key: &KeyArgs) -> anyhow::Result<Target> {
     let loaded = load_api_key(key)?;
     if host.sandbox {
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-        let sandbox = Sandbox::start(addr, SandboxConfig::default()).await?;
+        // Strict about bodies, as Creem is, but knowing the campaign's own products and codes:
+        // a rehearsal of the user's campaign must not stop on ids no catalogue here holds.
+        let sandbox =
+            Sandbox::start_with(addr, SandboxConfig::default(), MerchantConfig::rehearsal())
+                .await?;
         return Ok(Target {
             base_url: sandbox.base_url(),
             key: loaded.unwrap_or_else(|| ApiKey::new("creem_test_sandbox")),

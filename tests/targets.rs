@@ -111,6 +111,25 @@ async fn an_older_ledger_with_loopback_links_counts_as_the_sandboxs() {
     assert_eq!(env.server().stats().posts, 3);
 }
 
+/// `run --sandbox` rehearses the user's own campaign: the in-process sandbox knows whatever
+/// product and discount code it names (the pre-flight passes), and stays as strict as Creem
+/// about the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_sandbox_knows_the_campaigns_own_product_and_codes() {
+    let env = TestEnv::new();
+    let yaml = Campaign::new()
+        .name("own")
+        .product("prod_only_in_my_store")
+        .checkout("discount_code: MY-OWN-CODE")
+        .build();
+    env.campaign(&yaml, crate::common::campaign::customers(2));
+    let out = env
+        .run_async(&["run", CAMPAIGN_FILE, "--sandbox", "--quiet"])
+        .await;
+    out.assert_exit(0);
+    out.has(&["2 created"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_sandbox_writes_its_own_file_beside_the_real_one() {
     let env = TestEnv::new();
