@@ -74,7 +74,7 @@ impl Batch {
     /// Opens the CSV, compiles the templates against its header and counts the rows.
     /// Anything wrong with the campaign or the CSV as a whole is reported here.
     pub fn open(campaign: Campaign) -> Result<Batch, Diagnostics> {
-        let csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+        let csv = CustomerCsv::open_with(&campaign.customers, &campaign.read_options())?;
         let renderer = Renderer::new(&campaign, csv.headers())?;
         let (total_rows, repeated) = first_pass(&campaign, &renderer)?;
         if total_rows == 0 {
@@ -108,6 +108,11 @@ impl Batch {
         self.csv.lines_read()
     }
 
+    /// How the customers file is read: "encoding UTF-8 (detected)", or its workbook sheet.
+    pub fn file_format(&self) -> String {
+        self.csv.describe()
+    }
+
     /// Skips each body's SHA-256 and input_hash: a dry run with no ledger to compare against
     /// needs neither.
     pub fn without_body_hashes(&mut self) {
@@ -128,7 +133,10 @@ impl Batch {
         if !self.csv.read(&mut record)? {
             return Ok(None);
         }
-        let plan = self.plan(&record);
+        let mut plan = self.plan(&record);
+        if let RowPlan::Invalid { rejection, .. } = &mut plan {
+            rejection.at = self.csv.locate(&record);
+        }
         self.record = record;
         Ok(Some(plan))
     }
@@ -151,6 +159,7 @@ impl Batch {
                         request_id: String::new(),
                         email: String::new(),
                         reason: problem.0,
+                        at: String::new(),
                     },
                 }
             }
@@ -161,6 +170,7 @@ impl Batch {
                 email: renderer.ledger_email(row, &fields),
                 request_id,
                 reason,
+                at: String::new(),
             },
         };
         let empty = renderer.empty_key_columns(&fields);
@@ -427,20 +437,22 @@ mod tests {
     }
 
     #[test]
-    fn utf16_without_a_byte_order_mark_is_named_for_the_whole_file() {
+    fn utf16_without_a_byte_order_mark_is_read_as_utf16() {
         let dir = tempfile::tempdir().unwrap();
-        let utf16: Vec<u8> = "email\na@example.com\n"
+        let utf16: Vec<u8> = "email\tname\na@example.com\tJosé\n"
             .encode_utf16()
             .flat_map(u16::to_le_bytes)
             .collect();
         std::fs::write(dir.path().join("customers.csv"), utf16).unwrap();
-        let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n";
+        let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n  metadata:\n    name: \"{{ name }}\"\n";
         let campaign = Campaign::parse(&dir.path().join("c.yaml"), yaml.into()).unwrap();
-        let err = Batch::open(campaign).err().unwrap().to_string();
-        assert!(
-            err.contains("looks like UTF-16 text without a byte-order mark"),
-            "{err}"
+        let batch = Batch::open(campaign).unwrap();
+        assert_eq!(
+            batch.file_format(),
+            "encoding UTF-16LE (no byte-order mark; detected from its NUL bytes)"
         );
+        let rows: Vec<_> = plans(batch).iter().map(body_or_reason).collect();
+        assert_eq!(rows[0].as_ref().unwrap()["metadata"]["name"], "José");
     }
 
     #[test]

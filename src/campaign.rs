@@ -72,6 +72,10 @@ pub struct Campaign {
     pub request_id: Option<Located<String>>,
     pub checkout: Checkout,
     pub csv_delimiter: Option<u8>,
+    /// `csv.encoding`: overrides the detected text encoding.
+    pub csv_encoding: Option<&'static encoding_rs::Encoding>,
+    /// `csv.sheet`: the workbook sheet to read (default: the first).
+    pub csv_sheet: Option<String>,
     pub send: SendSettings,
 }
 
@@ -426,6 +430,13 @@ struct RawCsv {
     #[serde(default)]
     #[schemars(extend("enum" = [",", ";", "|", "\t", "tab", "\\t", null]))]
     delimiter: Text,
+    /// The text encoding (utf-8, utf-16le, utf-16be, windows-1252, latin1, ...); default:
+    /// detected (byte-order mark, NUL bytes, else UTF-8 when valid, else windows-1252).
+    #[serde(default)]
+    encoding: Text,
+    /// For a workbook (.xlsx, .xls, .ods): the sheet to read; default: the first.
+    #[serde(default)]
+    sheet: Text,
 }
 
 /// How fast and how hard to send (command-line flags override these).
@@ -502,7 +513,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("text", &["min_length", "max_length"]),
     ("checkbox", &["label"]),
-    ("csv", &["delimiter"]),
+    ("csv", &["delimiter", "encoding", "sheet"]),
     (
         "send",
         &["rate", "burst", "concurrency", "max_attempts", "timeout"],
@@ -510,6 +521,15 @@ const SECTIONS: &[(&str, &[&str])] = &[
 ];
 
 impl Campaign {
+    /// How to read the customers file: the `csv:` settings.
+    pub fn read_options(&self) -> crate::customers::ReadOptions {
+        crate::customers::ReadOptions {
+            delimiter: self.csv_delimiter,
+            encoding: self.csv_encoding,
+            sheet: self.csv_sheet.clone(),
+        }
+    }
+
     /// Reads and validates the campaign at `path`; every problem found is returned at once.
     pub fn load(path: &Path) -> Result<Campaign, Diagnostics> {
         let source = std::fs::read_to_string(path)
@@ -762,11 +782,28 @@ impl Builder<'_> {
             }
         };
         let checkout = self.checkout(raw.checkout);
-        let csv_delimiter = raw
-            .csv
-            .and_then(|csv| csv.delimiter)
-            .map(text)
-            .and_then(|d| self.delimiter(&d));
+        let (csv_delimiter, csv_encoding, csv_sheet) = match raw.csv {
+            None => (None, None, None),
+            Some(csv) => {
+                let delimiter = csv.delimiter.map(text).and_then(|d| self.delimiter(&d));
+                let encoding = csv.encoding.map(text).and_then(|e| {
+                    let found = crate::customers::encoding_for_label(&e.value);
+                    if found.is_none() {
+                        self.problem(
+                            &e,
+                            format!(
+                                "csv encoding `{}` is not one this tool knows (utf-8, utf-16le, \
+                                 utf-16be, windows-1252, latin1, iso-8859-15, ...)",
+                                e.value
+                            ),
+                        );
+                    }
+                    found
+                });
+                let sheet = csv.sheet.map(text).map(|s| s.value);
+                (delimiter, encoding, sheet)
+            }
+        };
         let send = self.send(raw.send);
         if !self.problems.is_empty() {
             return Err(Diagnostics(self.problems));
@@ -782,6 +819,8 @@ impl Builder<'_> {
             request_id: raw.request_id.map(text),
             checkout,
             csv_delimiter,
+            csv_encoding,
+            csv_sheet,
             send,
         })
     }

@@ -16,20 +16,44 @@ use crate::template::{RowValues, TemplateError, TemplateId, TemplateSet};
 const KEY_SEPARATOR: u8 = 0x1F;
 
 /// Computes the default request_id: `<campaign>-<first 16 hex of SHA-256(campaign \x1F
-/// value1 \x1F value2 ...)>`, values trimmed and a column named `email` lowercased.
-/// Public so a merchant's backend (or a test) can derive the same id.
+/// value1 \x1F value2 ...)>`, each value trimmed, and an email column's value (see
+/// [`is_email_column`]) also lowercased. Public so a merchant's backend (or a test) can derive
+/// the same id; when the email column has another name but feeds `customer.email`, use
+/// [`default_request_id_of`].
 pub fn default_request_id(campaign: &str, key_values: &[(&str, &str)]) -> String {
+    let values: Vec<(&str, bool)> = key_values
+        .iter()
+        .map(|&(column, value)| (value, is_email_column(column)))
+        .collect();
+    default_request_id_of(campaign, &values)
+}
+
+/// [`default_request_id`] over `(value, is_email)` pairs: `is_email` is true for the key column
+/// that `customer.email` reads, or whose name is an email column's.
+pub fn default_request_id_of(campaign: &str, key_values: &[(&str, bool)]) -> String {
     let digest = key_digest(campaign, key_values.iter().copied());
     let mut id = format!("{campaign}-");
     push_hex(&digest[..8], &mut id);
     id
 }
 
+/// True for a column name that holds the customer's email, whatever the export calls it:
+/// lowercased and without spaces, `-` and `_`, it is `email` or `emailaddress` (`email`,
+/// `Email`, `E-Mail`, `Email Address`, `email_address`).
+pub fn is_email_column(name: &str) -> bool {
+    let folded: String = name
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '_'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded == "email" || folded == "emailaddress"
+}
+
 /// Feeds a key value to a hasher the way the request_id rule says: trimmed, and lowercased
-/// for a column named `email` (without allocating for the usual ASCII address).
-fn feed_key_value(column: &str, value: &str, mut feed: impl FnMut(&[u8])) {
+/// for an email (without allocating for the usual ASCII address).
+fn feed_key_value(is_email: bool, value: &str, mut feed: impl FnMut(&[u8])) {
     let value = value.trim();
-    if column != "email" {
+    if !is_email {
         feed(value.as_bytes());
     } else if value.is_ascii() {
         let mut buffer = [0u8; 64];
@@ -60,15 +84,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
-fn key_digest<'a>(
-    campaign: &str,
-    key_values: impl Iterator<Item = (&'a str, &'a str)>,
-) -> [u8; 32] {
+fn key_digest<'a>(campaign: &str, key_values: impl Iterator<Item = (&'a str, bool)>) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(campaign.as_bytes());
-    for (column, value) in key_values {
+    for (value, is_email) in key_values {
         hasher.update([KEY_SEPARATOR]);
-        feed_key_value(column, value, |bytes| hasher.update(bytes));
+        feed_key_value(is_email, value, |bytes| hasher.update(bytes));
     }
     hasher.finalize().into()
 }
@@ -91,6 +112,9 @@ pub struct Request {
     pub body_sha256: String,
     /// See [`Renderer::input_hash`] (0 when not hashing, like `body_sha256`).
     pub input_hash: u64,
+    /// The id the earlier request_id rule gave this row, when it differs: that rule lowercased
+    /// only a column named exactly `email`, so a ledger it wrote holds this id.
+    pub previous_id: Option<String>,
 }
 
 /// Why a row cannot be sent, with what is known of it for the ledger.
@@ -99,6 +123,9 @@ pub struct Rejection {
     pub request_id: String,
     pub email: String,
     pub reason: String,
+    /// Where the row is in the file, "row 7, line 8 in the file" (set by the batch; empty
+    /// when unknown).
+    pub at: String,
 }
 
 /// An integer field (`units`, `custom_price`): fixed in the campaign, or rendered per row.
@@ -125,7 +152,9 @@ struct CustomFieldTemplates {
 pub struct Renderer {
     campaign: String,
     templates: TemplateSet,
-    key_columns: Vec<(usize, String)>,
+    /// Each key column: its index, its name, and whether it holds the email (compared
+    /// trimmed and lowercased).
+    key_columns: Vec<(usize, String, bool)>,
     email_column: Option<usize>,
     request_id: Option<TemplateId>,
     product_id: TemplateId,
@@ -239,9 +268,16 @@ impl Renderer {
             }
         }
         let mut key_columns = Vec::new();
+        let email_source = c
+            .customer_email
+            .as_ref()
+            .and_then(|t| single_column(&t.value, headers));
         for column in &campaign.key {
             match headers.iter().position(|h| h == column) {
-                Some(index) => key_columns.push((index, column.clone())),
+                Some(index) => {
+                    let is_email = is_email_column(column) || email_source == Some(column.as_str());
+                    key_columns.push((index, column.clone(), is_email));
+                }
                 None => {
                     let message = format!(
                         "key column `{column}` is not in {}",
@@ -268,7 +304,9 @@ impl Renderer {
             campaign: campaign.name.clone(),
             templates,
             key_columns,
-            email_column: headers.iter().position(|h| h == "email"),
+            email_column: email_source
+                .and_then(|name| headers.iter().position(|h| h == name))
+                .or_else(|| headers.iter().position(|h| is_email_column(h))),
             request_id,
             product_id: product_id.ok_or_else(|| Diagnostics(Vec::new()))?,
             units,
@@ -310,7 +348,7 @@ impl Renderer {
             &self.campaign,
             self.key_columns
                 .iter()
-                .map(|(i, column)| (column.as_str(), fields.get(*i).copied().unwrap_or_default())),
+                .map(|(i, _, is_email)| (fields.get(*i).copied().unwrap_or_default(), *is_email)),
         )
     }
 
@@ -319,10 +357,10 @@ impl Renderer {
     pub fn key_fingerprint(&self, fields: &[&str]) -> u64 {
         use std::hash::Hasher;
         let mut hasher = std::hash::DefaultHasher::new();
-        for (i, column) in &self.key_columns {
+        for (i, _, is_email) in &self.key_columns {
             let value = fields.get(*i).copied().unwrap_or_default();
             hasher.write_u8(KEY_SEPARATOR);
-            feed_key_value(column, value, |bytes| hasher.write(bytes));
+            feed_key_value(*is_email, value, |bytes| hasher.write(bytes));
         }
         hasher.finish()
     }
@@ -336,8 +374,8 @@ impl Renderer {
     pub fn empty_key_columns<'a>(&'a self, fields: &[&str]) -> Vec<&'a str> {
         self.key_columns
             .iter()
-            .filter(|(i, _)| fields.get(*i).is_none_or(|cell| cell.trim().is_empty()))
-            .map(|(_, column)| column.as_str())
+            .filter(|(i, _, _)| fields.get(*i).is_none_or(|cell| cell.trim().is_empty()))
+            .map(|(_, column, _)| column.as_str())
             .collect()
     }
 
@@ -370,6 +408,31 @@ impl Renderer {
                 Ok(id)
             }
         }
+    }
+
+    /// The default request_id by the earlier rule (only a column named `email` lowercased),
+    /// when it differs from today's: for reading a ledger that rule wrote.
+    fn previous_id(&self, fields: &[&str]) -> Option<String> {
+        let differs = self.request_id.is_none()
+            && self.key_columns.iter().any(|(i, name, is_email)| {
+                *is_email
+                    && name != "email"
+                    && fields
+                        .get(*i)
+                        .is_some_and(|v| v.trim() != v.trim().to_lowercase())
+            });
+        if !differs {
+            return None;
+        }
+        let digest = key_digest(
+            &self.campaign,
+            self.key_columns
+                .iter()
+                .map(|(i, name, _)| (fields.get(*i).copied().unwrap_or_default(), name == "email")),
+        );
+        let mut id = format!("{}-", self.campaign);
+        push_hex(&digest[..8], &mut id);
+        Some(id)
     }
 
     /// " (column `x`)" naming the CSV columns a template reads, or nothing for constants.
@@ -589,6 +652,7 @@ impl Renderer {
             request_id: request_id.clone(),
             email: ledger_email.clone(),
             reason: problems.join("; "),
+            at: String::new(),
         };
         if !problems.is_empty() {
             return Err(reject(problems));
@@ -628,6 +692,7 @@ impl Renderer {
             } else {
                 0
             },
+            previous_id: self.previous_id(fields),
             request_id,
             email: ledger_email,
             body: bytes,
@@ -689,6 +754,22 @@ fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
     hasher.update((description.len() as u64).to_le_bytes());
     hasher.update(description.as_bytes());
     hasher
+}
+
+/// The one CSV column a template is made of, like `{{ Email }}`, `{{ columns['Email Address']
+/// }}` or `{{ email | lower }}`; None for anything else.
+fn single_column<'h>(template: &str, headers: &'h [String]) -> Option<&'h str> {
+    let inner = template.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let expression = inner.split('|').next()?.trim();
+    let name = match expression.strip_prefix("columns") {
+        Some(index) if !headers.iter().any(|h| h == "columns") => {
+            let quoted = index.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
+            let quote = quoted.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+            quoted.strip_prefix(quote)?.strip_suffix(quote)?
+        }
+        _ => expression,
+    };
+    headers.iter().find(|h| *h == name).map(String::as_str)
 }
 
 /// The CSV column a missing name was probably meant to be (a typo or a case difference).
