@@ -94,6 +94,9 @@ fn key_digest<'a>(campaign: &str, key_values: impl Iterator<Item = (&'a str, boo
     hasher.finalize().into()
 }
 
+/// Bumped when the default request_id rule changes (2: any email column lowercased).
+const REQUEST_ID_RULE: u32 = 2;
+
 /// The largest body sent. Every field Creem takes is short (ids, codes, labels of at most 50
 /// characters, a few metadata values), so a bigger body is a mistake such as a whole file in
 /// one cell; refusing it before sending also keeps each ledger record small.
@@ -727,6 +730,9 @@ fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
         "{:?}",
         (
             env!("CARGO_PKG_VERSION"),
+            // The request_id rule's edition: a ledger from an earlier rule is rendered again
+            // (and matched by its earlier ids), not taken as unchanged.
+            REQUEST_ID_RULE,
             &campaign.name,
             &campaign.key,
             campaign.request_id.as_ref().map(|t| &t.value),
@@ -919,6 +925,35 @@ mod tests {
         // Independent: sha256("spring\x1Fana@example.com"), first 16 hex digits.
         let expected = hex::encode(&Sha256::digest(b"spring\x1Fana@example.com")[..8]);
         assert_eq!(a, format!("spring-{expected}"));
+    }
+
+    #[test]
+    fn email_columns_are_known_whatever_the_export_calls_them() {
+        for name in [
+            "email",
+            "Email",
+            "E-Mail",
+            "Email Address",
+            "email_address",
+            " EMAIL ",
+        ] {
+            assert!(is_email_column(name), "{name}");
+        }
+        for name in ["emails", "Contact", "Email Opt-In", "mail"] {
+            assert!(!is_email_column(name), "{name}");
+        }
+        let headers: Vec<String> = ["Contact", "columns x"].map(String::from).to_vec();
+        assert_eq!(single_column("{{ Contact }}", &headers), Some("Contact"));
+        assert_eq!(
+            single_column("{{ Contact | trim | lower }}", &headers),
+            Some("Contact")
+        );
+        assert_eq!(
+            single_column("{{ columns['Contact'] }}", &headers),
+            Some("Contact")
+        );
+        assert_eq!(single_column("x{{ Contact }}", &headers), None);
+        assert_eq!(single_column("{{ Other }}", &headers), None);
     }
 
     #[test]

@@ -374,3 +374,53 @@ fn check_reads_every_sample_export() {
         );
     }
 }
+
+/// A ledger written when only a column named exactly `email` was lowercased still matches
+/// its rows: a created row is kept under its old id (never made twice), and the plan says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_with_request_ids_of_the_earlier_rule_is_still_read() {
+    let env = TestEnv::sandbox().await;
+    let yaml = Campaign::sending(crate::common::FAST)
+        .top("key: Email")
+        .customer(Some("email: \"{{ Email }}\""))
+        .build();
+    env.campaign(
+        &yaml,
+        "Email,name,seats\nAna@Example.com,Ana,1\nbo@example.com,Bo,1\n",
+    );
+    env.send(&["--quiet"]).await.assert_exit(0);
+    assert_eq!(env.server().stats().created, 2);
+
+    // Turn row 1's id into the one the earlier rule gave it (the value not lowercased), and
+    // forget the input hashes, as an earlier version's differ from this one's.
+    let new_id = expected_request_id("test-run", &[("Email", "Ana@Example.com")]);
+    let old_id = expected_request_id("test-run", &[("Key", "Ana@Example.com")]);
+    assert_ne!(new_id, old_id);
+    let mut reader = csv::Reader::from_path(env.ledger_path()).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let hash_at = header.iter().position(|h| h == "input_hash").unwrap();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header).unwrap();
+    for record in reader.records() {
+        let record: Vec<String> = record
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match i {
+                _ if i == hash_at => String::new(),
+                _ => cell.replace(&new_id, &old_id),
+            })
+            .collect();
+        writer.write_record(&record).unwrap();
+    }
+    std::fs::write(env.ledger_path(), writer.into_inner().unwrap()).unwrap();
+
+    let dry = env.run_async(&["run", "--dry-run", "campaign.yaml"]).await;
+    dry.assert_exit(0).stderr_has(&[
+        "0 new, 0 to retry, 2 already created",
+        "1 row(s) are in the ledger under the request_id of the earlier rule",
+        &format!("  row 1: {old_id} in the ledger, {new_id} now"),
+    ]);
+    env.send(&["--quiet"]).await.assert_exit(0);
+    assert_eq!(env.server().stats().created, 2, "nothing made twice");
+}

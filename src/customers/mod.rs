@@ -9,19 +9,18 @@
 //! fields are all blank, are skipped and not counted as rows.
 
 mod decode;
+mod header;
 mod workbook;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 pub use decode::{for_label as encoding_for_label, TextEncoding};
 pub use workbook::is_workbook;
 
 use crate::diagnostic::Diagnostic;
-
-/// Delimiters we recognise, in order of preference on a tie.
-const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+use header::{delimiter_name, detect_delimiter, header_ends_with_crlf, named_columns, DELIMITERS};
 
 /// How the campaign says to read the customers file (all optional: detected otherwise).
 #[derive(Debug, Clone, Default)]
@@ -391,40 +390,6 @@ impl CustomerCsv {
     }
 }
 
-/// Trims the header's names for matching, drops empty unnamed columns at its end and checks
-/// the rest are named once each; returns (trimmed names, names as written).
-fn named_columns(
-    path: &Path,
-    mut raw: Vec<String>,
-) -> Result<(Vec<String>, Vec<String>), Diagnostic> {
-    while raw.len() > 1 && raw.last().is_some_and(|name| name.trim().is_empty()) {
-        raw.pop();
-    }
-    let mut headers: Vec<String> = Vec::with_capacity(raw.len());
-    for (i, name) in raw.iter().enumerate() {
-        let trimmed = name.trim();
-        if trimmed.is_empty() {
-            return Err(Diagnostic::file(
-                path,
-                format!("header, column {}: the column has no name", i + 1),
-            ));
-        }
-        if let Some(first) = headers.iter().position(|h| h == trimmed) {
-            return Err(Diagnostic::file(
-                path,
-                format!(
-                    "header, column {}: `{}` appears twice (also column {})",
-                    i + 1,
-                    crate::diagnostic::escape_control(name),
-                    first + 1
-                ),
-            ));
-        }
-        headers.push(trimmed.to_owned());
-    }
-    Ok((headers, raw))
-}
-
 /// A file-level read error: a decoding problem is named as such, anything else as I/O.
 fn read_error(path: &Path, row: u64, e: &dyn std::fmt::Display) -> Diagnostic {
     let text = e.to_string();
@@ -459,68 +424,4 @@ pub fn is_blank(record: &csv::ByteRecord) -> bool {
     record
         .iter()
         .all(|field| field.iter().all(u8::is_ascii_whitespace))
-}
-
-/// How a delimiter is named in messages.
-fn delimiter_name(d: u8) -> String {
-    match d {
-        b'\t' => "tab".to_owned(),
-        other => format!("`{}`", other as char),
-    }
-}
-
-/// True when the first line outside quotes ends in `\r\n`.
-fn header_ends_with_crlf(buffer: &[u8]) -> bool {
-    let mut quoted = false;
-    for (i, &byte) in buffer.iter().enumerate() {
-        match byte {
-            b'"' => quoted = !quoted,
-            b'\n' if !quoted => return i > 0 && buffer[i - 1] == b'\r',
-            _ => {}
-        }
-    }
-    false
-}
-
-/// Picks the delimiter that appears most often in the header line, outside quotes.
-fn detect_delimiter(reader: &mut impl BufRead) -> io::Result<u8> {
-    let buffer = reader.fill_buf()?;
-    let buffer = buffer.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buffer);
-    let mut counts = [0usize; DELIMITERS.len()];
-    let mut quoted = false;
-    for &byte in buffer {
-        match byte {
-            b'"' => quoted = !quoted,
-            b'\n' | b'\r' if !quoted => break,
-            _ if !quoted => {
-                if let Some(i) = DELIMITERS.iter().position(|&d| d == byte) {
-                    counts[i] += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    let best = (0..DELIMITERS.len())
-        .max_by_key(|&i| (counts[i], std::cmp::Reverse(i)))
-        .expect("non-empty");
-    Ok(if counts[best] == 0 {
-        b','
-    } else {
-        DELIMITERS[best]
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_the_delimiter_of_the_header_only() {
-        let detect = |text: &str| detect_delimiter(&mut text.as_bytes()).unwrap();
-        assert_eq!(detect("email;name\na,b;c;d;e\n"), b';');
-        assert_eq!(detect("\u{feff}email\tname\n"), b'\t');
-        assert_eq!(detect("\"a;b\",c\n"), b',');
-        assert_eq!(detect("email|name|x\n"), b'|');
-        assert_eq!(detect("email\n"), b',');
-    }
 }
