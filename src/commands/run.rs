@@ -111,6 +111,12 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
+        "customers: {}: {}",
+        batch.campaign.customers.display(),
+        batch.file_format()
+    )?;
+    writeln!(
+        err,
         "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
         plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
     )?;
