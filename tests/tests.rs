@@ -15,6 +15,7 @@ mod platform;
 mod preflight;
 mod reconcile;
 mod redirect_rules;
+mod report;
 mod resilience;
 mod run;
 mod sandbox;
