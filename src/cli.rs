@@ -178,6 +178,13 @@ pub struct RunArgs {
     /// Create new checkouts for created rows whose body changed since.
     #[arg(long)]
     pub recreate_changed: bool,
+    /// Give these rows a new checkout, under request_id `<request_id>-r<N>` (N: the row's
+    /// re-issue count); every other row stays as it is.
+    #[arg(long, value_name = "ROWS", conflicts_with = "recreate_changed")]
+    pub reissue: Option<ReissueRows>,
+    /// With --reissue expired: use the ledger's checkout statuses instead of fetching them.
+    #[arg(long, requires = "reissue")]
+    pub no_refresh: bool,
     /// Use an output file that belongs to another campaign anyway.
     #[arg(long)]
     pub force: bool,
@@ -196,6 +203,16 @@ pub struct RunArgs {
     pub key: KeyArgs,
     #[command(flatten)]
     pub send: SendArgs,
+}
+
+/// The rows `run --reissue` gives a new checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReissueRows {
+    // Plain comments: doc comments would turn `run --help` into the long layout.
+    // Created rows whose checkout expired.
+    Expired,
+    // Rows Creem refused with a 4xx (not 401, 403 or 429), once the campaign is fixed.
+    FailedPermanently,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod examples;
 mod export;
 mod hosts_and_keys;
 mod init;
+mod lifecycle;
 mod output;
 mod platform;
 mod preflight;

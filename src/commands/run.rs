@@ -18,11 +18,11 @@ use super::run_summary::{Ended, RunSummary};
 use super::shared::{apply_send_flags, watch_signals};
 use crate::batch::{Batch, RowPlan};
 use crate::campaign::Campaign;
-use crate::cli::RunArgs;
+use crate::cli::{ReissueRows, RunArgs};
 use crate::escape::escape_control;
 use crate::exit::Outcome;
 use crate::ledger::{self, Entry, Prior, PriorRef, Record, Status};
-use crate::plan::{Planner, Verdict};
+use crate::plan::{Planner, Reissue, Reissued, Verdict};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
@@ -34,6 +34,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     apply_send_flags(&mut campaign.send, &args.send)?;
     if let Some(out) = &args.out {
         campaign.output = out.clone();
+    }
+    let reissue = args.reissue.map(|rows| match rows {
+        ReissueRows::Expired => Reissue::Expired,
+        ReissueRows::FailedPermanently => Reissue::FailedPermanently,
+    });
+    let refresh = reissue == Some(Reissue::Expired) && !args.no_refresh && !args.dry_run;
+    if refresh && campaign.output.exists() {
+        // Which checkouts expired is Creem's to say: ask before choosing the rows.
+        let (output, send) = (campaign.output.clone(), campaign.send.clone());
+        super::shared::runtime()?.block_on(super::status::refresh(&args, output, send))?;
     }
     // A run reads the ledger under its lock, so that no other run changes it meanwhile. An
     // output that does not exist yet is locked later, as it is created (not here, where a
@@ -47,30 +57,38 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut batch = Batch::open(campaign)?; // the campaign's and the CSV's problems come first
     let prior = Prior::open(&output)?;
     match prior.as_ref().and_then(Prior::unchanged_rows) {
+        // A re-issue looks at every row's record, unchanged or not.
+        Some(_) if args.reissue.is_some() => {}
         Some(input_hashes) => batch.skip_unchanged(input_hashes),
         None if prior.is_none() && args.dry_run => batch.without_body_hashes(),
         None => {}
     }
     if args.dry_run {
-        return dry_run(batch, prior, &args);
+        return dry_run(batch, prior, reissue, &args);
     }
     super::shared::runtime()?.block_on(async {
         let prepared = prepare(batch, prior, lock, &args).await?;
-        let summary = execute(prepared, &args).await?;
+        let summary = execute(prepared, reissue, &args).await?;
         summary.print(&args)
     })
 }
 
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
-fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
+fn dry_run(
+    mut batch: Batch,
+    prior: Option<Prior>,
+    reissue: Option<Reissue>,
+    args: &RunArgs,
+) -> anyhow::Result<Outcome> {
+    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed)
+        .reissuing(reissue);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut head = Vec::with_capacity(128);
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
-            RowPlan::Ready { row, request } => {
-                if !matches!(planner.ready(row, &request)?, Verdict::Send { .. }) {
+            RowPlan::Ready { row, mut request } => {
+                if !matches!(planner.ready(row, &mut request)?, Verdict::Send { .. }) {
                     continue;
                 }
                 // The body, the bulk of the line, goes straight to the output buffer.
@@ -95,11 +113,23 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
     out.flush()?;
     let plan = planner.plan;
     let mut err = std::io::stderr().lock();
-    writeln!(
-        err,
-        "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
-        plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
-    )?;
+    match plan.reissue {
+        Some(kind) => writeln!(
+            err,
+            "plan: {} rows: {} to re-issue ({}), {} created and kept, {} left as they are, {} invalid",
+            plan.rows,
+            plan.reissued,
+            kind.as_str(),
+            plan.done,
+            plan.held,
+            plan.invalid
+        )?,
+        None => writeln!(
+            err,
+            "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
+            plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
+        )?,
+    }
     if plan.limited > 0 {
         writeln!(
             err,
@@ -126,6 +156,7 @@ struct Job {
     /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
     /// must not lose its checkout id because of a Ctrl-C).
     prior: Option<PriorRef>,
+    reissued: Option<Reissued>,
 }
 
 /// Everything settled before the first request: where to send, and the ledger, locked.
@@ -193,7 +224,11 @@ const WAITING_ROOM: usize = 1024;
 const FINISHED_AT_ONCE: usize = 256;
 
 /// Sends every row that must be sent and writes how each ended.
-async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummary> {
+async fn execute(
+    prepared: Prepared,
+    reissue: Option<Reissue>,
+    args: &RunArgs,
+) -> anyhow::Result<RunSummary> {
     let Prepared {
         batch,
         prior,
@@ -219,7 +254,8 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
     );
     let mut rows = Rows {
         batch,
-        planner: Planner::new(prior, total_rows, args.limit, args.recreate_changed),
+        planner: Planner::new(prior, total_rows, args.limit, args.recreate_changed)
+            .reissuing(reissue),
         entries: writer.sender(),
         stop: sender.stop.clone(),
         tally: tally.clone(),
@@ -353,7 +389,7 @@ impl Rows {
 
     fn next(&mut self) -> anyhow::Result<Option<Job>> {
         while let Some(row_plan) = self.batch.next_row()? {
-            let (row, request) = match row_plan {
+            let (row, mut request) = match row_plan {
                 RowPlan::Ready { row, request } => (row, request),
                 RowPlan::Invalid { row, rejection } => {
                     Tally::add(&self.tally.done);
@@ -381,18 +417,23 @@ impl Rows {
                     continue;
                 }
             };
-            let prior = match self.planner.ready(row, &request)? {
+            let prior = match self.planner.ready(row, &mut request)? {
                 Verdict::Keep(prior) => {
                     Tally::add(&self.tally.done);
                     self.entries.send(Entry::Keep { row, prior });
                     continue;
                 }
-                Verdict::Send { prior, note } if !self.stop.is_cancelled() => {
+                Verdict::Send {
+                    prior,
+                    note,
+                    reissued,
+                } if !self.stop.is_cancelled() => {
                     return Ok(Some(Job {
                         row,
                         request,
                         note,
                         prior: prior.map(|p| p.record),
+                        reissued,
                     }));
                 }
                 Verdict::Send { prior, .. } => {
@@ -431,6 +472,10 @@ fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
     let error = delivery.error_text();
     let request = job.request;
     let mut record = Record::new(campaign, job.row, "", "", Status::Pending);
+    if let Some(reissued) = job.reissued {
+        record.reissues = reissued.count;
+        record.previous_checkouts = reissued.previous_checkouts;
+    }
     record.request_id = request.request_id; // moved, not copied
     record.email = request.email;
     record.body_sha256 = request.body_sha256;

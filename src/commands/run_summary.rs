@@ -93,9 +93,10 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Rows left `pending`: not sent because the run stopped, or held back by `--limit`.
+    /// Rows left `pending`: not sent because the run stopped, held back by `--limit`, or
+    /// never sent and left so by `--reissue`.
     pub fn pending(&self) -> u64 {
-        self.ended.not_sent + self.plan.limited
+        self.ended.not_sent + self.plan.limited + self.plan.held
     }
 
     pub fn outcome(&self) -> Outcome {
@@ -125,6 +126,15 @@ impl RunSummary {
     fn write_text(&self, err: &mut impl Write, args: &RunArgs) -> std::io::Result<()> {
         let (plan, ended) = (&self.plan, &self.ended);
         plan.print_problems(err)?;
+        if let Some(kind) = plan.reissue {
+            writeln!(
+                err,
+                "re-issue ({}): {} row(s) chosen, {} new checkout(s) created",
+                kind.as_str(),
+                plan.reissued,
+                ended.created
+            )?;
+        }
         writeln!(
             err,
             "{} rows: {} created, {} failed, {} invalid, {} pending, {} already created{}",
@@ -228,6 +238,7 @@ impl RunSummary {
             "pending": self.pending(),
             "already_created": self.plan.kept(),
             "changed": self.plan.changed,
+            "reissued": self.plan.reissue.map(|_| self.ended.created),
             "requests": self.requests,
             "elapsed_seconds": self.elapsed.as_secs_f64(),
             "failure_reasons": reasons.iter().map(|r| serde_json::json!({

@@ -28,7 +28,7 @@ use futures::StreamExt;
 
 use super::shared::{apply_send_flags, is_campaign_file, runtime, shell_word, watch_signals};
 use crate::campaign::{Campaign, SendSettings};
-use crate::cli::StatusArgs;
+use crate::cli::{RunArgs, StatusArgs};
 use crate::conversion::{is_final, Report, ERROR, UNKNOWN};
 use crate::escape::escape_control;
 use crate::exit::{quiet_on_broken_pipe, Outcome, QuietPipe};
@@ -105,34 +105,13 @@ async fn status(
         fetch(&args, &settings, &records, &to_fetch).await?
     };
 
-    let mut failed = vec![false; records.len()];
-    let (mut fetched, mut not_checked, mut changed) = (0u64, 0u64, false);
-    let mut errors: Vec<(u64, String)> = Vec::new();
-    for (i, delivery) in pass.deliveries {
-        let record = &mut records[i];
-        match &delivery {
-            Delivery::Created { checkout, .. } => {
-                fetched += 1;
-                if let Some(order_id) = checkout.order_id() {
-                    let order_id = escape_control(&order_id).into_owned();
-                    changed |= record.order_id != order_id;
-                    record.order_id = order_id;
-                }
-                let status = escape_control(&checkout.status).into_owned();
-                if record.checkout_status != status {
-                    // When the change was seen: `report` charts completions by it.
-                    record.updated_at = ledger::now_rfc3339();
-                    record.checkout_status = status;
-                    changed = true;
-                }
-            }
-            Delivery::Failed { .. } | Delivery::Unusable { .. } => {
-                failed[i] = true;
-                errors.push((record.row, delivery.error_text()));
-            }
-            Delivery::NotSent { .. } => not_checked += 1,
-        }
-    }
+    let Applied {
+        failed,
+        fetched,
+        not_checked,
+        changed,
+        mut errors,
+    } = apply(&mut records, pass.deliveries);
     errors.sort_by_key(|(row, _)| *row);
     if changed {
         ledger::write_all(&output, &records)?;
@@ -261,6 +240,120 @@ async fn status(
         );
     }
     Ok(Outcome::Success)
+}
+
+/// What a fetch pass changed in the records.
+struct Applied {
+    /// By record: its fetch failed.
+    failed: Vec<bool>,
+    fetched: u64,
+    not_checked: u64,
+    changed: bool,
+    /// Row and error of each failed fetch.
+    errors: Vec<(u64, String)>,
+}
+
+/// Writes each fetched checkout's status (and order) into its record.
+fn apply(records: &mut [Record], deliveries: Vec<(usize, Delivery)>) -> Applied {
+    let mut applied = Applied {
+        failed: vec![false; records.len()],
+        fetched: 0,
+        not_checked: 0,
+        changed: false,
+        errors: Vec::new(),
+    };
+    for (i, delivery) in deliveries {
+        let record = &mut records[i];
+        match &delivery {
+            Delivery::Created { checkout, .. } => {
+                applied.fetched += 1;
+                if let Some(order_id) = checkout.order_id() {
+                    let order_id = escape_control(&order_id).into_owned();
+                    applied.changed |= record.order_id != order_id;
+                    record.order_id = order_id;
+                }
+                let status = escape_control(&checkout.status).into_owned();
+                if record.checkout_status != status {
+                    // When the change was seen: `report` charts completions by it.
+                    record.updated_at = ledger::now_rfc3339();
+                    record.checkout_status = status;
+                    applied.changed = true;
+                }
+            }
+            Delivery::Failed { .. } | Delivery::Unusable { .. } => {
+                applied.failed[i] = true;
+                applied.errors.push((record.row, delivery.error_text()));
+            }
+            Delivery::NotSent { .. } => applied.not_checked += 1,
+        }
+    }
+    applied
+}
+
+/// `run --reissue expired`'s first step: the open checkouts' statuses fetched into the ledger
+/// (as a plain `status` would), so the rows that expired since are known. Stops the run when
+/// the key is rejected, the pass was interrupted, or nothing could be fetched.
+pub(super) async fn refresh(
+    run: &RunArgs,
+    output: PathBuf,
+    settings: SendSettings,
+) -> anyhow::Result<()> {
+    let args = StatusArgs {
+        target: output.clone(),
+        by: None,
+        all: false,
+        offline: false,
+        only_open: false,
+        quiet: run.quiet,
+        json: false,
+        host: run.host.clone(),
+        key: run.key.clone(),
+        send: run.send.clone(),
+    };
+    let _lock = ledger::Lock::acquire(&output)?;
+    let mut records = ledger::read_all(&output)?;
+    let to_fetch: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.status == Status::Created
+                && !r.checkout_id.is_empty()
+                && !is_final(&r.checkout_status)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if to_fetch.is_empty() {
+        return Ok(());
+    }
+    let pass = fetch(&args, &settings, &records, &to_fetch).await?;
+    if let Some(reason) = pass.abort {
+        anyhow::bail!("refreshing the statuses before re-issuing: {reason}; nothing was sent");
+    }
+    if pass.interrupted {
+        anyhow::bail!("interrupted while refreshing the statuses; nothing was sent");
+    }
+    let applied = apply(&mut records, pass.deliveries);
+    if applied.fetched == 0 {
+        anyhow::bail!(
+            "no checkout status could be fetched from {} (first error: {}); nothing was sent (--no-refresh uses the ledger's)",
+            pass.target,
+            applied.errors.first().map_or("none", |(_, e)| e.as_str())
+        );
+    }
+    if applied.changed {
+        ledger::write_all(&output, &records)?;
+    }
+    let expired = records
+        .iter()
+        .filter(|r| r.status == Status::Created && r.checkout_status == "expired")
+        .count();
+    eprintln!(
+        "refreshed {} of {} open checkout(s) from {}: {expired} expired in all",
+        applied.fetched,
+        to_fetch.len(),
+        pass.target
+    );
+    Ok(())
 }
 
 /// Fetches the checkouts of `records[rows]` under the rate limiter and concurrency bound.
