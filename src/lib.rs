@@ -33,6 +33,7 @@ pub mod signature;
 pub(crate) mod sync;
 pub(crate) mod target;
 pub(crate) mod template;
+pub(crate) mod waves;
 
 /// The default request_id rule, for a backend that must derive the same ids.
 pub use render::default_request_id;

@@ -27,6 +27,8 @@ pub struct Plan {
     /// With `--reissue`: rows never sent, left pending (a re-issue sends nothing new).
     pub held: u64,
     pub reissue: Option<Reissue>,
+    /// Rows left out by `exclude:` or `where:`, by reason.
+    pub skipped: std::collections::BTreeMap<String, u64>,
     pub recreate_changed: bool,
     invalid_examples: Vec<(u64, String)>,
     changed_examples: Vec<(u64, String)>,
@@ -43,6 +45,24 @@ impl Plan {
             } else {
                 self.changed
             }
+    }
+
+    /// Rows left out by `exclude:` or `where:`.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// ", 5 skipped: 5 excluded (paid in spring)" for the plan line; empty when none.
+    pub fn skipped_note(&self) -> String {
+        if self.skipped.is_empty() {
+            return String::new();
+        }
+        let reasons: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        format!(", {} skipped: {}", self.skipped_total(), reasons.join(", "))
     }
 
     /// Lists changed and invalid rows (the first few of each) on `err`.
@@ -301,6 +321,17 @@ impl Planner {
             record.ok_or_else(|| anyhow::anyhow!("row {row} has no record in the ledger"))?;
         self.plan.done += 1;
         Ok(record)
+    }
+
+    /// Counts a row left out by `exclude:` or `where:`; returns its created record (a row
+    /// created before it was left out keeps its checkout).
+    pub fn skipped(&mut self, row: u64, skip: &Rejection) -> Result<Option<PriorRef>, LedgerError> {
+        // "excluded (paid in a)" and "where: ... is false" group as they read.
+        *self.plan.skipped.entry(skip.reason.clone()).or_default() += 1;
+        Ok(match self.lookup(row, &skip.request_id)? {
+            Some((p, record)) if p.status == Status::Created => Some(record),
+            _ => None,
+        })
     }
 
     /// Counts an invalid row; returns its created record, which must never be dropped

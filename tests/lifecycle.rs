@@ -8,12 +8,12 @@ use crate::common::{Campaign, Row, TestEnv, FAST, OUTPUT};
 const EXPIRED: [usize; 3] = [2, 4, 6];
 const PAID: [usize; 5] = [1, 3, 5, 7, 9];
 
-/// Ten customers, every other one opted out of marketing; sent; rows 2, 4, 6 expired and
-/// 1, 3, 5, 7, 9 paid in the sandbox; then `status`. Returns the ledger after `status`.
+/// Ten customers, the odd rows and row 10 opted out of marketing; sent; rows 2, 4, 6 expired
+/// and 1, 3, 5, 7, 9 paid in the sandbox; then `status`. Returns the ledger after `status`.
 async fn day_one(env: &TestEnv) -> Vec<Row> {
     let mut csv = String::from("email,name,seats,accepts_email_marketing\n");
     for i in 1..=10 {
-        let accepts = if i % 2 == 0 { "yes" } else { "no" };
+        let accepts = if i % 2 == 0 && i != 10 { "yes" } else { "no" };
         csv.push_str(&format!("user{i}@example.com,User {i},1,{accepts}\n"));
     }
     env.campaign(&Campaign::sending(FAST).build(), csv);
@@ -131,4 +131,93 @@ async fn sent_without_status(env: &TestEnv) {
             .set_checkout_status(&rows[row - 1]["checkout_id"], "expired"));
     }
     assert_eq!(env.ledger_path(), env.path().join(OUTPUT));
+}
+
+/// The reminder wave: the same customers, a new name, one `exclude:` line and a `where:`.
+fn reminder_wave() -> String {
+    Campaign::new()
+        .name("reminder")
+        .product("prod_TEST")
+        .top("output: out/reminder.csv")
+        .top("exclude: out/results.csv")
+        .top("where: \"{{ accepts_email_marketing == 'yes' }}\"")
+        .send(FAST)
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_wave_skips_those_who_paid_and_those_opted_out() {
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    day_one(&env).await;
+    env.yaml(&reminder_wave());
+
+    let plan = env.run(&["run", "campaign.yaml", "--dry-run"]);
+    plan.assert_exit(0);
+    plan.stderr_has(&[
+        "plan: 10 rows: 4 new, 0 to retry, 0 already created, 0 changed since created, 0 invalid, \
+         6 skipped: 5 excluded (paid in test-run), 1 where: {{ accepts_email_marketing == 'yes' }} is false",
+    ]);
+    assert_eq!(
+        plan.stdout.lines().count(),
+        4,
+        "only the rows to send are printed"
+    );
+
+    let created = server.stats().created;
+    let out = env.send(&["--quiet"]).await;
+    out.assert_exit(0);
+    out.stderr_has(&["6 skipped"]);
+    assert_eq!(server.stats().created, created + 4);
+    let rows = crate::common::ledger::read(&env.path().join("out/reminder.csv"));
+    assert_eq!(rows.len(), 10);
+    for (i, row) in rows.iter().enumerate() {
+        let n = i + 1;
+        let (status, error) = if PAID.contains(&n) {
+            ("skipped", "excluded (paid in test-run)")
+        } else if n == 10 {
+            (
+                "skipped",
+                "where: {{ accepts_email_marketing == 'yes' }} is false",
+            )
+        } else {
+            ("created", "")
+        };
+        assert_eq!(
+            (row["status"].as_str(), row["error"].as_str()),
+            (status, error),
+            "row {n}"
+        );
+        assert_eq!(
+            row["checkout_id"].is_empty(),
+            status == "skipped",
+            "row {n}"
+        );
+    }
+
+    // Neither kind is a problem for `check`, and a re-run sends nothing more.
+    let check = env.run(&["check", "campaign.yaml"]);
+    check.assert_exit(0);
+    check.has(&["10 rows, 4 valid, 0 invalid, 6 skipped"]);
+    let posts = server.stats().posts;
+    env.send(&["--quiet"]).await.assert_exit(0);
+    assert_eq!(server.stats().posts, posts);
+
+    // The report counts them as skipped.
+    let report = env.run(&["report", "campaign.yaml", "--out", "reminder.html"]);
+    report.assert_exit(0);
+    let page = std::fs::read_to_string(env.path().join("reminder.html")).unwrap();
+    assert!(page.contains(r#"data-n="outcome:skipped">6<"#), "{page}");
+}
+
+#[test]
+fn a_missing_earlier_output_stops_the_wave_before_anything_is_sent() {
+    let env = TestEnv::new();
+    env.campaign(
+        &reminder_wave(),
+        "email,accepts_email_marketing\na@example.com,yes\n",
+    );
+    let out = env.run(&["check", "campaign.yaml"]);
+    out.assert_exit(2);
+    out.has(&["out/results.csv", "cannot read this earlier output"]);
 }

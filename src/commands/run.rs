@@ -108,6 +108,9 @@ fn dry_run(
             RowPlan::Unchanged { row } => {
                 planner.unchanged(row)?;
             }
+            RowPlan::Skipped { row, skip } => {
+                planner.skipped(row, &skip)?;
+            }
         }
     }
     out.flush()?;
@@ -126,8 +129,8 @@ fn dry_run(
         )?,
         None => writeln!(
             err,
-            "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
-            plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
+            "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid{}",
+            plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid, plan.skipped_note()
         )?,
     }
     if plan.limited > 0 {
@@ -404,6 +407,25 @@ impl Rows {
                                 Status::Invalid,
                             );
                             record.error = rejection.reason;
+                            Entry::Write(Box::new(record))
+                        }
+                    };
+                    self.entries.send(entry);
+                    continue;
+                }
+                RowPlan::Skipped { row, skip } => {
+                    Tally::add(&self.tally.done);
+                    let entry = match self.planner.skipped(row, &skip)? {
+                        Some(prior) => Entry::Keep { row, prior },
+                        None => {
+                            let mut record = Record::new(
+                                &self.campaign,
+                                row,
+                                &skip.request_id,
+                                &skip.email,
+                                Status::Skipped,
+                            );
+                            record.error = skip.reason;
                             Entry::Write(Box::new(record))
                         }
                     };

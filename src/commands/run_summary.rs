@@ -137,7 +137,7 @@ impl RunSummary {
         }
         writeln!(
             err,
-            "{} rows: {} created, {} failed, {} invalid, {} pending, {} already created{}",
+            "{} rows: {} created, {} failed, {} invalid, {} pending, {} already created{}{}",
             plan.rows,
             ended.created,
             ended.failed + ended.unusable,
@@ -148,7 +148,8 @@ impl RunSummary {
                 format!(" ({} of them changed since)", plan.changed)
             } else {
                 String::new()
-            }
+            },
+            plan.skipped_note()
         )?;
         if ended.unusable > 0 {
             writeln!(
@@ -238,6 +239,7 @@ impl RunSummary {
             "pending": self.pending(),
             "already_created": self.plan.kept(),
             "changed": self.plan.changed,
+            "skipped": self.plan.skipped_total(),
             "reissued": self.plan.reissue.map(|_| self.ended.created),
             "requests": self.requests,
             "elapsed_seconds": self.elapsed.as_secs_f64(),

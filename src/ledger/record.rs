@@ -33,6 +33,8 @@ pub enum Status {
     Failed,
     Invalid,
     Pending,
+    /// Left out on purpose (`exclude:`, `where:`); the reason is in `error`. Never sent.
+    Skipped,
 }
 
 impl Status {
@@ -42,6 +44,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Invalid => "invalid",
             Status::Pending => "pending",
+            Status::Skipped => "skipped",
         }
     }
 
@@ -51,6 +54,7 @@ impl Status {
             b"failed" => Status::Failed,
             b"invalid" => Status::Invalid,
             b"pending" => Status::Pending,
+            b"skipped" => Status::Skipped,
             _ => return None,
         })
     }
@@ -193,7 +197,7 @@ impl Record {
             email: restore(&get("email")),
             status: Status::parse(status).ok_or_else(|| {
                 format!(
-                    "`status` is `{}`, not created, failed, invalid or pending",
+                    "`status` is `{}`, not created, failed, invalid, pending or skipped",
                     shown(&String::from_utf8_lossy(status))
                 )
             })?,
