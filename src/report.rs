@@ -57,6 +57,8 @@ pub(crate) struct ReportData {
     pub(crate) created: u64,
     pub(crate) completed: u64,
     pub(crate) conversion: String,
+    /// Rows given a new checkout by `run --reissue` at least once.
+    pub(crate) reissued: u64,
     pub(crate) by: Option<String>,
     pub(crate) groups: Vec<Group>,
     /// "day" or "hour": completions are bucketed by hour when they all fall on one day.
@@ -137,6 +139,7 @@ impl ReportData {
             created: all.created,
             completed: all.get("completed"),
             conversion: format_rate(all.conversion()),
+            reissued: records.iter().filter(|r| r.reissues > 0).count() as u64,
             by: column.map(str::to_owned),
             groups,
             completions_unit,
@@ -267,6 +270,7 @@ mod tests {
         assert_eq!(count(&data.checkouts, "completed"), Some(2));
         assert_eq!(count(&data.checkouts, "processing"), None);
         assert_eq!(data.conversion, "50.0%");
+        assert_eq!(data.reissued, 0);
         assert_eq!(data.completions_unit, "day");
         assert_eq!(count(&data.completions, "2026-03-03"), Some(1));
         assert_eq!(data.failures[0].label, "failed: HTTP 400: <b>bad</b>");

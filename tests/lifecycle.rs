@@ -93,6 +93,12 @@ async fn expired_links_are_reissued_once_and_keep_their_history() {
         format!("{} {}", before[1]["checkout_id"], second[1]["checkout_id"])
     );
     assert_eq!(server.stats().created, created + 4);
+
+    // The report counts re-issued rows from the ledger.
+    env.run(&["report", "campaign.yaml", "--out", "r.html"])
+        .assert_exit(0);
+    let page = std::fs::read_to_string(env.path().join("r.html")).unwrap();
+    assert!(page.contains(r#"data-n="reissued">3<"#), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,6 +142,7 @@ async fn every_number_on_the_page_matches_the_ledger() {
     }
     assert_eq!(get("completed"), "3");
     assert_eq!(get("conversion"), "30.0%");
+    assert_eq!(get("reissued"), "0");
 
     // Conversion per segment, joined to the customers on `row`.
     for group in ["vip", "regular", "trial"] {
