@@ -23,6 +23,7 @@ mod sandbox;
 mod schema;
 mod signature;
 mod status;
+mod targets;
 mod teaching;
 mod tls;
 mod verify_redirect;

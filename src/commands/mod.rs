@@ -9,6 +9,7 @@ mod init;
 mod reconcile;
 mod report;
 mod run;
+mod run_preflight;
 mod run_summary;
 mod sandbox;
 mod schema;

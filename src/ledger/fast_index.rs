@@ -11,12 +11,13 @@ use super::index::Index;
 use super::record::{Status, COLUMNS};
 use super::Span;
 
-/// Cells after `body` (`reissues`, `previous_checkouts`): numbers and ids, never quoted.
-const AFTER_BODY: usize = 2;
+/// Cells after `body` (`target`, `reissues`, `previous_checkouts`): never quoted.
+const AFTER_BODY: usize = 3;
 /// Cells before `body`.
 const BEFORE_BODY: usize = COLUMNS.len() - 1 - AFTER_BODY;
 const ROW: usize = 1;
 const STATUS: usize = 3;
+const CHECKOUT_URL: usize = 5;
 const CAMPAIGN: usize = 12;
 const INPUT_HASH: usize = 14;
 
@@ -78,6 +79,7 @@ fn add_line(index: &mut Index, line: &[u8], span: Span, end: u64) -> Option<()> 
     let text = |cell: &[u8]| std::str::from_utf8(cell).ok().map(str::to_owned);
     let row: usize = std::str::from_utf8(cells[ROW]).ok()?.parse().ok()?;
     let status = Status::parse(cells[STATUS])?;
+    index.note_target(after[0], cells[CHECKOUT_URL]); // `target`, the first after the body
     index.add(
         row,
         status,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The columns, in order. SPEC's columns first; then ours.
-pub const COLUMNS: [&str; 18] = [
+pub const COLUMNS: [&str; 19] = [
     "request_id",
     "row",
     "email",
@@ -22,6 +22,7 @@ pub const COLUMNS: [&str; 18] = [
     "order_id",
     "input_hash",
     "body",
+    "target",
     "reissues",
     "previous_checkouts",
 ];
@@ -83,6 +84,9 @@ pub struct Record {
     pub input_hash: String,
     /// The exact JSON body sent (or that would be sent), to show what changed on a re-run.
     pub body: String,
+    /// Where the checkout lives: `sandbox`, `test:HOST` or `live:HOST` (see
+    /// [`crate::target::Target::label`]). Empty in ledgers written before it existed.
+    pub target: String,
     /// How many times `run --reissue` gave this row a new checkout (0: never). Its
     /// request_id is the campaign's, plus `-r<reissues>` when this is above 0.
     pub reissues: u32,
@@ -110,6 +114,7 @@ impl Record {
             order_id: String::new(),
             input_hash: String::new(),
             body: String::new(),
+            target: String::new(),
             reissues: 0,
             previous_checkouts: String::new(),
         }
@@ -148,6 +153,7 @@ impl Record {
             "order_id" => Cow::Borrowed(&self.order_id),
             "input_hash" => Cow::Borrowed(&self.input_hash),
             "body" => Cow::Borrowed(&self.body),
+            "target" => Cow::Borrowed(&self.target),
             "reissues" => Cow::Owned(self.reissues.to_string()),
             "previous_checkouts" => Cow::Borrowed(&self.previous_checkouts),
             _ => return None,
@@ -155,7 +161,7 @@ impl Record {
     }
 
     /// The cells as written to the file, in [`COLUMNS`] order.
-    pub(super) fn cells(&self) -> [Cow<'_, str>; 18] {
+    pub(super) fn cells(&self) -> [Cow<'_, str>; 19] {
         [
             neutralise(&self.request_id),
             Cow::Owned(self.row.to_string()),
@@ -174,6 +180,7 @@ impl Record {
             neutralise(&self.order_id),
             Cow::Borrowed(&self.input_hash),
             Cow::Borrowed(&self.body),
+            neutralise(&self.target),
             Cow::Owned(self.reissues.to_string()),
             neutralise(&self.previous_checkouts),
         ]
@@ -213,6 +220,7 @@ impl Record {
             order_id: restore(&get("order_id")),
             input_hash: get("input_hash").into_owned(),
             body: get("body").into_owned(),
+            target: restore(&get("target")),
             // Ledgers written before re-issuing existed have neither column: never re-issued.
             reissues: get("reissues").parse().unwrap_or(0),
             previous_checkouts: restore(&get("previous_checkouts")),

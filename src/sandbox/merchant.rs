@@ -43,16 +43,15 @@ pub struct MerchantConfig {
 pub const WEBHOOK_ATTEMPTS: u32 = 4;
 
 impl Default for MerchantConfig {
-    /// Lenient for now: the core still sends `locale` at the top level, and tests use ad-hoc
-    /// product ids. The defaults flip to strict once those are gone.
+    /// As strict as Creem: a rehearsal that passes here must not fail against Creem.
     fn default() -> Self {
         MerchantConfig {
             products: default_products(),
             discounts: default_discounts(),
             webhook: None,
             webhook_backoff: Duration::from_millis(500),
-            reject_unknown_properties: false,
-            reject_unknown_products: false,
+            reject_unknown_properties: true,
+            reject_unknown_products: true,
         }
     }
 }
@@ -102,8 +101,8 @@ impl TryFrom<&SandboxArgs> for MerchantConfig {
             };
         let mut merchant = MerchantConfig {
             webhook,
-            reject_unknown_properties: args.strict || args.strict_properties,
-            reject_unknown_products: args.strict || args.strict_products,
+            reject_unknown_properties: !(args.lenient || args.allow_unknown_properties),
+            reject_unknown_products: !(args.lenient || args.allow_unknown_products),
             ..MerchantConfig::default()
         };
         if !args.product.is_empty() {
