@@ -21,6 +21,7 @@ fn help_of_every_command() {
         "schema",
         "completions",
         "export",
+        "report",
     ] {
         let mut args: Vec<&str> = command.split_whitespace().collect();
         args.push("--help");

@@ -33,6 +33,7 @@ fn kinds(plans: &[RowPlan]) -> Vec<&'static str> {
             RowPlan::Ready { .. } => "ready",
             RowPlan::Invalid { .. } => "invalid",
             RowPlan::Unchanged { .. } => "unchanged",
+            RowPlan::Skipped { .. } => "skipped",
         })
         .collect()
 }
@@ -78,6 +79,7 @@ fn body_or_reason(plan: &RowPlan) -> Result<serde_json::Value, String> {
         RowPlan::Ready { request, .. } => Ok(serde_json::from_slice(&request.body).unwrap()),
         RowPlan::Invalid { rejection, .. } => Err(rejection.reason.clone()),
         RowPlan::Unchanged { .. } => Err("unchanged".into()),
+        RowPlan::Skipped { skip, .. } => Err(skip.reason.clone()),
     }
 }
 

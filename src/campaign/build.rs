@@ -91,6 +91,26 @@ impl Builder<'_> {
                 key
             }
         };
+        let exclude = match raw.exclude {
+            None => Vec::new(),
+            Some(at) => {
+                let files = match &at.value {
+                    KeySpec::One(one) => vec![one.clone()],
+                    KeySpec::Many(many) => many.clone(),
+                };
+                if files.is_empty() || files.iter().any(|f| f.trim().is_empty()) {
+                    self.problem(&at, "`exclude` must name one or more earlier output files");
+                }
+                files.iter().map(|f| dir.join(f.trim())).collect()
+            }
+        };
+        let where_ = raw.where_.map(text);
+        if let Some(condition) = where_.as_ref().filter(|w| w.value.trim().is_empty()) {
+            self.problem(
+                condition,
+                "`where` must be a condition, e.g. \"{{ accepts_email_marketing == 'yes' }}\"",
+            );
+        }
         let checkout = self.checkout(raw.checkout);
         let (csv_delimiter, csv_encoding, csv_sheet) = match raw.csv {
             None => (None, None, None),
@@ -127,6 +147,8 @@ impl Builder<'_> {
             key,
             key_at,
             request_id: raw.request_id.map(text),
+            exclude,
+            where_,
             checkout,
             csv_delimiter,
             csv_encoding,

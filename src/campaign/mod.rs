@@ -87,6 +87,10 @@ pub struct Campaign {
     /// Where `key:` is set, when it is (to point at it if the CSV lacks a key column).
     pub key_at: Option<Located<()>>,
     pub request_id: Option<Located<String>>,
+    /// `exclude:`: earlier output CSVs whose paid customers this campaign skips.
+    pub exclude: Vec<PathBuf>,
+    /// `where:`: the condition a row must meet to be sent.
+    pub where_: Option<Located<String>>,
     pub checkout: Checkout,
     pub csv_delimiter: Option<u8>,
     /// `csv.encoding`: overrides the detected text encoding.

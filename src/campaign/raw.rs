@@ -86,6 +86,12 @@ pub(super) struct RawCampaign {
     /// Template for each row's request_id; default <campaign>-<hash of the key columns>.
     #[serde(default)]
     pub(super) request_id: Text,
+    /// Earlier output CSV(s), relative to this file: customers (same key) who paid there are skipped.
+    #[serde(default)]
+    pub(super) exclude: Option<Located<KeySpec>>,
+    /// Condition per row, a template ({{ accepts_email_marketing == "yes" }}): rows where it is false are skipped.
+    #[serde(default, rename = "where")]
+    pub(super) where_: Text,
     /// The checkout request sent for each row; every string is a template ({{ column }}).
     pub(super) checkout: Located<RawCheckout>,
     /// How to read the customers CSV.
@@ -268,6 +274,8 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "output",
             "key",
             "request_id",
+            "exclude",
+            "where",
             "checkout",
             "csv",
             "send",

@@ -143,6 +143,13 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
         } else {
             counts.marked += 1;
             record.checkout_status = "completed".to_owned();
+            // The event's time is when the customer paid: `report` charts completions by it.
+            if let Some(at) = event
+                .created_at
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            {
+                record.updated_at = at.to_string();
+            }
             changed = true;
         }
         if let Some(order_id) = completed.order_id {

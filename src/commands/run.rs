@@ -18,11 +18,11 @@ use super::run_summary::{Ended, RunSummary};
 use super::shared::{apply_send_flags, watch_signals};
 use crate::batch::{Batch, RowPlan};
 use crate::campaign::Campaign;
-use crate::cli::RunArgs;
+use crate::cli::{ReissueRows, RunArgs};
 use crate::escape::escape_control;
 use crate::exit::Outcome;
 use crate::ledger::{self, Entry, Prior, PriorRef, Record, Status};
-use crate::plan::{Planner, Verdict};
+use crate::plan::{Planner, Reissue, Reissued, Verdict};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
@@ -38,6 +38,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         // A rehearsal never occupies the real output path: see `target::sandbox_output`.
         campaign.output = target::sandbox_output(&campaign.output);
     }
+    let reissue = reissue_kind(&args);
+    let refresh = reissue == Some(Reissue::Expired) && !args.no_refresh && !args.dry_run;
+    if refresh && campaign.output.exists() {
+        // Which checkouts expired is Creem's to say: ask before choosing the rows.
+        let (output, send) = (campaign.output.clone(), campaign.send.clone());
+        super::shared::runtime()?.block_on(super::status::refresh(&args, output, send))?;
+    }
     // A run reads the ledger under its lock, so that no other run changes it meanwhile. An
     // output that does not exist yet is locked later, as it is created (not here, where a
     // bad CSV must still leave no trace).
@@ -50,12 +57,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let mut batch = Batch::open(campaign)?; // the campaign's and the CSV's problems come first
     let prior = Prior::open(&output)?;
     match prior.as_ref().and_then(Prior::unchanged_rows) {
+        // A re-issue looks at every row's record, unchanged or not.
+        Some(_) if args.reissue.is_some() => {}
         Some(input_hashes) => batch.skip_unchanged(input_hashes),
         None if prior.is_none() && args.dry_run => batch.without_body_hashes(),
         None => {}
     }
     if args.dry_run {
-        return dry_run(batch, prior, &args);
+        return dry_run(batch, prior, reissue, &args);
     }
     super::shared::runtime()?.block_on(async {
         let prepared = prepare(batch, prior, lock, &args).await?;
@@ -70,21 +79,35 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         {
             return Ok(outcome);
         }
-        let summary = execute(prepared, &args).await?;
+        let summary = execute(prepared, reissue, &args).await?;
         summary.print(&args)
     })
 }
 
+/// What `--reissue` asks for, in the planner's terms.
+pub(super) fn reissue_kind(args: &RunArgs) -> Option<Reissue> {
+    args.reissue.map(|rows| match rows {
+        ReissueRows::Expired => Reissue::Expired,
+        ReissueRows::FailedPermanently => Reissue::FailedPermanently,
+    })
+}
+
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
-fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
+fn dry_run(
+    mut batch: Batch,
+    prior: Option<Prior>,
+    reissue: Option<Reissue>,
+    args: &RunArgs,
+) -> anyhow::Result<Outcome> {
+    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed)
+        .reissuing(reissue);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut head = Vec::with_capacity(128);
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
-            RowPlan::Ready { row, request } => {
-                if !matches!(planner.ready(row, &request)?, Verdict::Send { .. }) {
+            RowPlan::Ready { row, mut request } => {
+                if !matches!(planner.ready(row, &mut request)?, Verdict::Send { .. }) {
                     continue;
                 }
                 // The body, the bulk of the line, goes straight to the output buffer.
@@ -104,6 +127,9 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
             RowPlan::Unchanged { row } => {
                 planner.unchanged(row)?;
             }
+            RowPlan::Skipped { row, skip } => {
+                planner.skipped(row, &skip)?;
+            }
         }
     }
     out.flush()?;
@@ -115,11 +141,23 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
         batch.campaign.customers.display(),
         batch.file_format()
     )?;
-    writeln!(
-        err,
-        "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
-        plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
-    )?;
+    match plan.reissue {
+        Some(kind) => writeln!(
+            err,
+            "plan: {} rows: {} to re-issue ({}), {} created and kept, {} left as they are, {} invalid",
+            plan.rows,
+            plan.reissued,
+            kind.as_str(),
+            plan.done,
+            plan.held,
+            plan.invalid
+        )?,
+        None => writeln!(
+            err,
+            "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid{}",
+            plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid, plan.skipped_note()
+        )?,
+    }
     if plan.limited > 0 {
         writeln!(
             err,
@@ -146,6 +184,7 @@ struct Job {
     /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
     /// must not lose its checkout id because of a Ctrl-C).
     prior: Option<PriorRef>,
+    reissued: Option<Reissued>,
 }
 
 /// Everything settled before the first request: where to send, and the ledger, locked.
@@ -224,7 +263,11 @@ const WAITING_ROOM: usize = 1024;
 const FINISHED_AT_ONCE: usize = 256;
 
 /// Sends every row that must be sent and writes how each ended.
-async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummary> {
+async fn execute(
+    prepared: Prepared,
+    reissue: Option<Reissue>,
+    args: &RunArgs,
+) -> anyhow::Result<RunSummary> {
     let Prepared {
         batch,
         prior,
@@ -251,7 +294,8 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
     );
     let mut rows = Rows {
         batch,
-        planner: Planner::new(prior, total_rows, args.limit, args.recreate_changed),
+        planner: Planner::new(prior, total_rows, args.limit, args.recreate_changed)
+            .reissuing(reissue),
         entries: writer.sender(),
         stop: sender.stop.clone(),
         tally: tally.clone(),
@@ -390,7 +434,7 @@ impl Rows {
 
     fn next(&mut self) -> anyhow::Result<Option<Job>> {
         while let Some(row_plan) = self.batch.next_row()? {
-            let (row, request) = match row_plan {
+            let (row, mut request) = match row_plan {
                 RowPlan::Ready { row, request } => (row, request),
                 RowPlan::Invalid { row, rejection } => {
                     Tally::add(&self.tally.done);
@@ -412,6 +456,25 @@ impl Rows {
                     self.entries.send(entry);
                     continue;
                 }
+                RowPlan::Skipped { row, skip } => {
+                    Tally::add(&self.tally.done);
+                    let entry = match self.planner.skipped(row, &skip)? {
+                        Some(prior) => Entry::Keep { row, prior },
+                        None => {
+                            let mut record = Record::new(
+                                &self.campaign,
+                                row,
+                                &skip.request_id,
+                                &skip.email,
+                                Status::Skipped,
+                            );
+                            record.error = skip.reason;
+                            Entry::Write(Box::new(record))
+                        }
+                    };
+                    self.entries.send(entry);
+                    continue;
+                }
                 RowPlan::Unchanged { row } => {
                     let prior = self.planner.unchanged(row)?;
                     Tally::add(&self.tally.done);
@@ -419,18 +482,23 @@ impl Rows {
                     continue;
                 }
             };
-            let prior = match self.planner.ready(row, &request)? {
+            let prior = match self.planner.ready(row, &mut request)? {
                 Verdict::Keep(prior) => {
                     Tally::add(&self.tally.done);
                     self.entries.send(Entry::Keep { row, prior });
                     continue;
                 }
-                Verdict::Send { prior, note } if !self.stop.is_cancelled() => {
+                Verdict::Send {
+                    prior,
+                    note,
+                    reissued,
+                } if !self.stop.is_cancelled() => {
                     return Ok(Some(Job {
                         row,
                         request,
                         note,
                         prior: prior.map(|p| p.record),
+                        reissued,
                     }));
                 }
                 Verdict::Send { prior, .. } => {
@@ -470,6 +538,10 @@ fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
     let error = delivery.error_text();
     let request = job.request;
     let mut record = Record::new(campaign, job.row, "", "", Status::Pending);
+    if let Some(reissued) = job.reissued {
+        record.reissues = reissued.count;
+        record.previous_checkouts = reissued.previous_checkouts;
+    }
     record.request_id = request.request_id; // moved, not copied
     record.email = request.email;
     record.body_sha256 = request.body_sha256;

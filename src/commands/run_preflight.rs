@@ -61,14 +61,18 @@ fn demand(campaign: &Campaign, output: &Path, args: &RunArgs) -> anyhow::Result<
     let mut batch = Batch::open(campaign.clone())?;
     batch.without_body_hashes();
     let prior = Prior::open(output)?;
+    let reissue = super::run::reissue_kind(args);
     if let Some(hashes) = prior.as_ref().and_then(Prior::unchanged_rows) {
-        batch.skip_unchanged(hashes);
+        if reissue.is_none() {
+            batch.skip_unchanged(hashes);
+        }
     }
-    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
+    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed)
+        .reissuing(reissue);
     let mut demand = Demand::default();
     while let Some(plan) = batch.next_row()? {
-        if let RowPlan::Ready { row, request } = plan {
-            if let Verdict::Send { .. } = planner.ready(row, &request)? {
+        if let RowPlan::Ready { row, mut request } = plan {
+            if let Verdict::Send { .. } = planner.ready(row, &mut request)? {
                 demand.add_body(&request.body);
             }
         }

@@ -11,8 +11,10 @@ use super::index::Index;
 use super::record::{Status, COLUMNS};
 use super::Span;
 
-/// Cells before `body`; `target`, the last, follows it.
-const BEFORE_BODY: usize = COLUMNS.len() - 2;
+/// Cells after `body` (`target`, `reissues`, `previous_checkouts`): never quoted.
+const AFTER_BODY: usize = 3;
+/// Cells before `body`.
+const BEFORE_BODY: usize = COLUMNS.len() - 1 - AFTER_BODY;
 const ROW: usize = 1;
 const STATUS: usize = 3;
 const CHECKOUT_URL: usize = 5;
@@ -55,13 +57,16 @@ fn add_line(index: &mut Index, line: &[u8], span: Span, end: u64) -> Option<()> 
         *cell = &rest[..comma];
         rest = &rest[comma + 1..];
     }
-    // The cells after the body hold no comma or quote: split from the right.
-    let last_comma = memchr::memrchr(b',', rest)?;
-    let target = &rest[last_comma + 1..];
-    let rest = &rest[..last_comma];
+    // The cells after the body hold no comma or quote: split them off from the right.
+    let mut after = [&line[..0]; AFTER_BODY];
+    for cell in after.iter_mut().rev() {
+        let comma = memchr::memrchr(b',', rest)?;
+        *cell = &rest[comma + 1..];
+        rest = &rest[..comma];
+    }
     let plain = cells
         .iter()
-        .chain([&target])
+        .chain(&after)
         .all(|c| memchr::memchr(b'"', c).is_none());
     let body_is_one_cell = match rest {
         [] => true,
@@ -74,7 +79,7 @@ fn add_line(index: &mut Index, line: &[u8], span: Span, end: u64) -> Option<()> 
     let text = |cell: &[u8]| std::str::from_utf8(cell).ok().map(str::to_owned);
     let row: usize = std::str::from_utf8(cells[ROW]).ok()?.parse().ok()?;
     let status = Status::parse(cells[STATUS])?;
-    index.note_target(target, cells[CHECKOUT_URL]);
+    index.note_target(after[0], cells[CHECKOUT_URL]); // `target`, the first after the body
     index.add(
         row,
         status,

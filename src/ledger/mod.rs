@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 pub use append::{Entry, EntrySender, FinishError, Unrecorded, Writer};
 pub use lock::Lock;
 pub use prior::Prior;
-pub use record::{neutralise, now_rfc3339, Record, Status, COLUMNS};
+pub use record::{neutralise, now_rfc3339, reissued_request_id, Record, Status, COLUMNS};
 pub use rewrite::{normalise, read_all, write_all};
 
 /// A record's byte offset in its ledger file.

@@ -155,8 +155,9 @@ impl Prior {
         self.standard
     }
 
-    /// The prior record for this row's request_id: found at the same row number when the
-    /// CSV is unchanged, else by request_id (the index for that is built on first need).
+    /// The prior record for this row's request_id (the campaign's; a re-issued record, whose
+    /// request_id has a `-r<N>` suffix, is found by it too): found at the same row number when
+    /// the CSV is unchanged, else by request_id (the index for that is built on first need).
     pub fn lookup(
         &mut self,
         row: u64,
@@ -169,7 +170,7 @@ impl Prior {
         // record of this request_id may sit elsewhere.
         if let Some(found) = self.at_row(row).filter(|_| self.shadowed.is_empty()) {
             let record = self.read(found.0)?;
-            if record.request_id == request_id {
+            if record.base_request_id() == request_id {
                 return Ok(Some((record, found)));
             }
         }
@@ -179,7 +180,11 @@ impl Prior {
             spans.sort_unstable();
             let mut index = HashMap::new();
             for span in spans {
-                index.insert(self.read(span)?.request_id, span);
+                let record = self.read(span)?;
+                if record.reissues > 0 {
+                    index.insert(record.base_request_id().to_owned(), span);
+                }
+                index.insert(record.request_id, span);
             }
             self.by_request_id = Some(index);
         }

@@ -43,6 +43,7 @@ impl Renderer {
             .request_id
             .as_ref()
             .and_then(|t| compile("request_id", t));
+        let condition = campaign.where_.as_ref().and_then(|t| compile("where", t));
         let product_id = compile("checkout.product_id", &c.product_id);
         let mut integer = |name: &str, t: &Option<Located<String>>| {
             t.as_ref()
@@ -141,6 +142,7 @@ impl Renderer {
                 .and_then(|name| headers.iter().position(|h| h == name))
                 .or_else(|| headers.iter().position(|h| is_email_column(h))),
             request_id,
+            condition,
             product_id: product_id.ok_or_else(|| Diagnostics(Vec::new()))?,
             units,
             custom_price,

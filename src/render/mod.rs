@@ -89,6 +89,8 @@ pub struct Renderer {
     key_columns: Vec<(usize, String, bool)>,
     email_column: Option<usize>,
     request_id: Option<TemplateId>,
+    /// `where:`, the condition a row must meet to be sent.
+    condition: Option<TemplateId>,
     product_id: TemplateId,
     units: Option<Integer>,
     custom_price: Option<Integer>,
@@ -216,6 +218,34 @@ impl Renderer {
         let mut id = format!("{}-", self.campaign);
         push_hex(&digest[..8], &mut id);
         Some(id)
+    }
+
+    /// Whether the row meets `where:` (always, without it). The rendered text is false when
+    /// it is empty, `false`, `0` or `no` (any case), and true otherwise.
+    pub fn condition(&self, row: u64, fields: &[&str]) -> Result<bool, String> {
+        let Some(id) = self.condition else {
+            return Ok(true);
+        };
+        let text = self
+            .templates
+            .row(self.values(row, fields))
+            .render(id)
+            .map_err(|e| format!("where: {e}"))?;
+        let text = text.trim().to_ascii_lowercase();
+        Ok(!matches!(text.as_str(), "" | "false" | "0" | "no"))
+    }
+
+    /// The default request_id this row's customer (by the same key) has in `campaign`.
+    pub fn request_id_in(&self, campaign: &str, fields: &[&str]) -> String {
+        let digest = key_digest(
+            campaign,
+            self.key_columns
+                .iter()
+                .map(|(i, _, is_email)| (fields.get(*i).copied().unwrap_or_default(), *is_email)),
+        );
+        let mut id = format!("{campaign}-");
+        push_hex(&digest[..8], &mut id);
+        id
     }
 
     /// " (column `x`)" naming the CSV columns a template reads, or nothing for constants.

@@ -7,6 +7,10 @@ use std::io::Write;
 use crate::ledger::{LedgerError, Prior, PriorRef, Record, Status};
 use crate::render::{Rejection, Request};
 
+mod reissue;
+use reissue::reissue_request;
+pub use reissue::{Reissue, Reissued};
+
 /// Counts for the plan (dry run) and the summary (run).
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -22,6 +26,13 @@ pub struct Plan {
     pub limited: u64,
     /// Rows chosen to be sent.
     pub chosen: u64,
+    /// With `--reissue`: rows that get a new checkout (counted in `chosen` too).
+    pub reissued: u64,
+    /// With `--reissue`: rows never sent, left pending (a re-issue sends nothing new).
+    pub held: u64,
+    pub reissue: Option<Reissue>,
+    /// Rows left out by `exclude:` or `where:`, by reason.
+    pub skipped: std::collections::BTreeMap<String, u64>,
     pub recreate_changed: bool,
     /// Rows found in the ledger under the id the earlier request_id rule gave them (see
     /// [`Request::previous_id`]).
@@ -43,6 +54,24 @@ impl Plan {
             } else {
                 self.changed
             }
+    }
+
+    /// Rows left out by `exclude:` or `where:`.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// ", 5 skipped: 5 excluded (paid in spring)" for the plan line; empty when none.
+    pub fn skipped_note(&self) -> String {
+        if self.skipped.is_empty() {
+            return String::new();
+        }
+        let reasons: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        format!(", {} skipped: {}", self.skipped_total(), reasons.join(", "))
     }
 
     /// Lists changed and invalid rows (the first few of each) on `err`.
@@ -106,6 +135,8 @@ pub enum Verdict {
     Send {
         prior: Option<PriorRow>,
         note: String,
+        /// Set when the row goes under a re-issued request_id.
+        reissued: Option<Reissued>,
     },
     /// Would be sent, but `--limit` holds it back.
     Hold { prior: Option<PriorRow> },
@@ -131,6 +162,12 @@ impl Planner {
         }
     }
 
+    /// A planner for `run --reissue`: only the rows `kind` names are sent.
+    pub fn reissuing(mut self, kind: Option<Reissue>) -> Planner {
+        self.plan.reissue = kind;
+        self
+    }
+
     fn lookup(
         &mut self,
         row: u64,
@@ -142,7 +179,9 @@ impl Planner {
         }
     }
 
-    pub fn ready(&mut self, row: u64, request: &Request) -> Result<Verdict, LedgerError> {
+    /// The verdict for a row ready to send. A row re-issued before goes (if at all) under
+    /// its re-issued request_id, which `request` then carries.
+    pub fn ready(&mut self, row: u64, request: &mut Request) -> Result<Verdict, LedgerError> {
         let mut found = self.lookup(row, &request.request_id)?;
         if let (None, Some(previous)) = (&found, &request.previous_id) {
             found = self.lookup(row, previous)?;
@@ -155,13 +194,25 @@ impl Planner {
             }
             // The same customer's checkout, made under its earlier id: kept, never made twice.
             if let Some((p, record)) = &found {
-                if p.status == Status::Created {
+                if p.status == Status::Created && self.plan.reissue.is_none() {
                     self.plan.done += 1;
                     return Ok(Verdict::Keep(*record));
                 }
             }
         }
+        if let Some(kind) = self.plan.reissue {
+            return Ok(self.reissue(kind, request, found));
+        }
         let mut note = String::new();
+        let mut reissued = None;
+        if let Some((p, _)) = found.as_ref().filter(|(p, _)| p.reissues > 0) {
+            // A re-issued row that did not get its checkout keeps its re-issued request_id.
+            reissue_request(request, p.reissues);
+            reissued = Some(Reissued {
+                count: p.reissues,
+                previous_checkouts: p.previous_checkouts.clone(),
+            });
+        }
         match &found {
             Some((p, record)) if p.status == Status::Created => {
                 if p.body_sha256 == request.body_sha256 {
@@ -193,7 +244,11 @@ impl Planner {
             return Ok(Verdict::Hold { prior });
         }
         self.plan.chosen += 1;
-        Ok(Verdict::Send { prior, note })
+        Ok(Verdict::Send {
+            prior,
+            note,
+            reissued,
+        })
     }
 
     /// A row [`Batch::skip_unchanged`](crate::batch::Batch::skip_unchanged) found created
@@ -204,6 +259,17 @@ impl Planner {
             record.ok_or_else(|| anyhow::anyhow!("row {row} has no record in the ledger"))?;
         self.plan.done += 1;
         Ok(record)
+    }
+
+    /// Counts a row left out by `exclude:` or `where:`; returns its created record (a row
+    /// created before it was left out keeps its checkout).
+    pub fn skipped(&mut self, row: u64, skip: &Rejection) -> Result<Option<PriorRef>, LedgerError> {
+        // "excluded (paid in a)" and "where: ... is false" group as they read.
+        *self.plan.skipped.entry(skip.reason.clone()).or_default() += 1;
+        Ok(match self.lookup(row, &skip.request_id)? {
+            Some((p, record)) if p.status == Status::Created => Some(record),
+            _ => None,
+        })
     }
 
     /// Counts an invalid row; returns its created record, which must never be dropped
