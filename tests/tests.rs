@@ -8,6 +8,7 @@ mod completions;
 mod dry_run;
 mod examples;
 mod export;
+mod hostile;
 mod hosts_and_keys;
 mod init;
 mod output;
