@@ -299,15 +299,17 @@ pub struct SandboxArgs {
     /// for more; replaces the default catalogue (the example campaigns' codes).
     #[arg(long, value_name = "CODE[,OPTION=VALUE...]")]
     pub discount: Vec<String>,
-    /// Answer an unknown top-level property with Creem's 400 `property X should not exist`.
+    /// Accept unknown top-level properties (Creem, and by default the sandbox, answer 400
+    /// `property X should not exist`).
     #[arg(long)]
-    pub strict_properties: bool,
-    /// Answer a checkout for a product not in the catalogue with Creem's 404.
+    pub allow_unknown_properties: bool,
+    /// Accept checkouts for products not in the catalogue (Creem, and by default the
+    /// sandbox, answer 404 `Product not found`).
     #[arg(long)]
-    pub strict_products: bool,
-    /// Both of the above: as strict as Creem.
+    pub allow_unknown_products: bool,
+    /// Both of the above: more lenient than Creem.
     #[arg(long)]
-    pub strict: bool,
+    pub lenient: bool,
 }
 
 /// The examples that end each command's `--help`: a new user copies these first.

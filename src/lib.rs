@@ -33,4 +33,4 @@ pub(crate) mod target;
 pub(crate) mod template;
 
 /// The default request_id rule, for a backend that must derive the same ids.
-pub use render::default_request_id;
+pub use render::{default_request_id, default_request_id_of, is_email_column};

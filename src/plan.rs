@@ -23,7 +23,12 @@ pub struct Plan {
     /// Rows chosen to be sent.
     pub chosen: u64,
     pub recreate_changed: bool,
-    invalid_examples: Vec<(u64, String)>,
+    /// Rows found in the ledger under the id the earlier request_id rule gave them (see
+    /// [`Request::previous_id`]).
+    pub id_changed: u64,
+    id_changed_examples: Vec<(u64, String)>,
+    /// Where each listed invalid row is ("row 2, line 3 in the file"), and why.
+    invalid_examples: Vec<(String, String)>,
     changed_examples: Vec<(u64, String)>,
 }
 
@@ -42,6 +47,18 @@ impl Plan {
 
     /// Lists changed and invalid rows (the first few of each) on `err`.
     pub fn print_problems(&self, err: &mut impl Write) -> std::io::Result<()> {
+        if self.id_changed > 0 {
+            writeln!(
+                err,
+                "{} row(s) are in the ledger under the request_id of the earlier rule (which \
+                 lowercased only a column named `email`; now any email column is): created ones \
+                 are kept under their old id, not sent again:",
+                self.id_changed
+            )?;
+            for (row, ids) in &self.id_changed_examples {
+                writeln!(err, "  row {row}: {ids}")?;
+            }
+        }
         if self.changed > 0 {
             let what = if self.recreate_changed {
                 "new checkouts are made for them (--recreate-changed)"
@@ -59,8 +76,8 @@ impl Plan {
         }
         if self.invalid > 0 {
             writeln!(err, "{} invalid row(s):", self.invalid)?;
-            for (row, reason) in &self.invalid_examples {
-                writeln!(err, "  row {row}: {reason}")?;
+            for (at, reason) in &self.invalid_examples {
+                writeln!(err, "  {at}: {reason}")?;
             }
             let unlisted = self.invalid - self.invalid_examples.len() as u64;
             if unlisted > 0 {
@@ -126,7 +143,24 @@ impl Planner {
     }
 
     pub fn ready(&mut self, row: u64, request: &Request) -> Result<Verdict, LedgerError> {
-        let found = self.lookup(row, &request.request_id)?;
+        let mut found = self.lookup(row, &request.request_id)?;
+        if let (None, Some(previous)) = (&found, &request.previous_id) {
+            found = self.lookup(row, previous)?;
+            if found.is_some() {
+                self.plan.id_changed += 1;
+                if self.plan.id_changed_examples.len() < EXAMPLES {
+                    let ids = format!("{previous} in the ledger, {} now", request.request_id);
+                    self.plan.id_changed_examples.push((row, ids));
+                }
+            }
+            // The same customer's checkout, made under its earlier id: kept, never made twice.
+            if let Some((p, record)) = &found {
+                if p.status == Status::Created {
+                    self.plan.done += 1;
+                    return Ok(Verdict::Keep(*record));
+                }
+            }
+        }
         let mut note = String::new();
         match &found {
             Some((p, record)) if p.status == Status::Created => {
@@ -181,9 +215,13 @@ impl Planner {
     ) -> Result<Option<PriorRef>, LedgerError> {
         self.plan.invalid += 1;
         if self.plan.invalid_examples.len() < EXAMPLES {
+            let at = match rejection.at.as_str() {
+                "" => format!("row {row}"),
+                at => at.to_owned(),
+            };
             self.plan
                 .invalid_examples
-                .push((row, rejection.reason.clone()));
+                .push((at, rejection.reason.clone()));
         }
         Ok(match self.lookup(row, &rejection.request_id)? {
             Some((p, record)) if p.status == Status::Created => Some(record),

@@ -83,7 +83,7 @@ impl Batch {
     /// Opens the CSV, compiles the templates against its header and counts the rows.
     /// Anything wrong with the campaign or the CSV as a whole is reported here.
     pub fn open(campaign: Campaign) -> Result<Batch, Diagnostics> {
-        let csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+        let csv = CustomerCsv::open_with(&campaign.customers, &campaign.read_options())?;
         let renderer = Renderer::new(&campaign, csv.headers())?;
         let (total_rows, repeated) = first_pass(&campaign, &renderer)?;
         if total_rows == 0 {
@@ -117,6 +117,11 @@ impl Batch {
         self.csv.lines_read()
     }
 
+    /// How the customers file is read: "encoding UTF-8 (detected)", or its workbook sheet.
+    pub fn file_format(&self) -> String {
+        self.csv.describe()
+    }
+
     /// Skips each body's SHA-256 and input_hash: a dry run with no ledger to compare against
     /// needs neither.
     pub fn without_body_hashes(&mut self) {
@@ -137,7 +142,10 @@ impl Batch {
         if !self.csv.read(&mut record)? {
             return Ok(None);
         }
-        let plan = self.plan(&record);
+        let mut plan = self.plan(&record);
+        if let RowPlan::Invalid { rejection, .. } = &mut plan {
+            rejection.at = self.csv.locate(&record);
+        }
         self.record = record;
         Ok(Some(plan))
     }
@@ -160,6 +168,7 @@ impl Batch {
                         request_id: String::new(),
                         email: String::new(),
                         reason: problem.0,
+                        at: String::new(),
                     },
                 }
             }
@@ -170,6 +179,7 @@ impl Batch {
                 email: renderer.ledger_email(row, &fields),
                 request_id,
                 reason,
+                at: String::new(),
             },
         };
         let empty = renderer.empty_key_columns(&fields);

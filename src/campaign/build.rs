@@ -92,11 +92,28 @@ impl Builder<'_> {
             }
         };
         let checkout = self.checkout(raw.checkout);
-        let csv_delimiter = raw
-            .csv
-            .and_then(|csv| csv.delimiter)
-            .map(text)
-            .and_then(|d| self.delimiter(&d));
+        let (csv_delimiter, csv_encoding, csv_sheet) = match raw.csv {
+            None => (None, None, None),
+            Some(csv) => {
+                let delimiter = csv.delimiter.map(text).and_then(|d| self.delimiter(&d));
+                let encoding = csv.encoding.map(text).and_then(|e| {
+                    let found = crate::customers::encoding_for_label(&e.value);
+                    if found.is_none() {
+                        self.problem(
+                            &e,
+                            format!(
+                                "csv encoding `{}` is not one this tool knows (utf-8, utf-16le, \
+                                 utf-16be, windows-1252, latin1, iso-8859-15, ...)",
+                                e.value
+                            ),
+                        );
+                    }
+                    found
+                });
+                let sheet = csv.sheet.map(text).map(|s| s.value);
+                (delimiter, encoding, sheet)
+            }
+        };
         let send = self.send(raw.send);
         if !self.problems.is_empty() {
             return Err(Diagnostics(self.problems));
@@ -112,6 +129,8 @@ impl Builder<'_> {
             request_id: raw.request_id.map(text),
             checkout,
             csv_delimiter,
+            csv_encoding,
+            csv_sheet,
             send,
         })
     }

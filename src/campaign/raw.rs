@@ -213,6 +213,13 @@ pub(super) struct RawCsv {
     #[serde(default)]
     #[schemars(extend("enum" = [",", ";", "|", "\t", "tab", "\\t", null]))]
     pub(super) delimiter: Text,
+    /// The text encoding (utf-8, utf-16le, utf-16be, windows-1252, latin1, ...); default:
+    /// detected (byte-order mark, NUL bytes, else UTF-8 when valid, else windows-1252).
+    #[serde(default)]
+    pub(super) encoding: Text,
+    /// For a workbook (.xlsx, .xls, .ods): the sheet to read; default: the first.
+    #[serde(default)]
+    pub(super) sheet: Text,
 }
 
 /// How fast and how hard to send (command-line flags override these).
@@ -289,7 +296,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("text", &["min_length", "max_length"]),
     ("checkbox", &["label"]),
-    ("csv", &["delimiter"]),
+    ("csv", &["delimiter", "encoding", "sheet"]),
     (
         "send",
         &["rate", "burst", "concurrency", "max_attempts", "timeout"],

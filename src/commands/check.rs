@@ -22,6 +22,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         // `check | head -1` still exits with what was found.
         Box::new(crate::exit::QuietPipe::new(stdout.lock()))
     };
+    writeln!(report, "{csv_name}: {}", batch.file_format())?;
     let (mut valid, mut invalid) = (0u64, 0u64);
     let mut demand = crate::preflight::Demand::default();
     while let Some(plan) = batch.next_row()? {
@@ -33,7 +34,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             RowPlan::Unchanged { .. } => valid += 1,
             RowPlan::Invalid { row, rejection } => {
                 invalid += 1;
-                writeln!(report, "{csv_name}: row {row}: {}", rejection.reason)?;
+                let at = match rejection.at.as_str() {
+                    "" => format!("row {row}"),
+                    at => at.to_owned(),
+                };
+                writeln!(report, "{csv_name}: {at}: {}", rejection.reason)?;
             }
         }
     }

@@ -203,7 +203,7 @@ struct Join {
 
 impl Join {
     fn open(campaign: &Campaign, prior: Prior, wanted: &[String]) -> anyhow::Result<Join> {
-        let csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+        let csv = CustomerCsv::open_with(&campaign.customers, &campaign.read_options())?;
         let renderer = Renderer::new(campaign, csv.headers())?;
         let columns = wanted
             .iter()

@@ -8,6 +8,7 @@ mod export;
 mod init;
 mod reconcile;
 mod run;
+mod run_preflight;
 mod run_summary;
 mod sandbox;
 mod schema;

@@ -34,6 +34,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     apply_send_flags(&mut campaign.send, &args.send)?;
     if let Some(out) = &args.out {
         campaign.output = out.clone();
+    } else if args.host.sandbox {
+        // A rehearsal never occupies the real output path: see `target::sandbox_output`.
+        campaign.output = target::sandbox_output(&campaign.output);
     }
     // A run reads the ledger under its lock, so that no other run changes it meanwhile. An
     // output that does not exist yet is locked later, as it is created (not here, where a
@@ -59,6 +62,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     super::shared::runtime()?.block_on(async {
         let prepared = prepare(batch, prior, lock, &args).await?;
+        let Prepared {
+            batch,
+            target,
+            sender,
+            ..
+        } = &prepared;
+        if let Some(outcome) =
+            super::run_preflight::preflight(&batch.campaign, target, sender, &args).await?
+        {
+            return Ok(outcome);
+        }
         let summary = execute(prepared, &args).await?;
         summary.print(&args)
     })
@@ -100,6 +114,12 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
+        "customers: {}: {}",
+        batch.campaign.customers.display(),
+        batch.file_format()
+    )?;
+    writeln!(
+        err,
         "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
         plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
     )?;
@@ -136,12 +156,14 @@ struct Prepared {
     batch: Batch,
     prior: Option<Prior>,
     target: Target,
+    /// Made here so that the pre-flight's lookups wait on the same rate limiter.
+    sender: Arc<Sender>,
     _lock: ledger::Lock,
     started: Instant,
 }
 
 /// Resolves the target, takes the lock, reads the prior ledger under it and applies the
-/// guards (another campaign's ledger, a live send to confirm). Nothing is sent here.
+/// guards (another target's or campaign's ledger, a live send to confirm). Nothing is sent here.
 async fn prepare(
     batch: Batch,
     prior: Option<Prior>,
@@ -161,6 +183,13 @@ async fn prepare(
             (lock, Prior::open(output)?)
         }
     };
+    // Before anything rewrites the file: it may belong to another target.
+    target::refuse_mixed(
+        output,
+        prior.as_ref().and_then(Prior::target).as_deref(),
+        &target.label(),
+        "give --out a new file for this target; nothing was sent",
+    )?;
     if prior.as_ref().is_some_and(|p| !p.standard_layout()) {
         let backup = ledger::normalise(output)?;
         eprintln!(
@@ -183,10 +212,12 @@ async fn prepare(
     if target.live {
         confirm_live(campaign, batch.total_rows(), &target, args.yes)?;
     }
+    let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
     Ok(Prepared {
         batch,
         prior,
         target,
+        sender,
         _lock: lock,
         started,
     })
@@ -205,13 +236,14 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
         batch,
         prior,
         target,
+        sender,
         _lock,
         started,
     } = prepared;
     let campaign = batch.campaign.clone();
     let total_rows = batch.total_rows();
+    let label = target.label();
     let writer = ledger::Writer::start(&campaign.output, prior.as_ref(), total_rows)?;
-    let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
     // A failed ledger write stops new requests at once, as a refused key does.
     writer.cancel_on_failure(sender.stop.clone());
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -231,6 +263,7 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
         stop: sender.stop.clone(),
         tally: tally.clone(),
         campaign: campaign.name.clone(),
+        target: label.clone(),
         not_queued: 0,
         error: None,
     };
@@ -241,6 +274,7 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
         tally: &tally,
         ended: Mutex::new(Ended::default()),
         campaign: &campaign.name,
+        target: &label,
     };
     let jobs = futures::stream::poll_fn(|_| Poll::Ready(rows.next_job()));
     jobs.map(|job| delivering.send_one(job))
@@ -305,6 +339,7 @@ struct Delivering<'a> {
     tally: &'a Tally,
     ended: Mutex<Ended>,
     campaign: &'a str,
+    target: &'a str,
 }
 
 impl Delivering<'_> {
@@ -327,7 +362,8 @@ impl Delivering<'_> {
         match (&delivery, prior) {
             (Delivery::NotSent { .. }, Some(prior)) => [Some(Entry::Keep { row, prior }), None],
             _ => {
-                let record = record_of(self.campaign, job, delivery);
+                let mut record = record_of(self.campaign, job, delivery);
+                record.target = self.target.to_owned();
                 [
                     Some(Entry::Write(Box::new(record))),
                     prior.map(Entry::Retire),
@@ -346,6 +382,7 @@ struct Rows {
     stop: tokio_util::sync::CancellationToken,
     tally: Arc<Tally>,
     campaign: String,
+    target: String,
     /// Rows that would have been sent, but the run was stopping.
     not_queued: u64,
     /// Why reading stopped early, if it did.
@@ -382,6 +419,7 @@ impl Rows {
                                 Status::Invalid,
                             );
                             record.error = rejection.reason;
+                            record.target = self.target.clone();
                             Entry::Write(Box::new(record))
                         }
                     };
@@ -432,6 +470,7 @@ impl Rows {
                     );
                     record.body_sha256 = request.body_sha256;
                     record.input_hash = input_hash_cell(request.input_hash);
+                    record.target = self.target.clone();
                     Entry::Write(Box::new(record))
                 }
             };

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -48,7 +48,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             path: campaign.customers,
             delimiter: campaign.csv_delimiter,
         };
-        (campaign.output, campaign.send, Some(customers))
+        // `--sandbox` reads the rehearsal's own file, as `run --sandbox` wrote it.
+        let output = if args.host.sandbox {
+            target::sandbox_output(&campaign.output)
+        } else {
+            campaign.output
+        };
+        (output, campaign.send, Some(customers))
     } else {
         (args.target.clone(), SendSettings::default(), None)
     };
@@ -204,7 +210,7 @@ async fn status(
     let pass = if to_fetch.is_empty() {
         Pass::default() // nothing to ask: no key needed
     } else {
-        fetch(&args, &settings, &records, &to_fetch).await?
+        fetch(&args, &settings, &output, &records, &to_fetch).await?
     };
 
     let mut failed = vec![false; records.len()];
@@ -353,14 +359,27 @@ async fn status(
     Ok(Outcome::Success)
 }
 
+/// The target the ledger's records name (see [`target::of_ledger`]).
+pub(super) fn ledger_target(records: &[Record]) -> Option<String> {
+    let first = |cell: fn(&Record) -> &str| records.iter().map(cell).find(|c| !c.is_empty());
+    target::of_ledger(first(|r| &r.target), first(|r| &r.checkout_url))
+}
+
 /// Fetches the checkouts of `records[rows]` under the rate limiter and concurrency bound.
 async fn fetch(
     args: &StatusArgs,
     settings: &SendSettings,
+    output: &Path,
     records: &[Record],
     rows: &[usize],
 ) -> anyhow::Result<Pass> {
     let target = target::resolve(&args.host, &args.key).await?;
+    target::refuse_mixed(
+        output,
+        ledger_target(records).as_deref(),
+        &target.label(),
+        "check it against the target that wrote it (--sandbox, the test host, or --live); nothing was fetched",
+    )?;
     let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key)?);
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;

@@ -27,6 +27,9 @@ pub struct Prior {
     by_request_id: Option<HashMap<String, Span>>,
     /// The campaign named in the file, if it has any record.
     pub campaign: Option<String>,
+    /// The target the file records (see [`Prior::target`]).
+    target: Option<String>,
+    first_url: Option<String>,
     /// Bytes of whole records; anything after is a torn tail from a crash.
     pub(super) valid_len: u64,
     pub(super) records: u64,
@@ -114,6 +117,8 @@ impl Prior {
             shadowed: index.shadowed,
             by_request_id: None,
             campaign: index.campaign,
+            target: index.target,
+            first_url: index.first_url,
             valid_len: index.valid_len,
             records: index.records,
             canonical: index.canonical && standard,
@@ -122,6 +127,12 @@ impl Prior {
             standard: standard || blank,
             unchanged: index.unchanged.finish().filter(|_| !displaced),
         }))
+    }
+
+    /// The target whose checkouts the file holds: its `target` column, else (a ledger from
+    /// before that column) `sandbox` when its checkout links point to this machine.
+    pub fn target(&self) -> Option<String> {
+        crate::target::of_ledger(self.target.as_deref(), self.first_url.as_deref())
     }
 
     /// The `input_hash` of each row's `created` record, by row number (0: none), for

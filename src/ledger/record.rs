@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The columns, in order. SPEC's columns first; then ours.
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 17] = [
     "request_id",
     "row",
     "email",
@@ -22,6 +22,7 @@ pub const COLUMNS: [&str; 16] = [
     "order_id",
     "input_hash",
     "body",
+    "target",
 ];
 
 /// What happened to a row.
@@ -77,6 +78,9 @@ pub struct Record {
     pub input_hash: String,
     /// The exact JSON body sent (or that would be sent), to show what changed on a re-run.
     pub body: String,
+    /// Where the checkout lives: `sandbox`, `test:HOST` or `live:HOST` (see
+    /// [`crate::target::Target::label`]). Empty in ledgers written before it existed.
+    pub target: String,
 }
 
 impl Record {
@@ -99,6 +103,7 @@ impl Record {
             order_id: String::new(),
             input_hash: String::new(),
             body: String::new(),
+            target: String::new(),
         }
     }
 
@@ -124,12 +129,13 @@ impl Record {
             "order_id" => Cow::Borrowed(&self.order_id),
             "input_hash" => Cow::Borrowed(&self.input_hash),
             "body" => Cow::Borrowed(&self.body),
+            "target" => Cow::Borrowed(&self.target),
             _ => return None,
         })
     }
 
     /// The cells as written to the file, in [`COLUMNS`] order.
-    pub(super) fn cells(&self) -> [Cow<'_, str>; 16] {
+    pub(super) fn cells(&self) -> [Cow<'_, str>; 17] {
         [
             neutralise(&self.request_id),
             Cow::Owned(self.row.to_string()),
@@ -148,6 +154,7 @@ impl Record {
             neutralise(&self.order_id),
             Cow::Borrowed(&self.input_hash),
             Cow::Borrowed(&self.body),
+            neutralise(&self.target),
         ]
     }
 
@@ -185,6 +192,7 @@ impl Record {
             order_id: restore(&get("order_id")),
             input_hash: get("input_hash").into_owned(),
             body: get("body").into_owned(),
+            target: restore(&get("target")),
         })
     }
 }
