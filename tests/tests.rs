@@ -9,6 +9,7 @@ mod dry_run;
 mod examples;
 mod export;
 mod files;
+mod hostile;
 mod hosts_and_keys;
 mod init;
 mod lifecycle;

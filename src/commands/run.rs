@@ -55,6 +55,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let output = campaign.output.clone();
     let mut batch = Batch::open(campaign)?; // the campaign's and the CSV's problems come first
+    if lock.is_some() {
+        ledger::take_rescued(&output)?; // checkouts an earlier run could not write
+    }
     let prior = Prior::open(&output)?;
     match prior.as_ref().and_then(Prior::unchanged_rows) {
         // A re-issue looks at every row's record, unchanged or not.
@@ -213,7 +216,11 @@ async fn prepare(
     let (lock, mut prior) = match lock {
         Some(lock) => (lock, prior),
         // Read before the lock was taken: read again under it.
-        None => (ledger::Lock::acquire(output)?, Prior::open(output)?),
+        None => {
+            let lock = ledger::Lock::acquire(output)?;
+            ledger::take_rescued(output)?;
+            (lock, Prior::open(output)?)
+        }
     };
     // Before anything rewrites the file: it may belong to another target.
     target::refuse_mixed(
@@ -338,6 +345,13 @@ async fn execute(
     }
     // The writer finishes once nothing can hand it an entry any more.
     drop((delivering.entries, rows.entries));
+    // Stopped by a failed write even if writing again at the end works: rows were left unsent.
+    if let Some(error) = writer.write_error().filter(|_| abort.is_none()) {
+        abort = Some(format!(
+            "{}: cannot write: {error}; sending stopped at once",
+            campaign.output.display()
+        ));
+    }
     if let Err(failed) = writer.finish() {
         // Checkouts exist that the ledger does not hold: list them, and say the run aborted.
         failed.print_unrecorded(&mut std::io::stderr().lock())?;
