@@ -6,6 +6,7 @@
 //! holds neither, so a fresh row can use the slot meanwhile. A 429 pauses the whole sender,
 //! not just the row that got it, because every other row would hit the same wall.
 
+mod adaptive;
 mod answer;
 mod retry;
 
