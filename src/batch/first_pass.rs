@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::fingerprint_of_str;
+use super::duplicates::fingerprint_of_str;
 use crate::campaign::Campaign;
 use crate::customers::{CsvRow, CustomerCsv};
 use crate::diagnostic::Diagnostics;
