@@ -129,6 +129,7 @@ impl Adaptive {
     }
 
     /// How many times the rate was cut.
+    #[cfg(test)]
     pub fn cuts(&self) -> u64 {
         self.cuts
     }
@@ -239,7 +240,9 @@ impl Adaptive {
         let t = now.saturating_duration_since(self.epoch).as_secs_f64();
         let curve = C * (t - self.k).powi(3) + self.w_max;
         // botocore's guard: never more than twice what actually went out.
-        let reached = self.measured.map_or(f64::INFINITY, |m| (2.0 * m).max(START_RATE));
+        let reached = self
+            .measured
+            .map_or(f64::INFINITY, |m| (2.0 * m).max(START_RATE));
         self.rate = curve.min(reached).clamp(MIN_RATE, self.max_rate);
     }
 }

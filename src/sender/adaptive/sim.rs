@@ -182,7 +182,10 @@ fn a_server_with_k_workers_is_kept_busy_without_a_queue() {
         );
         let throughput = rows as f64 / outcome.makespan;
         let inflation = outcome.p50() / service;
-        eprintln!("K={workers} service={service}: {:.2} of capacity, p50 {inflation:.2}x", throughput / capacity);
+        eprintln!(
+            "K={workers} service={service}: {:.2} of capacity, p50 {inflation:.2}x",
+            throughput / capacity
+        );
         if throughput < 0.8 * capacity || inflation >= 2.0 {
             missed.push(format!(
                 "K={workers}: {:.2} of capacity, p50 {inflation:.2}x unloaded",
