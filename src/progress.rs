@@ -188,3 +188,19 @@ impl Progress {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sender::RateNow;
+
+    #[test]
+    fn the_rate_says_auto_while_adapting_and_found_once_settled() {
+        let rate = |adapting| RateNow {
+            per_second: 41.6,
+            adapting,
+        };
+        assert_eq!(rate_note(rate(true)), "rate auto 42/s");
+        assert_eq!(rate_note(rate(false)), "rate 42/s (found)");
+    }
+}
