@@ -53,6 +53,7 @@ pub enum Signal {
 pub struct Adaptive {
     rate: f64,
     max_rate: f64,
+    floor: f64,
     slow_start: bool,
     /// The rate that was too much, the plateau of the curve, and the curve's origin.
     w_max: f64,
@@ -98,10 +99,12 @@ impl Window {
 
 impl Adaptive {
     pub fn new(max_rate: f64, now: Instant) -> Adaptive {
-        let max_rate = max_rate.max(MIN_RATE);
+        // `max_rate: 30/min` is a valid ceiling below the usual floor.
+        let max_rate = max_rate.max(1.0 / 3600.0);
         Adaptive {
             rate: START_RATE.min(max_rate),
             max_rate,
+            floor: MIN_RATE.min(max_rate),
             slow_start: true,
             w_max: max_rate,
             last_w_max: 0.0,
@@ -227,7 +230,7 @@ impl Adaptive {
         } else {
             self.last_w_max = w_max;
         }
-        self.rate = (reached * beta).max(MIN_RATE);
+        self.rate = (reached * beta).max(self.floor);
         self.w_max = w_max.max(self.rate);
         self.k = ((self.w_max - self.rate) / C).cbrt();
         self.epoch = now;
@@ -243,7 +246,7 @@ impl Adaptive {
         let reached = self
             .measured
             .map_or(f64::INFINITY, |m| (2.0 * m).max(START_RATE));
-        self.rate = curve.min(reached).clamp(MIN_RATE, self.max_rate);
+        self.rate = curve.min(reached).clamp(self.floor, self.max_rate);
     }
 }
 

@@ -229,3 +229,16 @@ fn throttles_answering_one_burst_cut_the_rate_once() {
     assert_eq!(limiter.cuts(), 1);
     assert!(limiter.rate() < START_RATE * 0.75, "{}", limiter.rate());
 }
+
+#[test]
+fn a_max_rate_below_one_a_second_is_kept() {
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    let mut limiter = Adaptive::new(0.5, t0);
+    assert_eq!(limiter.rate(), 0.5);
+    for ms in 0..50 {
+        limiter.on_answer(at(ms * 100), at(ms * 100 + 20), Signal::Answered);
+        limiter.on_answer(at(ms * 100), at(ms * 100 + 20), Signal::Throttled);
+        assert!(limiter.rate() <= 0.5 && limiter.rate() > 0.0);
+    }
+}
