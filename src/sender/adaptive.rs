@@ -32,10 +32,11 @@ const QUEUE_BETA: f64 = 0.9;
 const STANDING_QUEUE: u32 = 8;
 /// The shortest window judged; longer when the latency is (one window per round trip).
 const MIN_WINDOW: Duration = Duration::from_millis(200);
-/// "Well above the lowest seen": a queue of half a service time is forming.
-const LATENCY_TOLERANCE: f64 = 1.5;
+/// "Well above the lowest seen": a queue of most of a service time is forming (and a busy
+/// client machine's scheduling jitter is not mistaken for one).
+const LATENCY_TOLERANCE: f64 = 1.75;
 /// Jitter on a fast loopback is not a queue.
-const LATENCY_SLACK: Duration = Duration::from_millis(5);
+const LATENCY_SLACK: Duration = Duration::from_millis(10);
 
 /// How one attempt ended, as far as the rate is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,7 +279,8 @@ impl Drain {
         }
         self.last = median;
         self.windows += 1;
-        self.windows >= STANDING_QUEUE || self.low.is_some_and(|low| median > low.mul_f64(1.25))
+        self.windows >= STANDING_QUEUE && self.low.is_none()
+            || self.low.is_some_and(|low| median > low.mul_f64(1.25))
     }
 }
 
