@@ -34,9 +34,12 @@ pub enum Command {
     /// Send the batch (test host unless --live), or preview it with --dry-run.
     #[command(after_help = examples::RUN)]
     Run(RunArgs),
-    /// Fetch every created checkout's current status into the output CSV.
+    /// Fetch the status of checkouts that can still change into the output CSV, and count.
     #[command(after_help = examples::STATUS)]
     Status(StatusArgs),
+    /// Write one self-contained HTML page: outcomes, statuses, conversion, completions.
+    #[command(after_help = examples::REPORT)]
+    Report(ReportArgs),
     /// Write the checkout links as a file for an email tool (Mailchimp, HubSpot).
     #[command(after_help = examples::EXPORT)]
     Export(ExportArgs),
@@ -179,6 +182,13 @@ pub struct RunArgs {
     /// Create new checkouts for created rows whose body changed since.
     #[arg(long)]
     pub recreate_changed: bool,
+    /// Give these rows a new checkout, under request_id `<request_id>-r<N>` (N: the row's
+    /// re-issue count); every other row stays as it is.
+    #[arg(long, value_name = "ROWS", conflicts_with = "recreate_changed")]
+    pub reissue: Option<ReissueRows>,
+    /// With --reissue expired: use the ledger's checkout statuses instead of fetching them.
+    #[arg(long, requires = "reissue")]
+    pub no_refresh: bool,
     /// Use an output file that belongs to another campaign anyway.
     #[arg(long)]
     pub force: bool,
@@ -199,16 +209,34 @@ pub struct RunArgs {
     pub send: SendArgs,
 }
 
+/// The rows `run --reissue` gives a new checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReissueRows {
+    // Plain comments: doc comments would turn `run --help` into the long layout.
+    // Created rows whose checkout expired.
+    Expired,
+    // Rows Creem refused with a 4xx (not 401, 403 or 429), once the campaign is fixed.
+    FailedPermanently,
+}
+
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The output CSV, or the campaign YAML (its output is used).
     pub target: PathBuf,
     /// Break counts and conversion down by this column: one of the customers CSV (when given
-    /// the campaign YAML; it wins on a name clash) or of the ledger.
+    /// the campaign YAML; it wins on a name clash), of the ledger, or a rendered body field
+    /// (`discount_code`, `metadata.segment`).
     #[arg(long, value_name = "COLUMN")]
     pub by: Option<String>,
-    /// Skip rows already completed or expired.
+    /// Fetch every created checkout, completed and expired ones too (by default those are
+    /// skipped: they never change).
+    #[arg(long, conflicts_with = "offline")]
+    pub all: bool,
+    /// Fetch nothing: count the ledger as it is (no API key needed).
     #[arg(long)]
+    pub offline: bool,
+    /// Kept for scripts: skipping completed and expired rows is now the default.
+    #[arg(long, hide = true)]
     pub only_open: bool,
     /// No progress output.
     #[arg(long, short)]
@@ -222,6 +250,19 @@ pub struct StatusArgs {
     pub key: KeyArgs,
     #[command(flatten)]
     pub send: SendArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The campaign YAML (its output is used), or the output CSV.
+    pub target: PathBuf,
+    /// Show conversion per value of this column: of the customers CSV (with the campaign
+    /// YAML), of the ledger, or a rendered body field (`metadata.segment`).
+    #[arg(long, value_name = "COLUMN")]
+    pub by: Option<String>,
+    /// Where to write the page (default: next to the output CSV, `NAME.report.html`).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -307,15 +348,17 @@ pub struct SandboxArgs {
     /// for more; replaces the default catalogue (the example campaigns' codes).
     #[arg(long, value_name = "CODE[,OPTION=VALUE...]")]
     pub discount: Vec<String>,
-    /// Answer an unknown top-level property with Creem's 400 `property X should not exist`.
+    /// Accept unknown top-level properties (Creem, and by default the sandbox, answer 400
+    /// `property X should not exist`).
     #[arg(long)]
-    pub strict_properties: bool,
-    /// Answer a checkout for a product not in the catalogue with Creem's 404.
+    pub allow_unknown_properties: bool,
+    /// Accept checkouts for products not in the catalogue (Creem, and by default the
+    /// sandbox, answer 404 `Product not found`).
     #[arg(long)]
-    pub strict_products: bool,
-    /// Both of the above: as strict as Creem.
+    pub allow_unknown_products: bool,
+    /// Both of the above: more lenient than Creem.
     #[arg(long)]
-    pub strict: bool,
+    pub lenient: bool,
 }
 
 /// The examples that end each command's `--help`: a new user copies these first.
@@ -347,7 +390,11 @@ Examples:
 Examples:
   creem-batch status customers.yaml
   creem-batch status customers.yaml --by plan          # conversion per plan
-  creem-batch status out/results.csv --only-open --json";
+  creem-batch status out/results.csv --offline --json";
+    pub const REPORT: &str = "\
+Examples:
+  creem-batch status customers.yaml && creem-batch report customers.yaml
+  creem-batch report customers.yaml --by segment --out spring.html";
     pub const VERIFY_REDIRECT: &str = "\
 Examples:
   creem-batch verify-redirect 'https://shop.example/thanks?checkout_id=ch_1&signature=...'

@@ -18,6 +18,7 @@ pub(crate) mod diagnostic;
 pub(crate) mod escape;
 pub mod exit;
 pub mod export;
+pub(crate) mod grouping;
 pub mod http;
 pub mod ledger;
 pub(crate) mod plan;
@@ -25,12 +26,14 @@ mod platform;
 pub mod preflight;
 pub(crate) mod progress;
 pub(crate) mod render;
+pub(crate) mod report;
 pub mod sandbox;
 pub(crate) mod sender;
 pub mod signature;
 pub(crate) mod sync;
 pub(crate) mod target;
 pub(crate) mod template;
+pub(crate) mod waves;
 
 /// The default request_id rule, for a backend that must derive the same ids.
-pub use render::default_request_id;
+pub use render::{default_request_id, default_request_id_of, is_email_column};

@@ -71,6 +71,20 @@ pub(crate) fn special_file(kind: &std::fs::FileType) -> Option<&'static str> {
     (!kind.is_file() && !kind.is_dir() && !kind.is_symlink()).then_some("not a regular file")
 }
 
+/// Whether two files have the same owner (Windows: always; its temp folder is per user).
+pub(crate) fn same_owner(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.uid() == b.uid()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
+}
+
 /// A symbolic link at `link` to `target` (tests of symlinked outputs).
 #[cfg(test)]
 pub(crate) fn symlink(target: &Path, link: &Path) -> io::Result<()> {

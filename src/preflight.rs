@@ -238,7 +238,7 @@ impl Report {
 
 /// Creem refused the key (401/403): the caller exits 3, as a run does.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the API key was refused during the pre-flight check (HTTP {status}); nothing was sent. Check CREEM_API_KEY: test keys (creem_test_...) work only on the test host, live keys only with --live")]
+#[error("the API key was rejected during the pre-flight check (HTTP {status}); nothing was sent. Check CREEM_API_KEY: test keys (creem_test_...) work only on the test host, live keys only with --live")]
 pub struct AuthRejected {
     pub status: u16,
 }

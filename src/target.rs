@@ -3,10 +3,11 @@
 //! host, and plain http only stays on this machine.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use crate::api_key::{load_api_key, ApiKey, KeyKind};
 use crate::cli::{HostArgs, KeyArgs};
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{MerchantConfig, Sandbox, SandboxConfig};
 
 pub const LIVE_HOST: &str = "https://api.creem.io";
 pub const TEST_HOST: &str = "https://test-api.creem.io";
@@ -34,12 +35,96 @@ impl Target {
     }
 }
 
+impl Target {
+    /// What the ledger records as this target: `sandbox` for any sandbox on this machine
+    /// (its port changes from run to run), else `test:HOST` or `live:HOST`.
+    pub fn label(&self) -> String {
+        label_of(&self.base_url, self.sandbox.is_some(), self.live)
+    }
+}
+
+fn label_of(base_url: &str, sandbox: bool, live: bool) -> String {
+    if sandbox || is_loopback(base_url) {
+        return "sandbox".to_owned();
+    }
+    let host = url::Url::parse(base_url).ok().and_then(|url| {
+        let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+        Some(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    });
+    let host = host.unwrap_or_else(|| redact_url(base_url));
+    format!("{}:{host}", if live { "live" } else { "test" })
+}
+
+/// The target a ledger holds checkouts of: its recorded `target`, else `sandbox` for an older
+/// ledger whose checkout links point to this machine; `None` when it cannot tell.
+pub fn of_ledger(recorded: Option<&str>, first_checkout_url: Option<&str>) -> Option<String> {
+    match (recorded, first_checkout_url) {
+        (Some(target), _) if !target.is_empty() => Some(target.to_owned()),
+        (_, Some(url)) if is_loopback(url) => Some("sandbox".to_owned()),
+        _ => None,
+    }
+}
+
+/// Refuses to mix targets in one ledger: links from a sandbox that is gone, or test
+/// checkouts, must never be taken for live ones (or be skipped as "already created").
+/// `remedy` says what to do instead, and what was not done.
+pub fn refuse_mixed(
+    ledger: &Path,
+    recorded: Option<&str>,
+    target: &str,
+    remedy: &str,
+) -> anyhow::Result<()> {
+    match recorded {
+        Some(recorded) if recorded != target => anyhow::bail!(
+            "{} holds checkouts of {}, not of {}: one output file holds one target's checkouts; {remedy}",
+            ledger.display(),
+            crate::escape::escape_control(&describe_label(recorded)),
+            describe_label(target),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// `sandbox` -> "the sandbox"; `live:api.creem.io` -> "LIVE api.creem.io"; `test:h` -> "test host h".
+pub fn describe_label(label: &str) -> String {
+    match label.split_once(':') {
+        _ if label == "sandbox" => "the sandbox (sandbox)".to_owned(),
+        Some(("live", host)) => format!("LIVE {host} ({label})"),
+        Some(("test", host)) => format!("test host {host} ({label})"),
+        _ => format!("`{label}`"),
+    }
+}
+
+/// Where `run --sandbox` writes by default: beside the real output, so that a rehearsal never
+/// occupies it. `spring.results.csv` -> `spring.sandbox.results.csv`, `x.csv` -> `x.sandbox.csv`.
+pub fn sandbox_output(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sandboxed = if let Some(stem) = name.strip_suffix(".results.csv") {
+        format!("{stem}.sandbox.results.csv")
+    } else if let Some((stem, ext)) = name.rsplit_once('.').filter(|(stem, _)| !stem.is_empty()) {
+        format!("{stem}.sandbox.{ext}")
+    } else {
+        format!("{name}.sandbox")
+    };
+    output.with_file_name(sandboxed)
+}
+
 /// Resolves the host and key; starts the sandbox for `--sandbox` (no key needed then).
 pub async fn resolve(host: &HostArgs, key: &KeyArgs) -> anyhow::Result<Target> {
     let loaded = load_api_key(key)?;
     if host.sandbox {
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-        let sandbox = Sandbox::start(addr, SandboxConfig::default()).await?;
+        // Strict about bodies, as Creem is, but knowing the campaign's own products and codes:
+        // a rehearsal of the user's campaign must not stop on ids no catalogue here holds.
+        let sandbox =
+            Sandbox::start_with(addr, SandboxConfig::default(), MerchantConfig::rehearsal())
+                .await?;
         return Ok(Target {
             base_url: sandbox.base_url(),
             key: loaded.unwrap_or_else(|| ApiKey::new("creem_test_sandbox")),
@@ -237,6 +322,71 @@ mod tests {
         let err = check_pairing(TEST_HOST, &ApiKey::new("sk_test_ABCDEF"), false).unwrap_err();
         assert!(err.to_string().contains("Stripe test secret key"), "{err}");
         assert!(!err.to_string().contains("ABCDEF"));
+    }
+
+    #[test]
+    fn labels_name_the_kind_and_the_host() {
+        assert_eq!(label_of("http://127.0.0.1:4000", false, false), "sandbox");
+        assert_eq!(label_of(TEST_HOST, false, false), "test:test-api.creem.io");
+        assert_eq!(label_of(LIVE_HOST, false, true), "live:api.creem.io");
+        assert_eq!(
+            label_of("https://GW.example.com.:8443/creem", false, false),
+            "test:gw.example.com:8443"
+        );
+        assert_eq!(
+            label_of("https://u:p@gw.example.com", false, false),
+            "test:gw.example.com"
+        );
+    }
+
+    #[test]
+    fn an_older_ledger_with_loopback_links_is_the_sandboxs() {
+        assert_eq!(
+            of_ledger(Some("live:api.creem.io"), None).as_deref(),
+            Some("live:api.creem.io")
+        );
+        let local = Some("http://127.0.0.1:41234/checkout/ch_1");
+        assert_eq!(of_ledger(None, local).as_deref(), Some("sandbox"));
+        assert_eq!(of_ledger(Some(""), local).as_deref(), Some("sandbox"));
+        assert_eq!(
+            of_ledger(None, Some("https://checkout.creem.io/ch_1")),
+            None
+        );
+        assert_eq!(of_ledger(None, None), None);
+    }
+
+    #[test]
+    fn mixing_targets_is_refused_naming_both() {
+        let out = Path::new("spring.results.csv");
+        let remedy = "give --out a new file";
+        assert!(refuse_mixed(out, None, "live:api.creem.io", remedy).is_ok());
+        assert!(refuse_mixed(out, Some("sandbox"), "sandbox", remedy).is_ok());
+        let err = refuse_mixed(out, Some("sandbox"), "test:test-api.creem.io", remedy)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the sandbox (sandbox)"), "{err}");
+        assert!(err.contains("test host test-api.creem.io"), "{err}");
+        assert!(err.contains("--out"), "{err}");
+        let err = refuse_mixed(out, Some("x\u{1b}[2J"), "sandbox", remedy)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains('\u{1b}'), "{err}");
+    }
+
+    #[test]
+    fn the_sandbox_writes_beside_the_real_output() {
+        assert_eq!(
+            sandbox_output(Path::new("dir/spring.results.csv")),
+            Path::new("dir/spring.sandbox.results.csv")
+        );
+        assert_eq!(
+            sandbox_output(Path::new("out.csv")),
+            Path::new("out.sandbox.csv")
+        );
+        assert_eq!(
+            sandbox_output(Path::new("ledger")),
+            Path::new("ledger.sandbox")
+        );
     }
 
     #[test]

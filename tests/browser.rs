@@ -22,7 +22,7 @@ const KEY: &str = "creem_test_BROWSERKEY";
 const SECRET: &str = "whsec_browser";
 
 /// `CHROMIUM` / `CHROMEDRIVER` override the Debian paths.
-fn browser() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn browser() -> Option<(PathBuf, PathBuf)> {
     let find = |var: &str, default: &str| {
         let path = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()));
         path.is_file().then_some(path)
@@ -34,7 +34,7 @@ fn browser() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// Starts chromedriver on a free port and returns once it says it listens.
-async fn chromedriver(driver: &Path) -> (tokio::process::Child, u16) {
+pub(crate) async fn chromedriver(driver: &Path) -> (tokio::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -57,6 +57,27 @@ async fn chromedriver(driver: &Path) -> (tokio::process::Child, u16) {
     // Keep draining its output so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, port)
+}
+
+/// A WebDriver session with a headless Chromium using `profile` as its user data.
+pub(crate) async fn headless(chromium: &Path, port: u16, profile: &Path) -> fantoccini::Client {
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromedriver session")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,23 +180,7 @@ async fn chromium_pays_a_link_and_lands_on_a_signed_success_url() {
 
     let (_driver, port) = chromedriver(&driver).await;
     let profile = tempfile::tempdir().unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .expect("a chromedriver session");
+    let client = headless(&chromium, port, profile.path()).await;
 
     let outcome = async {
         client.goto(&link).await?;

@@ -56,7 +56,7 @@ fn json_summary_goes_to_stdout() {
     env.campaign(MINIMAL_YAML, "email\nana@example.com\nnot-an-email\n");
     let run = env.run(&["check", "--json", "campaign.yaml"]);
     run.assert_exit(1)
-        .stderr_has(&["row 2: email `not-an-email` has no @"]);
+        .stderr_has(&["row 2, line 3 in the file: email `not-an-email` has no @"]);
     let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
     assert_eq!(summary["command"], "check");
     assert_eq!(summary["campaign"], "spring");
@@ -362,7 +362,7 @@ fn customers_csv_missing() {
     env.yaml(MINIMAL_YAML);
     assert_campaign_error(
         &env.check(),
-        &["cannot open the customers CSV", "--> customers.csv"],
+        &["cannot open the customers file", "--> customers.csv"],
     );
 }
 
@@ -405,7 +405,10 @@ fn csv_with_a_header_and_no_rows() {
 fn duplicate_header_column() {
     assert_campaign_error(
         &check_csv("email,name, email\nana@example.com,Ana,x\n"),
-        &["header, column 3: `email` appears twice", "customers.csv"],
+        &[
+            "header, column 3: ` email` appears twice (also column 1)",
+            "customers.csv",
+        ],
     );
 }
 
@@ -417,12 +420,16 @@ fn header_column_without_a_name() {
     );
 }
 
+/// MINIMAL_YAML read as UTF-8 whatever the bytes: a bad byte is then the row's problem.
+fn utf8_yaml() -> String {
+    Campaign::new().top("csv:\n  encoding: utf-8").build()
+}
+
 #[test]
 fn header_not_utf8() {
-    assert_campaign_error(
-        &check_csv(&b"email,n\xE9m\nana@example.com,x\n"[..]),
-        &["header, column 2: not valid UTF-8"],
-    );
+    let env = TestEnv::new();
+    env.campaign(&utf8_yaml(), &b"email,n\xE9m\nana@example.com,x\n"[..]);
+    assert_campaign_error(&env.check(), &["header, column 2: not valid UTF-8"]);
 }
 
 #[test]
@@ -454,7 +461,9 @@ fn wrong_field_count_names_the_row_and_goes_on() {
 fn non_utf8_row_names_row_and_column_and_goes_on() {
     let mut csv = b"email,name\nana@example.com,Ana\nbo@example.com,B\xFFo\n".to_vec();
     csv.extend_from_slice(b"cy@example.com,Cy\n");
-    insta::assert_snapshot!(check_csv_snapshot(csv));
+    let env = TestEnv::new();
+    env.campaign(&utf8_yaml(), csv);
+    insta::assert_snapshot!(env.snapshot(&env.check()));
 }
 
 #[test]
@@ -479,5 +488,5 @@ fn row_numbers_count_data_rows_not_lines() {
     let csv = "email,note\nana@example.com,\"two\nlines\"\nbo@example.com,x\ncy@example.com\n";
     let run = check_csv(csv);
     run.assert_exit(1)
-        .stdout_has(&["row 3: line 5 has 1 field, the header has 2"]);
+        .stdout_has(&["row 3, line 5 in the file: the row has 1 field, the header has 2"]);
 }

@@ -23,7 +23,10 @@ fn only_body(run: &Run) -> Value {
 /// The invalid-row reason the plan on stderr gives for `row`.
 #[track_caller]
 fn assert_invalid(run: &Run, row: u64, reason: &str) {
-    run.stderr_has(&[&format!("  row {row}: {reason}")]);
+    run.stderr_has(&[
+        &format!("  row {row}, line "),
+        &format!(" in the file: {reason}"),
+    ]);
     assert!(
         !run.sent_rows().contains(&row),
         "row {row} must not be sent\n{run}"
@@ -439,7 +442,8 @@ fn wrong_field_count_row_is_invalid_and_the_batch_goes_on() {
     );
     run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 3]);
-    assert_invalid(&run, 2, "line 3 has 1 field, the header has 2");
+    assert_invalid(&run, 2, "the row has 1 field, the header has 2");
+    run.stderr_has(&["  row 2, line 3 in the file: the row has 1 field"]);
 }
 
 #[test]
@@ -447,14 +451,17 @@ fn non_utf8_row_is_invalid_and_the_batch_goes_on() {
     let mut csv = b"email,name\nana@example.com,Ana\n".to_vec();
     csv.extend_from_slice(b"bo@example.com,\xFF\xFE\n");
     csv.extend_from_slice(b"cy@example.com,Cy\n");
-    let run = dry(MINIMAL_YAML, csv);
+    let yaml = Campaign::new().top("csv:\n  encoding: utf-8").build();
+    let run = dry(&yaml, csv);
     run.assert_exit(1);
     assert_eq!(run.sent_rows(), [1, 3]);
     assert_invalid(
         &run,
         2,
-        "line 3, column `name`: not valid UTF-8 at byte 1 (save the file as UTF-8)",
+        "column `name`: not valid UTF-8 at byte 1 (set `csv.encoding:` to the file's \
+         encoding, such as windows-1252, or save it as UTF-8)",
     );
+    run.stderr_has(&["  row 2, line 3 in the file: column `name`"]);
 }
 
 #[test]
@@ -773,7 +780,7 @@ fn many_chunks_come_out_in_input_order() {
             format!("user{row}@example.com")
         );
     }
-    run.stderr_has(&["row 3900: duplicate of row 7"]);
+    run.stderr_has(&["row 3900, line 3901 in the file: duplicate of row 7"]);
 }
 
 /// `run --dry-run ... | head` ends quietly: a reader that stops early is not an error.

@@ -39,10 +39,10 @@ fn assert_checks(env: &TestEnv, yaml: &str, rows: u64) {
         .stdout_has(&[&format!("{rows} rows, {rows} valid, 0 invalid")]);
 }
 
-/// The dry-run body of data row 1.
+/// The dry-run body of data row 1 (other rows may be invalid: a sample repeats a customer).
 fn first_body(env: &TestEnv, yaml: &str) -> serde_json::Value {
     let run = env.run(&["run", "--dry-run", yaml]);
-    run.assert_exit(0);
+    assert!([0, 1].contains(&run.exit), "{run}");
     run.line_for_row(1).expect("row 1 is sent")
 }
 
@@ -134,10 +134,10 @@ fn email_column_named_capital_email() {
     let line = first_body(&env, "people.yaml");
     assert_eq!(line["body"]["customer"]["email"], "Ana@Example.com");
     assert_eq!(line["body"]["units"], 2);
-    // Keyed on `Email` as written: not lowercased (only a column named `email` is).
+    // Keyed on `Email`: an email column whatever its name, so lowercased.
     assert_eq!(
         line["request_id"],
-        expected_request_id("people", &[("Email", "Ana@Example.com")])
+        expected_request_id("people", &[("email", "ana@example.com")])
     );
 }
 

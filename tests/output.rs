@@ -21,6 +21,7 @@ fn help_of_every_command() {
         "schema",
         "completions",
         "export",
+        "report",
     ] {
         let mut args: Vec<&str> = command.split_whitespace().collect();
         args.push("--help");
@@ -59,6 +60,31 @@ async fn run_summary_when_the_key_is_rejected() {
         ..SandboxConfig::default()
     })
     .await;
+    env.send_campaign(3, "  rate: unlimited\n  concurrency: 1\n");
+    let run = env.send(&["--quiet"]).await;
+    insta::assert_snapshot!(env.snapshot_timed(&run));
+}
+
+/// The key passes the pre-flight's lookups, then is refused at the first POST (revoked
+/// meanwhile, or a gateway that checks only writes): the summary of a stopped run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_summary_when_the_key_is_rejected_mid_run() {
+    use wiremock::matchers::method;
+    let mock = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("GET"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"id": "x", "status": "active"})),
+        )
+        .mount(&mock)
+        .await;
+    wiremock::Mock::given(method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(401).set_body_json(
+            serde_json::json!({"status": 401, "error": "Unauthorized", "message": ["invalid API key"]}),
+        ))
+        .mount(&mock)
+        .await;
+    let env = TestEnv::at(mock.uri());
     env.send_campaign(3, "  rate: unlimited\n  concurrency: 1\n");
     let run = env.send(&["--quiet"]).await;
     insta::assert_snapshot!(env.snapshot_timed(&run));

@@ -404,6 +404,6 @@ async fn check_online_passes_with_known_values_and_exits_3_on_a_refused_key() {
         .await;
     let (code, stdout, stderr) = check_online(dir.path(), &refusing.uri()).await;
     assert_eq!(code, 3, "{stdout}{stderr}");
-    assert!(stdout.contains("the API key was refused"), "{stdout}");
+    assert!(stdout.contains("the API key was rejected"), "{stdout}");
     assert!(!format!("{stdout}{stderr}").contains("PREFLIGHT"));
 }

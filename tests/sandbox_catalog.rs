@@ -104,21 +104,21 @@ async fn the_catalogue_answers_products_and_discounts() {
 }
 
 #[tokio::test]
-async fn strictness_is_off_by_default_and_refuses_like_creem_when_on() {
+async fn strictness_is_on_by_default_like_creem_and_can_be_relaxed() {
     let mut loose = body("strict-1");
     loose["locale"] = json!("de-DE");
     loose["cancel_url"] = json!("https://shop.example/cancel");
     loose["product_id"] = json!("prod_adhoc");
 
-    let lenient = start(MerchantConfig::default()).await;
-    assert_eq!(create(&lenient, &loose).await.0, StatusCode::OK);
-
-    let strict = start(MerchantConfig {
-        reject_unknown_properties: true,
-        reject_unknown_products: true,
+    let lenient = start(MerchantConfig {
+        reject_unknown_properties: false,
+        reject_unknown_products: false,
         ..MerchantConfig::default()
     })
     .await;
+    assert_eq!(create(&lenient, &loose).await.0, StatusCode::OK);
+
+    let strict = start(MerchantConfig::default()).await;
     let (status, error) = create(&strict, &loose).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let messages = error["message"].as_array().unwrap();
@@ -173,7 +173,7 @@ fn merchant_flags_set_the_catalogue_webhook_and_strictness() {
         "prod_b",
         "--discount",
         "OLD,status=expired",
-        "--strict",
+        "--lenient",
     ])
     .unwrap();
     assert_eq!(
@@ -187,11 +187,13 @@ fn merchant_flags_set_the_catalogue_webhook_and_strictness() {
     assert_eq!(merchant.products.len(), 2);
     assert_eq!(merchant.product("prod_a").unwrap().price, 1000);
     assert_eq!(merchant.discount("OLD").unwrap().status, "expired");
-    assert!(merchant.reject_unknown_properties && merchant.reject_unknown_products);
+    assert!(!merchant.reject_unknown_properties && !merchant.reject_unknown_products);
+    let half = sandbox_flags(&["--allow-unknown-products"]).unwrap();
+    assert!(half.reject_unknown_properties && !half.reject_unknown_products);
 
     let default = sandbox_flags(&[]).unwrap();
     assert_eq!(default, MerchantConfig::default());
-    assert!(!default.reject_unknown_properties && !default.reject_unknown_products);
+    assert!(default.reject_unknown_properties && default.reject_unknown_products);
     assert!(default.product("prod_6tW66i0oZM7w1qXReHJrwg").is_some());
     assert!(default.discount("SPRING2026").is_some());
 

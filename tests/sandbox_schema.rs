@@ -131,7 +131,7 @@ async fn every_sandbox_answer_matches_the_openapi_schemas() {
                                  {"type": "checkbox", "key": "tos", "label": "Terms", "checkbox": {"label": "I agree"}}],
                "success_url": "https://shop.example/ok", "discount_code": "SPRING2026", "units": 2}),
         json!({"product_id": "prod_3kF9aQz7LmN2pR8sTvWx1y", "customer": {"id": "cust_1"}}),
-        json!({"product_id": "prod_adhoc_not_in_catalogue"}),
+        json!({"product_id": "prod_9bC2dE4fG6hJ8kL0mN1pQ3"}),
     ];
     let mut ids = Vec::new();
     for body in &bodies {

@@ -3,7 +3,7 @@
 
 use creem_batch::sandbox::SandboxConfig;
 
-use crate::common::{Row, Run, TestEnv, FAST, KEY, OUTPUT};
+use crate::common::{Campaign, Row, Run, TestEnv, FAST, KEY, OUTPUT};
 
 fn segment(row: usize) -> &'static str {
     match row {
@@ -95,8 +95,9 @@ async fn counts_conversion_and_the_column_written_from_the_csv() {
             i + 1
         );
         for (column, value) in old {
-            // A completed checkout now carries its order, which status fills in.
-            if column != "checkout_status" && column != "order_id" {
+            // A completed checkout now carries its order, which status fills in; a row whose
+            // status changed records when that was seen.
+            if !["checkout_status", "order_id", "updated_at"].contains(&column.as_str()) {
                 assert_eq!(&new[column], value, "row {} column {column}", i + 1);
             }
         }
@@ -162,7 +163,11 @@ async fn campaign_yaml_breaks_down_by_a_customers_column_and_json() {
     assert_eq!(json["exit"], "ok");
     assert_eq!(json["rows"], 10);
     assert_eq!(json["created"], 10);
-    assert_eq!(json["fetched"], 10);
+    assert_eq!(
+        json["fetched"], 6,
+        "completed and expired rows are not fetched again"
+    );
+    assert_eq!(json["skipped"], 4);
     assert_eq!(json["failed_fetches"], 0);
     assert!(json["output"].as_str().unwrap().ends_with("results.csv"));
     assert!(json["elapsed_seconds"].as_f64().is_some());
@@ -207,7 +212,7 @@ async fn unknown_by_column_is_a_usage_error_before_any_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_open_skips_completed_and_expired_rows() {
+async fn completed_and_expired_rows_are_fetched_only_with_all() {
     let env = TestEnv::sandbox().await;
     let server = env.server();
     sent_and_moved_on(&env).await;
@@ -215,7 +220,7 @@ async fn only_open_skips_completed_and_expired_rows() {
     first.assert_exit(0);
     assert_eq!(server.stats().gets, 10);
 
-    let out = status(&env, &["campaign.yaml", "--only-open", "-q"]).await;
+    let out = status(&env, &["campaign.yaml", "-q"]).await;
     out.assert_exit(0);
     assert_eq!(
         server.stats().gets,
@@ -228,6 +233,95 @@ async fn only_open_skips_completed_and_expired_rows() {
         out.text()
     );
     out.has(&["4 skipped"]);
+
+    // The old flag still works (it is the default now); --all fetches every row.
+    status(&env, &["campaign.yaml", "--only-open", "-q"])
+        .await
+        .assert_exit(0);
+    assert_eq!(server.stats().gets, 10 + 6 + 6);
+    status(&env, &["campaign.yaml", "--all", "-q"])
+        .await
+        .assert_exit(0);
+    assert_eq!(server.stats().gets, 10 + 6 + 6 + 10);
+}
+
+/// Ten customers in three segments whose discount a template `if` chooses, and whose segment
+/// goes to `metadata.segment`; sent, then moved on as in [`sent_and_moved_on`].
+async fn sent_with_chosen_discounts(env: &TestEnv) {
+    let mut csv = String::from("email,name,seats,segment\n");
+    for i in 1..=10 {
+        csv.push_str(&format!("user{i}@example.com,User {i},1,{}\n", segment(i)));
+    }
+    let yaml = Campaign::new()
+        .name("test-run")
+        .top(&format!("output: {OUTPUT}"))
+        .checkout("discount_code: \"{% if segment == 'vip' %}EDU50{% else %}LAUNCH20{% endif %}\"")
+        .checkout("metadata:\n  segment: \"{{ segment }}\"")
+        .send(FAST)
+        .build();
+    env.campaign(&yaml, csv);
+    env.send(&["--quiet"]).await.assert_exit(0);
+    let rows = env.ledger();
+    for (row, status) in [
+        (1, "completed"),
+        (2, "completed"),
+        (5, "completed"),
+        (3, "expired"),
+    ] {
+        assert!(env
+            .server()
+            .set_checkout_status(&rows[row - 1]["checkout_id"], status));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_counts_the_ledger_as_it_is_by_rendered_fields() {
+    let env = TestEnv::sandbox().await;
+    let server = env.server();
+    sent_with_chosen_discounts(&env).await;
+    let before = std::fs::read(env.ledger_path()).unwrap();
+
+    // Without the network: the statuses `run` recorded, all pending; no key needed.
+    let out = env
+        .run_async_with_key(
+            None,
+            &["status", OUTPUT, "--offline", "--by", "discount_code"],
+        )
+        .await;
+    out.assert_exit(0);
+    assert_eq!(server.stats().gets, 0);
+    assert_eq!(std::fs::read(env.ledger_path()).unwrap(), before);
+    // discount_code, created, pending, processing, completed, expired, conversion
+    assert_eq!(
+        table_row(&out.stdout, "EDU50"),
+        ["EDU50", "4", "4", "0", "0", "0", "0.0%"]
+    );
+    assert_eq!(table_row(&out.stdout, "LAUNCH20")[1], "6");
+    out.has(&["offline, nothing fetched"]);
+
+    status(&env, &[OUTPUT, "-q"]).await.assert_exit(0);
+    let gets = server.stats().gets;
+    let out = status(&env, &[OUTPUT, "--offline", "--by", "metadata.segment"]).await;
+    out.assert_exit(0);
+    assert_eq!(server.stats().gets, gets);
+    assert!(
+        out.stdout.contains("by metadata.segment:"),
+        "{}",
+        out.text()
+    );
+    assert_eq!(
+        table_row(&out.stdout, "vip"),
+        ["vip", "4", "1", "0", "2", "1", "50.0%"]
+    );
+    assert_eq!(
+        table_row(&out.stdout, "regular"),
+        ["regular", "3", "2", "0", "1", "0", "33.3%"]
+    );
+
+    // --offline and --all contradict each other.
+    status(&env, &[OUTPUT, "--offline", "--all"])
+        .await
+        .assert_exit(2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

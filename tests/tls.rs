@@ -78,7 +78,8 @@ async fn https_server() -> HttpsServer {
     }
 }
 
-/// Answers HTTP/1.1 requests on one connection: a checkout for every POST, 404 otherwise.
+/// Answers HTTP/1.1 requests on one connection: a checkout for every POST, the product for
+/// the pre-flight's lookup, 404 otherwise.
 async fn serve_checkouts(mut conn: impl AsyncRead + AsyncWrite + Unpin, counter: Arc<AtomicUsize>) {
     let mut buf = Vec::new();
     loop {
@@ -120,6 +121,12 @@ async fn serve_checkouts(mut conn: impl AsyncRead + AsyncWrite + Unpin, counter:
                     "request_id": body["request_id"],
                     "product": body["product_id"],
                 }),
+            )
+        } else if head.starts_with("get /v1/products/prod_tls ") {
+            // The run's pre-flight looks the product up first.
+            (
+                "200 OK",
+                serde_json::json!({"id": "prod_tls", "object": "product", "mode": "test"}),
             )
         } else {
             (
@@ -244,7 +251,8 @@ async fn a_run_trusts_the_ca_named_by_ssl_cert_file() {
     let (code, text) = run(dir.path(), &url, &[("SSL_CERT_FILE", ca.to_str().unwrap())]).await;
     assert_eq!(code, 0, "{text}");
     assert_eq!(created_rows(dir.path()), ROWS, "{text}");
-    assert_eq!(server.requests.load(Ordering::SeqCst), ROWS);
+    // The rows, and the pre-flight's one product lookup.
+    assert_eq!(server.requests.load(Ordering::SeqCst), ROWS + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@ pub(super) fn first_pass(
     campaign: &Campaign,
     renderer: &Renderer,
 ) -> Result<(u64, HashSet<u64>), Diagnostics> {
-    let mut csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+    let mut csv = CustomerCsv::open_with(&campaign.customers, &campaign.read_options())?;
     let mut seen = SeenKeys::default();
     let mut rows = 0;
     let mut record = CsvRow::default();

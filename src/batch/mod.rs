@@ -15,6 +15,7 @@ use crate::campaign::Campaign;
 use crate::customers::{CsvRow, CustomerCsv};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::render::{Rejection, Renderer, Request};
+use crate::waves::Exclusions;
 
 #[cfg(test)]
 mod creem_schema;
@@ -44,6 +45,12 @@ pub enum RowPlan {
     Unchanged {
         row: u64,
     },
+    /// Left out on purpose: its customer paid in an `exclude:`d wave, or `where:` is false.
+    /// Not rendered; `skip` says which row it is and why.
+    Skipped {
+        row: u64,
+        skip: Rejection,
+    },
 }
 
 impl RowPlan {
@@ -51,6 +58,7 @@ impl RowPlan {
         match self {
             RowPlan::Ready { row, .. }
             | RowPlan::Invalid { row, .. }
+            | RowPlan::Skipped { row, .. }
             | RowPlan::Unchanged { row } => *row,
         }
     }
@@ -60,6 +68,7 @@ impl RowPlan {
         match self {
             RowPlan::Ready { request, .. } => Some(&request.request_id),
             RowPlan::Invalid { rejection, .. } => Some(&rejection.request_id),
+            RowPlan::Skipped { skip, .. } => Some(&skip.request_id),
             RowPlan::Unchanged { .. } => None,
         }
     }
@@ -76,6 +85,7 @@ pub struct Batch {
     first_seen: HashMap<u64, u64>,
     key_names: String,
     unchanged: Option<Arc<Vec<u64>>>,
+    exclusions: Exclusions,
     record: CsvRow,
 }
 
@@ -83,8 +93,9 @@ impl Batch {
     /// Opens the CSV, compiles the templates against its header and counts the rows.
     /// Anything wrong with the campaign or the CSV as a whole is reported here.
     pub fn open(campaign: Campaign) -> Result<Batch, Diagnostics> {
-        let csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+        let csv = CustomerCsv::open_with(&campaign.customers, &campaign.read_options())?;
         let renderer = Renderer::new(&campaign, csv.headers())?;
+        let exclusions = Exclusions::load(&campaign.exclude)?;
         let (total_rows, repeated) = first_pass(&campaign, &renderer)?;
         if total_rows == 0 {
             return Err(Diagnostic::file(
@@ -100,6 +111,7 @@ impl Batch {
             repeated,
             first_seen: HashMap::new(),
             unchanged: None,
+            exclusions,
             campaign,
             total_rows,
             record: CsvRow::default(),
@@ -115,6 +127,11 @@ impl Batch {
     /// span lines or blank lines are skipped.
     pub fn lines_read(&self) -> u64 {
         self.csv.lines_read()
+    }
+
+    /// How the customers file is read: "encoding UTF-8 (detected)", or its workbook sheet.
+    pub fn file_format(&self) -> String {
+        self.csv.describe()
     }
 
     /// Skips each body's SHA-256 and input_hash: a dry run with no ledger to compare against
@@ -137,7 +154,10 @@ impl Batch {
         if !self.csv.read(&mut record)? {
             return Ok(None);
         }
-        let plan = self.plan(&record);
+        let mut plan = self.plan(&record);
+        if let RowPlan::Invalid { rejection, .. } = &mut plan {
+            rejection.at = self.csv.locate(&record);
+        }
         self.record = record;
         Ok(Some(plan))
     }
@@ -160,6 +180,7 @@ impl Batch {
                         request_id: String::new(),
                         email: String::new(),
                         reason: problem.0,
+                        at: String::new(),
                     },
                 }
             }
@@ -170,6 +191,7 @@ impl Batch {
                 email: renderer.ledger_email(row, &fields),
                 request_id,
                 reason,
+                at: String::new(),
             },
         };
         let empty = renderer.empty_key_columns(&fields);
@@ -198,6 +220,20 @@ impl Batch {
                 );
             }
         }
+        if let Some(skip) = self.skipped(row, &fields) {
+            return match skip {
+                Ok(reason) => RowPlan::Skipped {
+                    row,
+                    skip: Rejection {
+                        email: renderer.ledger_email(row, &fields),
+                        request_id,
+                        reason,
+                        at: String::new(),
+                    },
+                },
+                Err(reason) => invalid(request_id, reason),
+            };
+        }
         // 0: no created record for this row (pending, failed, new): nothing to compare.
         let known = (self.unchanged.as_deref())
             .and_then(|hashes| hashes.get(row as usize).copied())
@@ -208,6 +244,25 @@ impl Batch {
         match renderer.render(row, &fields, request_id) {
             Ok(request) => RowPlan::Ready { row, request },
             Err(rejection) => RowPlan::Invalid { row, rejection },
+        }
+    }
+
+    /// Why the row is left out (`exclude:`, `where:`), if it is; `Err` when `where:` cannot
+    /// be worked out for it (the row is then invalid).
+    fn skipped(&self, row: u64, fields: &[&str]) -> Option<Result<String, String>> {
+        if !self.exclusions.is_empty() {
+            let email = self.renderer.ledger_email(row, fields);
+            if let Some(campaign) = self.exclusions.paid_in(&self.renderer, fields, &email) {
+                return Some(Ok(format!("excluded (paid in {campaign})")));
+            }
+        }
+        match self.renderer.condition(row, fields) {
+            Ok(true) => None,
+            Ok(false) => {
+                let condition = self.campaign.where_.as_ref().map_or("", |w| w.value.trim());
+                Some(Ok(format!("where: {condition} is false")))
+            }
+            Err(reason) => Some(Err(reason)),
         }
     }
 }

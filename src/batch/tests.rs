@@ -33,6 +33,7 @@ fn kinds(plans: &[RowPlan]) -> Vec<&'static str> {
             RowPlan::Ready { .. } => "ready",
             RowPlan::Invalid { .. } => "invalid",
             RowPlan::Unchanged { .. } => "unchanged",
+            RowPlan::Skipped { .. } => "skipped",
         })
         .collect()
 }
@@ -78,6 +79,7 @@ fn body_or_reason(plan: &RowPlan) -> Result<serde_json::Value, String> {
         RowPlan::Ready { request, .. } => Ok(serde_json::from_slice(&request.body).unwrap()),
         RowPlan::Invalid { rejection, .. } => Err(rejection.reason.clone()),
         RowPlan::Unchanged { .. } => Err("unchanged".into()),
+        RowPlan::Skipped { skip, .. } => Err(skip.reason.clone()),
     }
 }
 
@@ -194,20 +196,22 @@ fn control_characters_in_a_cell_are_escaped_in_the_reason() {
 }
 
 #[test]
-fn utf16_without_a_byte_order_mark_is_named_for_the_whole_file() {
+fn utf16_without_a_byte_order_mark_is_read_as_utf16() {
     let dir = tempfile::tempdir().unwrap();
-    let utf16: Vec<u8> = "email\na@example.com\n"
+    let utf16: Vec<u8> = "email\tname\na@example.com\tJosé\n"
         .encode_utf16()
         .flat_map(u16::to_le_bytes)
         .collect();
     std::fs::write(dir.path().join("customers.csv"), utf16).unwrap();
-    let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n";
+    let yaml = "campaign: c\ncustomers: customers.csv\ncheckout:\n  product_id: prod_1\n  metadata:\n    name: \"{{ name }}\"\n";
     let campaign = Campaign::parse(&dir.path().join("c.yaml"), yaml.into()).unwrap();
-    let err = Batch::open(campaign).err().unwrap().to_string();
-    assert!(
-        err.contains("looks like UTF-16 text without a byte-order mark"),
-        "{err}"
+    let batch = Batch::open(campaign).unwrap();
+    assert_eq!(
+        batch.file_format(),
+        "encoding UTF-16LE (no byte-order mark; detected from its NUL bytes)"
     );
+    let rows: Vec<_> = plans(batch).iter().map(body_or_reason).collect();
+    assert_eq!(rows[0].as_ref().unwrap()["metadata"]["name"], "José");
 }
 
 #[test]

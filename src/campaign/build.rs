@@ -91,12 +91,49 @@ impl Builder<'_> {
                 key
             }
         };
+        let exclude = match raw.exclude {
+            None => Vec::new(),
+            Some(at) => {
+                let files = match &at.value {
+                    KeySpec::One(one) => vec![one.clone()],
+                    KeySpec::Many(many) => many.clone(),
+                };
+                if files.is_empty() || files.iter().any(|f| f.trim().is_empty()) {
+                    self.problem(&at, "`exclude` must name one or more earlier output files");
+                }
+                files.iter().map(|f| dir.join(f.trim())).collect()
+            }
+        };
+        let where_ = raw.where_.map(text);
+        if let Some(condition) = where_.as_ref().filter(|w| w.value.trim().is_empty()) {
+            self.problem(
+                condition,
+                "`where` must be a condition, e.g. \"{{ accepts_email_marketing == 'yes' }}\"",
+            );
+        }
         let checkout = self.checkout(raw.checkout);
-        let csv_delimiter = raw
-            .csv
-            .and_then(|csv| csv.delimiter)
-            .map(text)
-            .and_then(|d| self.delimiter(&d));
+        let (csv_delimiter, csv_encoding, csv_sheet) = match raw.csv {
+            None => (None, None, None),
+            Some(csv) => {
+                let delimiter = csv.delimiter.map(text).and_then(|d| self.delimiter(&d));
+                let encoding = csv.encoding.map(text).and_then(|e| {
+                    let found = crate::customers::encoding_for_label(&e.value);
+                    if found.is_none() {
+                        self.problem(
+                            &e,
+                            format!(
+                                "csv encoding `{}` is not one this tool knows (utf-8, utf-16le, \
+                                 utf-16be, windows-1252, latin1, iso-8859-15, ...)",
+                                e.value
+                            ),
+                        );
+                    }
+                    found
+                });
+                let sheet = csv.sheet.map(text).map(|s| s.value);
+                (delimiter, encoding, sheet)
+            }
+        };
         let send = self.send(raw.send);
         if !self.problems.is_empty() {
             return Err(Diagnostics(self.problems));
@@ -110,8 +147,12 @@ impl Builder<'_> {
             key,
             key_at,
             request_id: raw.request_id.map(text),
+            exclude,
+            where_,
             checkout,
             csv_delimiter,
+            csv_encoding,
+            csv_sheet,
             send,
         })
     }

@@ -89,8 +89,16 @@ pub struct Campaign {
     /// Where `key:` is set, when it is (to point at it if the CSV lacks a key column).
     pub key_at: Option<Located<()>>,
     pub request_id: Option<Located<String>>,
+    /// `exclude:`: earlier output CSVs whose paid customers this campaign skips.
+    pub exclude: Vec<PathBuf>,
+    /// `where:`: the condition a row must meet to be sent.
+    pub where_: Option<Located<String>>,
     pub checkout: Checkout,
     pub csv_delimiter: Option<u8>,
+    /// `csv.encoding`: overrides the detected text encoding.
+    pub csv_encoding: Option<&'static encoding_rs::Encoding>,
+    /// `csv.sheet`: the workbook sheet to read (default: the first).
+    pub csv_sheet: Option<String>,
     pub send: SendSettings,
 }
 
@@ -114,6 +122,15 @@ pub struct Checkout {
 }
 
 impl Campaign {
+    /// How to read the customers file: the `csv:` settings.
+    pub fn read_options(&self) -> crate::customers::ReadOptions {
+        crate::customers::ReadOptions {
+            delimiter: self.csv_delimiter,
+            encoding: self.csv_encoding,
+            sheet: self.csv_sheet.clone(),
+        }
+    }
+
     /// Reads and validates the campaign at `path`; every problem found is returned at once.
     pub fn load(path: &Path) -> Result<Campaign, Diagnostics> {
         let source = std::fs::read_to_string(path)

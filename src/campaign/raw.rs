@@ -86,6 +86,12 @@ pub(super) struct RawCampaign {
     /// Template for each row's request_id; default <campaign>-<hash of the key columns>.
     #[serde(default)]
     pub(super) request_id: Text,
+    /// Earlier output CSV(s), relative to this file: customers (same key) who paid there are skipped.
+    #[serde(default)]
+    pub(super) exclude: Option<Located<KeySpec>>,
+    /// Condition per row, a template ({{ accepts_email_marketing == "yes" }}): rows where it is false are skipped.
+    #[serde(default, rename = "where")]
+    pub(super) where_: Text,
     /// The checkout request sent for each row; every string is a template ({{ column }}).
     pub(super) checkout: Located<RawCheckout>,
     /// How to read the customers CSV.
@@ -213,6 +219,13 @@ pub(super) struct RawCsv {
     #[serde(default)]
     #[schemars(extend("enum" = [",", ";", "|", "\t", "tab", "\\t", null]))]
     pub(super) delimiter: Text,
+    /// The text encoding (utf-8, utf-16le, utf-16be, windows-1252, latin1, ...); default:
+    /// detected (byte-order mark, NUL bytes, else UTF-8 when valid, else windows-1252).
+    #[serde(default)]
+    pub(super) encoding: Text,
+    /// For a workbook (.xlsx, .xls, .ods): the sheet to read; default: the first.
+    #[serde(default)]
+    pub(super) sheet: Text,
 }
 
 /// How fast and how hard to send (command-line flags override these).
@@ -266,6 +279,8 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
             "output",
             "key",
             "request_id",
+            "exclude",
+            "where",
             "checkout",
             "csv",
             "send",
@@ -294,7 +309,7 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ),
     ("text", &["min_length", "max_length"]),
     ("checkbox", &["label"]),
-    ("csv", &["delimiter"]),
+    ("csv", &["delimiter", "encoding", "sheet"]),
     (
         "send",
         &[

@@ -49,6 +49,7 @@ pub(super) fn yaml_diagnostic(path: &Path, source: &str, err: &serde_saphyr::Err
             Some(key) => format!("the key `{key}` appears twice in the same section"),
             None => "a key appears twice in the same section".to_owned(),
         }),
+        Error::Budget { breach, .. } => Diagnostic::file(path, budget_message(breach)),
         Error::MultipleDocuments { .. } => {
             at("the campaign file must hold one YAML document: remove the `---` line".to_owned())
         }
@@ -64,6 +65,42 @@ pub(super) fn yaml_diagnostic(path: &Path, source: &str, err: &serde_saphyr::Err
             }
         }
     }
+}
+
+/// A YAML safety limit in plain words: which limit, and its value. The limits are
+/// serde-saphyr's defaults, far above any real campaign; they stop hostile files (alias bombs,
+/// gigabytes of text) before they use up memory.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limits = serde_saphyr::Budget::default();
+    let mib = |bytes: usize| bytes / (1024 * 1024);
+    let what = match breach {
+        B::ScalarBytes { .. } => format!(
+            "its values hold more than {} MiB of text",
+            mib(limits.max_total_scalar_bytes)
+        ),
+        B::InputBytes { .. } => match limits.max_reader_input_bytes {
+            Some(max) => format!("it is larger than {} MiB", mib(max)),
+            None => "it is too large".to_owned(),
+        },
+        B::Depth { .. } => format!("it nests deeper than {} levels", limits.max_depth),
+        B::Nodes { .. } => format!("it holds more than {} values", limits.max_nodes),
+        B::Events { .. } => format!("it holds more than {} YAML events", limits.max_events),
+        B::Aliases { .. } | B::AliasAnchorRatio { .. } => {
+            format!(
+                "it uses aliases (`*name`) more than {} times, or far more often than its anchors",
+                limits.max_aliases
+            )
+        }
+        B::Anchors { .. } => format!("it defines more than {} anchors", limits.max_anchors),
+        B::Documents { .. } => format!("it holds more than {} documents", limits.max_documents),
+        B::MergeKeys { .. } => format!(
+            "it uses more than {} merge keys (`<<`)",
+            limits.max_merge_keys
+        ),
+        _ => "it goes past one of the YAML parser's safety limits".to_owned(),
+    };
+    format!("the campaign file is too big to be a campaign: {what} (a limit against hostile files)")
 }
 
 const REQUIRED_KEYS_HELP: &str =
@@ -91,5 +128,34 @@ fn bare_message(err: &serde_saphyr::Error) -> String {
     match first.rfind(" at line ") {
         Some(i) if first[i..].contains(", column ") => first[..i].to_owned(),
         _ => first.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_breach_is_named_in_plain_words_with_its_limit() {
+        // 65 MiB of values: past the 64 MiB of scalar text serde-saphyr allows.
+        let source = format!("a: {}\nb: {}\n", "x".repeat(33 << 20), "y".repeat(33 << 20));
+        let err = serde_saphyr::from_str::<serde_json::Value>(&source).unwrap_err();
+        let path = Path::new("big.yaml");
+        let text = yaml_diagnostic(path, &source, &err).to_string();
+        assert!(
+            !text.contains("ScalarBytes"),
+            "{}",
+            &text[..text.len().min(300)]
+        );
+        assert!(
+            text.contains("big.yaml"),
+            "{}",
+            &text[..text.len().min(300)]
+        );
+        assert!(
+            text.contains("its values hold more than 64 MiB of text"),
+            "{}",
+            &text[..text.len().min(300)]
+        );
     }
 }

@@ -22,7 +22,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
         // `check | head -1` still exits with what was found.
         Box::new(crate::exit::QuietPipe::new(stdout.lock()))
     };
-    let (mut valid, mut invalid) = (0u64, 0u64);
+    writeln!(report, "{csv_name}: {}", batch.file_format())?;
+    let (mut valid, mut invalid, mut skipped) = (0u64, 0u64, 0u64);
     let mut demand = crate::preflight::Demand::default();
     while let Some(plan) = batch.next_row()? {
         match plan {
@@ -31,13 +32,23 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
                 demand.add_body(&request.body);
             }
             RowPlan::Unchanged { .. } => valid += 1,
+            RowPlan::Skipped { .. } => skipped += 1,
             RowPlan::Invalid { row, rejection } => {
                 invalid += 1;
-                writeln!(report, "{csv_name}: row {row}: {}", rejection.reason)?;
+                let at = match rejection.at.as_str() {
+                    "" => format!("row {row}"),
+                    at => at.to_owned(),
+                };
+                writeln!(report, "{csv_name}: {at}: {}", rejection.reason)?;
             }
         }
     }
-    let total = valid + invalid;
+    let total = valid + invalid + skipped;
+    // Only when there are any, so a campaign without `exclude:`/`where:` reads as before.
+    let skipped_note = match skipped {
+        0 => String::new(),
+        n => format!(", {n} skipped"),
+    };
     // Physical lines next to rows when they differ: a quoted value spanning lines (or an
     // unclosed quote) or blank lines; the header is not a row.
     let lines = batch.lines_read().saturating_sub(1);
@@ -48,7 +59,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
     };
     writeln!(
         report,
-        "{}: {total} rows, {valid} valid, {invalid} invalid{lines_note}",
+        "{}: {total} rows, {valid} valid, {invalid} invalid{skipped_note}{lines_note}",
         args.campaign.display()
     )?;
     if args.online {
@@ -68,6 +79,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<Outcome> {
             "lines": lines,
             "valid": valid,
             "invalid": invalid,
+            "skipped": skipped,
             "exit": if invalid == 0 { "ok" } else { "invalid_rows" },
         });
         let mut out = crate::exit::QuietPipe::new(std::io::stdout().lock());

@@ -151,6 +151,8 @@ struct Tally {
     failed: u64,
     invalid: u64,
     pending: u64,
+    /// Left out on purpose by `exclude:` or `where:`.
+    skipped: u64,
     /// Created, but no link was recorded (an answer without a usable `checkout_url`).
     no_link: u64,
     /// Created for a customer given by id: the ledger has no email for it.
@@ -175,6 +177,7 @@ impl Tally {
             Status::Failed => self.failed += 1,
             Status::Invalid => self.invalid += 1,
             Status::Pending => self.pending += 1,
+            Status::Skipped => self.skipped += 1,
             Status::Created if record.checkout_url.trim().is_empty() => self.no_link += 1,
             Status::Created if record.email.trim().is_empty() => self.no_email += 1,
             Status::Created => {
@@ -188,7 +191,13 @@ impl Tally {
     }
 
     fn left_out(&self) -> u64 {
-        self.failed + self.invalid + self.pending + self.no_link + self.no_email + self.changed
+        self.failed
+            + self.invalid
+            + self.pending
+            + self.skipped
+            + self.no_link
+            + self.no_email
+            + self.changed
     }
 }
 
@@ -203,7 +212,7 @@ struct Join {
 
 impl Join {
     fn open(campaign: &Campaign, prior: Prior, wanted: &[String]) -> anyhow::Result<Join> {
-        let csv = CustomerCsv::open(&campaign.customers, campaign.csv_delimiter)?;
+        let csv = CustomerCsv::open_with(&campaign.customers, &campaign.read_options())?;
         let renderer = Renderer::new(campaign, csv.headers())?;
         let columns = wanted
             .iter()
@@ -326,6 +335,7 @@ fn report(
             (tally.failed, "failed"),
             (tally.invalid, "invalid"),
             (tally.pending, "pending (not sent yet)"),
+            (tally.skipped, "skipped (exclude: or where:)"),
             (tally.no_link, "created without a checkout_url"),
             (tally.no_email, "without an email (customer given by id)"),
             (

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 
 use crate::campaign::Campaign;
 use crate::cli::InitArgs;
-use crate::customers::{CsvRow, CustomerCsv};
+use crate::customers::{is_workbook, CsvRow, CustomerCsv};
 use crate::exit::Outcome;
 use crate::render::Renderer;
 use columns::Columns;
@@ -203,13 +203,6 @@ fn relative(from: &Path, to: &Path) -> String {
             .map(|c| c.as_os_str().to_string_lossy().into_owned()),
     );
     parts.join("/")
-}
-
-/// True for a spreadsheet workbook rather than a text file.
-fn is_workbook(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["xlsx", "xls", "xlsm", "ods"].contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// `word` as one shell word (single-quoted when it holds anything unusual).

@@ -7,7 +7,9 @@ mod check;
 mod export;
 mod init;
 mod reconcile;
+mod report;
 mod run;
+mod run_preflight;
 mod run_summary;
 mod sandbox;
 mod schema;
@@ -33,5 +35,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Export(args) => export::run(args),
         Command::Status(args) => status::run(args),
         Command::Reconcile(args) => reconcile::run(args),
+        Command::Report(args) => report::run(args),
     }
 }

@@ -13,6 +13,10 @@
 //! The ledger is locked and rewritten once, atomically, only if something changed, so running
 //! it twice on the same file changes nothing the second time.
 //!
+//! One ledger, one target: an event whose `object.mode` contradicts the target the ledger
+//! records (a `prod` event for a test or sandbox ledger, a `test` one for a live ledger)
+//! stops the command before anything is changed.
+//!
 //! Exit codes: 0 when every line was read; 1 when some lines were unreadable (each is reported
 //! with its line number and skipped; the others were still applied, so the ledger is updated);
 //! 2 when the ledger or the events file cannot be read.
@@ -64,6 +68,7 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
         .map(|(i, r)| (r.request_id.clone(), i))
         .collect();
 
+    let ledger_target = super::status::ledger_target(&records);
     let events_name = args.events.display().to_string();
     let mut err = std::io::stderr().lock();
     let mut counts = Counts::default();
@@ -98,6 +103,9 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
                 continue;
             }
         };
+        if let Some(target) = &ledger_target {
+            refuse_other_mode(output, target, &event.object, &events_name, number)?;
+        }
         if event.event_type != CHECKOUT_COMPLETED {
             counts.events += 1;
             *counts.other_types.entry(event.event_type).or_default() += 1;
@@ -135,6 +143,13 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
         } else {
             counts.marked += 1;
             record.checkout_status = "completed".to_owned();
+            // The event's time is when the customer paid: `report` charts completions by it.
+            if let Some(at) = event
+                .created_at
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            {
+                record.updated_at = at.to_string();
+            }
             changed = true;
         }
         if let Some(order_id) = completed.order_id {
@@ -191,6 +206,30 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Partial);
     }
     Ok(Outcome::Success)
+}
+
+/// Refuses an event from another mode than the ledger's target (see the module's docs).
+fn refuse_other_mode(
+    ledger: &std::path::Path,
+    target: &str,
+    object: &serde_json::Value,
+    events: &str,
+    line: u64,
+) -> anyhow::Result<()> {
+    let Some(mode) = object.get("mode").and_then(|m| m.as_str()) else {
+        return Ok(());
+    };
+    let live_ledger = target.starts_with("live:");
+    let live_event = mode == "prod";
+    if live_ledger != live_event && matches!(mode, "prod" | "test" | "sandbox") {
+        anyhow::bail!(
+            "{events}:{line} is a {} event (mode `{mode}`), but {} holds checkouts of {}: one output file holds one target's checkouts; reconcile it with the events of that target (nothing was changed)",
+            if live_event { "live" } else { "test-mode" },
+            ledger.display(),
+            crate::target::describe_label(&crate::escape::escape_control(target)),
+        );
+    }
+    Ok(())
 }
 
 fn print_counts(out: &mut impl Write, c: &Counts, events: &str) -> std::io::Result<()> {

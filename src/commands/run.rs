@@ -18,11 +18,11 @@ use super::run_summary::{Ended, RunSummary};
 use super::shared::{apply_send_flags, watch_signals};
 use crate::batch::{Batch, RowPlan};
 use crate::campaign::Campaign;
-use crate::cli::RunArgs;
+use crate::cli::{ReissueRows, RunArgs};
 use crate::escape::escape_control;
 use crate::exit::Outcome;
 use crate::ledger::{self, Entry, Prior, PriorRef, Record, Status};
-use crate::plan::{Planner, Verdict};
+use crate::plan::{Planner, Reissue, Reissued, Verdict};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
@@ -34,6 +34,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     apply_send_flags(&mut campaign.send, &args.send)?;
     if let Some(out) = &args.out {
         campaign.output = out.clone();
+    } else if args.host.sandbox {
+        // A rehearsal never occupies the real output path: see `target::sandbox_output`.
+        campaign.output = target::sandbox_output(&campaign.output);
+    }
+    let reissue = reissue_kind(&args);
+    let refresh = reissue == Some(Reissue::Expired) && !args.no_refresh && !args.dry_run;
+    if refresh && campaign.output.exists() {
+        // Which checkouts expired is Creem's to say: ask before choosing the rows.
+        let (output, send) = (campaign.output.clone(), campaign.send.clone());
+        super::shared::runtime()?.block_on(super::status::refresh(&args, output, send))?;
     }
     // A run reads the ledger under its lock, so that no other run changes it meanwhile. An
     // output that does not exist yet is locked later, as it is created (not here, where a
@@ -45,32 +55,62 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let output = campaign.output.clone();
     let mut batch = Batch::open(campaign)?; // the campaign's and the CSV's problems come first
+    if lock.is_some() {
+        ledger::take_rescued(&output)?; // checkouts an earlier run could not write
+    }
     let prior = Prior::open(&output)?;
     match prior.as_ref().and_then(Prior::unchanged_rows) {
+        // A re-issue looks at every row's record, unchanged or not.
+        Some(_) if args.reissue.is_some() => {}
         Some(input_hashes) => batch.skip_unchanged(input_hashes),
         None if prior.is_none() && args.dry_run => batch.without_body_hashes(),
         None => {}
     }
     if args.dry_run {
-        return dry_run(batch, prior, &args);
+        return dry_run(batch, prior, reissue, &args);
     }
     super::shared::runtime()?.block_on(async {
         let prepared = prepare(batch, prior, lock, &args).await?;
-        let summary = execute(prepared, &args).await?;
+        let Prepared {
+            batch,
+            target,
+            sender,
+            ..
+        } = &prepared;
+        if let Some(outcome) =
+            super::run_preflight::preflight(&batch.campaign, target, sender, &args).await?
+        {
+            return Ok(outcome);
+        }
+        let summary = execute(prepared, reissue, &args).await?;
         summary.print(&args)
     })
 }
 
+/// What `--reissue` asks for, in the planner's terms.
+pub(super) fn reissue_kind(args: &RunArgs) -> Option<Reissue> {
+    args.reissue.map(|rows| match rows {
+        ReissueRows::Expired => Reissue::Expired,
+        ReissueRows::FailedPermanently => Reissue::FailedPermanently,
+    })
+}
+
 /// Prints one JSON line per row that would be sent, and the plan on stderr.
-fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Result<Outcome> {
-    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed);
+fn dry_run(
+    mut batch: Batch,
+    prior: Option<Prior>,
+    reissue: Option<Reissue>,
+    args: &RunArgs,
+) -> anyhow::Result<Outcome> {
+    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed)
+        .reissuing(reissue);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut head = Vec::with_capacity(128);
     while let Some(row_plan) = batch.next_row()? {
         match row_plan {
-            RowPlan::Ready { row, request } => {
-                if !matches!(planner.ready(row, &request)?, Verdict::Send { .. }) {
+            RowPlan::Ready { row, mut request } => {
+                if !matches!(planner.ready(row, &mut request)?, Verdict::Send { .. }) {
                     continue;
                 }
                 // The body, the bulk of the line, goes straight to the output buffer.
@@ -90,6 +130,9 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
             RowPlan::Unchanged { row } => {
                 planner.unchanged(row)?;
             }
+            RowPlan::Skipped { row, skip } => {
+                planner.skipped(row, &skip)?;
+            }
         }
     }
     out.flush()?;
@@ -97,9 +140,27 @@ fn dry_run(mut batch: Batch, prior: Option<Prior>, args: &RunArgs) -> anyhow::Re
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid",
-        plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid
+        "customers: {}: {}",
+        batch.campaign.customers.display(),
+        batch.file_format()
     )?;
+    match plan.reissue {
+        Some(kind) => writeln!(
+            err,
+            "plan: {} rows: {} to re-issue ({}), {} created and kept, {} left as they are, {} invalid",
+            plan.rows,
+            plan.reissued,
+            kind.as_str(),
+            plan.done,
+            plan.held,
+            plan.invalid
+        )?,
+        None => writeln!(
+            err,
+            "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid{}",
+            plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid, plan.skipped_note()
+        )?,
+    }
     if plan.limited > 0 {
         writeln!(
             err,
@@ -126,6 +187,7 @@ struct Job {
     /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
     /// must not lose its checkout id because of a Ctrl-C).
     prior: Option<PriorRef>,
+    reissued: Option<Reissued>,
 }
 
 /// Everything settled before the first request: where to send, and the ledger, locked.
@@ -133,12 +195,14 @@ struct Prepared {
     batch: Batch,
     prior: Option<Prior>,
     target: Target,
+    /// Made here so that the pre-flight's lookups wait on the same rate limiter.
+    sender: Arc<Sender>,
     _lock: ledger::Lock,
     started: Instant,
 }
 
 /// Resolves the target, takes the lock, reads the prior ledger under it and applies the
-/// guards (another campaign's ledger, a live send to confirm). Nothing is sent here.
+/// guards (another target's or campaign's ledger, a live send to confirm). Nothing is sent here.
 async fn prepare(
     batch: Batch,
     prior: Option<Prior>,
@@ -152,8 +216,19 @@ async fn prepare(
     let (lock, mut prior) = match lock {
         Some(lock) => (lock, prior),
         // Read before the lock was taken: read again under it.
-        None => (ledger::Lock::acquire(output)?, Prior::open(output)?),
+        None => {
+            let lock = ledger::Lock::acquire(output)?;
+            ledger::take_rescued(output)?;
+            (lock, Prior::open(output)?)
+        }
     };
+    // Before anything rewrites the file: it may belong to another target.
+    target::refuse_mixed(
+        output,
+        prior.as_ref().and_then(Prior::target).as_deref(),
+        &target.label(),
+        "give --out a new file for this target; nothing was sent",
+    )?;
     if prior.as_ref().is_some_and(|p| !p.standard_layout()) {
         let backup = ledger::normalise(output)?;
         eprintln!(
@@ -176,10 +251,12 @@ async fn prepare(
     if target.live {
         confirm_live(campaign, batch.total_rows(), &target, args.yes)?;
     }
+    let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
     Ok(Prepared {
         batch,
         prior,
         target,
+        sender,
         _lock: lock,
         started,
     })
@@ -193,18 +270,23 @@ const WAITING_ROOM: usize = 1024;
 const FINISHED_AT_ONCE: usize = 256;
 
 /// Sends every row that must be sent and writes how each ended.
-async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummary> {
+async fn execute(
+    prepared: Prepared,
+    reissue: Option<Reissue>,
+    args: &RunArgs,
+) -> anyhow::Result<RunSummary> {
     let Prepared {
         batch,
         prior,
         target,
+        sender,
         _lock,
         started,
     } = prepared;
     let campaign = batch.campaign.clone();
     let total_rows = batch.total_rows();
+    let label = target.label();
     let writer = ledger::Writer::start(&campaign.output, prior.as_ref(), total_rows)?;
-    let sender = Arc::new(Sender::new(&campaign.send, &target.base_url, &target.key)?);
     // A failed ledger write stops new requests at once, as a refused key does.
     writer.cancel_on_failure(sender.stop.clone());
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -219,11 +301,13 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
     );
     let mut rows = Rows {
         batch,
-        planner: Planner::new(prior, total_rows, args.limit, args.recreate_changed),
+        planner: Planner::new(prior, total_rows, args.limit, args.recreate_changed)
+            .reissuing(reissue),
         entries: writer.sender(),
         stop: sender.stop.clone(),
         tally: tally.clone(),
         campaign: campaign.name.clone(),
+        target: label.clone(),
         not_queued: 0,
         error: None,
     };
@@ -234,6 +318,7 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
         tally: &tally,
         ended: Mutex::new(Ended::default()),
         campaign: &campaign.name,
+        target: &label,
     };
     let jobs = futures::stream::poll_fn(|_| Poll::Ready(rows.next_job()));
     jobs.map(|job| delivering.send_one(job))
@@ -260,6 +345,13 @@ async fn execute(prepared: Prepared, args: &RunArgs) -> anyhow::Result<RunSummar
     }
     // The writer finishes once nothing can hand it an entry any more.
     drop((delivering.entries, rows.entries));
+    // Stopped by a failed write even if writing again at the end works: rows were left unsent.
+    if let Some(error) = writer.write_error().filter(|_| abort.is_none()) {
+        abort = Some(format!(
+            "{}: cannot write: {error}; sending stopped at once",
+            campaign.output.display()
+        ));
+    }
     if let Err(failed) = writer.finish() {
         // Checkouts exist that the ledger does not hold: list them, and say the run aborted.
         failed.print_unrecorded(&mut std::io::stderr().lock())?;
@@ -293,6 +385,7 @@ struct Delivering<'a> {
     tally: &'a Tally,
     ended: Mutex<Ended>,
     campaign: &'a str,
+    target: &'a str,
 }
 
 impl Delivering<'_> {
@@ -315,7 +408,8 @@ impl Delivering<'_> {
         match (&delivery, prior) {
             (Delivery::NotSent { .. }, Some(prior)) => [Some(Entry::Keep { row, prior }), None],
             _ => {
-                let record = record_of(self.campaign, job, delivery);
+                let mut record = record_of(self.campaign, job, delivery);
+                record.target = self.target.to_owned();
                 [
                     Some(Entry::Write(Box::new(record))),
                     prior.map(Entry::Retire),
@@ -334,6 +428,7 @@ struct Rows {
     stop: tokio_util::sync::CancellationToken,
     tally: Arc<Tally>,
     campaign: String,
+    target: String,
     /// Rows that would have been sent, but the run was stopping.
     not_queued: u64,
     /// Why reading stopped early, if it did.
@@ -355,7 +450,7 @@ impl Rows {
 
     fn next(&mut self) -> anyhow::Result<Option<Job>> {
         while let Some(row_plan) = self.batch.next_row()? {
-            let (row, request) = match row_plan {
+            let (row, mut request) = match row_plan {
                 RowPlan::Ready { row, request } => (row, request),
                 RowPlan::Invalid { row, rejection } => {
                     Tally::add(&self.tally.done);
@@ -370,6 +465,26 @@ impl Rows {
                                 Status::Invalid,
                             );
                             record.error = rejection.reason;
+                            record.target = self.target.clone();
+                            Entry::Write(Box::new(record))
+                        }
+                    };
+                    self.entries.send(entry);
+                    continue;
+                }
+                RowPlan::Skipped { row, skip } => {
+                    Tally::add(&self.tally.done);
+                    let entry = match self.planner.skipped(row, &skip)? {
+                        Some(prior) => Entry::Keep { row, prior },
+                        None => {
+                            let mut record = Record::new(
+                                &self.campaign,
+                                row,
+                                &skip.request_id,
+                                &skip.email,
+                                Status::Skipped,
+                            );
+                            record.error = skip.reason;
                             Entry::Write(Box::new(record))
                         }
                     };
@@ -383,18 +498,23 @@ impl Rows {
                     continue;
                 }
             };
-            let prior = match self.planner.ready(row, &request)? {
+            let prior = match self.planner.ready(row, &mut request)? {
                 Verdict::Keep(prior) => {
                     Tally::add(&self.tally.done);
                     self.entries.send(Entry::Keep { row, prior });
                     continue;
                 }
-                Verdict::Send { prior, note } if !self.stop.is_cancelled() => {
+                Verdict::Send {
+                    prior,
+                    note,
+                    reissued,
+                } if !self.stop.is_cancelled() => {
                     return Ok(Some(Job {
                         row,
                         request,
                         note,
                         prior: prior.map(|p| p.record),
+                        reissued,
                     }));
                 }
                 Verdict::Send { prior, .. } => {
@@ -420,6 +540,7 @@ impl Rows {
                     );
                     record.body_sha256 = request.body_sha256;
                     record.input_hash = input_hash_cell(request.input_hash);
+                    record.target = self.target.clone();
                     Entry::Write(Box::new(record))
                 }
             };
@@ -433,6 +554,10 @@ fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
     let error = delivery.error_text();
     let request = job.request;
     let mut record = Record::new(campaign, job.row, "", "", Status::Pending);
+    if let Some(reissued) = job.reissued {
+        record.reissues = reissued.count;
+        record.previous_checkouts = reissued.previous_checkouts;
+    }
     record.request_id = request.request_id; // moved, not copied
     record.email = request.email;
     record.body_sha256 = request.body_sha256;

@@ -97,9 +97,10 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
-    /// Rows left `pending`: not sent because the run stopped, or held back by `--limit`.
+    /// Rows left `pending`: not sent because the run stopped, held back by `--limit`, or
+    /// never sent and left so by `--reissue`.
     pub fn pending(&self) -> u64 {
-        self.ended.not_sent + self.plan.limited
+        self.ended.not_sent + self.plan.limited + self.plan.held
     }
 
     pub fn outcome(&self) -> Outcome {
@@ -129,9 +130,18 @@ impl RunSummary {
     fn write_text(&self, err: &mut impl Write, args: &RunArgs) -> std::io::Result<()> {
         let (plan, ended) = (&self.plan, &self.ended);
         plan.print_problems(err)?;
+        if let Some(kind) = plan.reissue {
+            writeln!(
+                err,
+                "re-issue ({}): {} row(s) chosen, {} new checkout(s) created",
+                kind.as_str(),
+                plan.reissued,
+                ended.created
+            )?;
+        }
         writeln!(
             err,
-            "{} rows: {} created, {} failed, {} invalid, {} pending, {} already created{}",
+            "{} rows: {} created, {} failed, {} invalid, {} pending, {} already created{}{}",
             plan.rows,
             ended.created,
             ended.failed + ended.unusable,
@@ -142,7 +152,8 @@ impl RunSummary {
                 format!(" ({} of them changed since)", plan.changed)
             } else {
                 String::new()
-            }
+            },
+            plan.skipped_note()
         )?;
         if ended.unusable > 0 {
             writeln!(
@@ -241,6 +252,8 @@ impl RunSummary {
             "pending": self.pending(),
             "already_created": self.plan.kept(),
             "changed": self.plan.changed,
+            "skipped": self.plan.skipped_total(),
+            "reissued": self.plan.reissue.map(|_| self.ended.created),
             "requests": self.requests,
             "throttled": self.throttled,
             "rate_found": self.rate_found.map(|rate| (rate * 10.0).round() / 10.0),

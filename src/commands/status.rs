@@ -1,5 +1,7 @@
-//! `status`: fetch every created checkout's current status into the ledger, and report counts
-//! and the conversion rate (overall and, with `--by`, per value of one column).
+//! `status`: fetch the current status of every created checkout that can still change (not
+//! completed or expired; all of them with `--all`, none with `--offline`) into the ledger, and
+//! report counts and the conversion rate (overall and, with `--by`, per value of one column of
+//! the customers CSV, the ledger or the rendered body).
 //!
 //! The fetches go through the same [`Sender`] as `run` (rate limiter, concurrency bound,
 //! retries), with the campaign's `send:` settings when given the YAML, the defaults otherwise,
@@ -16,9 +18,8 @@
 //! - 3: Creem rejected the key (401/403); the pass stops at once, like `run`.
 //! - 130: interrupted; what was fetched so far is written.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -27,12 +28,12 @@ use futures::StreamExt;
 
 use super::shared::{apply_send_flags, is_campaign_file, runtime, shell_word, watch_signals};
 use crate::campaign::{Campaign, SendSettings};
-use crate::cli::StatusArgs;
+use crate::cli::{RunArgs, StatusArgs};
 use crate::conversion::{is_final, Report, ERROR, UNKNOWN};
-use crate::customers::CustomerCsv;
 use crate::escape::escape_control;
 use crate::exit::{quiet_on_broken_pipe, Outcome, QuietPipe};
-use crate::ledger::{self, Record, Status, COLUMNS};
+use crate::grouping::{By, Customers};
+use crate::ledger::{self, Record, Status};
 use crate::progress::{Labels, Live, Progress, Tally};
 use crate::sender::{key_rejected, Delivery, FailureKind, Sender};
 use crate::sync::lock;
@@ -48,7 +49,13 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
             path: campaign.customers,
             delimiter: campaign.csv_delimiter,
         };
-        (campaign.output, campaign.send, Some(customers))
+        // `--sandbox` reads the rehearsal's own file, as `run --sandbox` wrote it.
+        let output = if args.host.sandbox {
+            target::sandbox_output(&campaign.output)
+        } else {
+            campaign.output
+        };
+        (output, campaign.send, Some(customers))
     } else {
         (args.target.clone(), SendSettings::default(), None)
     };
@@ -58,115 +65,6 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     runtime()?.block_on(status(args, output, settings, by))
-}
-
-/// The campaign's customers CSV, when the command was given the campaign.
-struct Customers {
-    path: PathBuf,
-    delimiter: Option<u8>,
-}
-
-/// The column `--by` names.
-enum By {
-    /// A ledger column.
-    Ledger(String),
-    /// A column of the customers CSV (joined to the ledger on `row`), still to be read.
-    Customers {
-        name: String,
-        csv: Box<CustomerCsv>,
-        index: usize,
-    },
-}
-
-impl By {
-    /// Finds the column: the customers CSV's first (it is the user's own data), then the
-    /// ledger's. An unknown name is a usage error that lists what exists.
-    fn resolve(name: &str, customers: Option<&Customers>) -> anyhow::Result<By> {
-        let mut available = Vec::new();
-        let mut candidates: Vec<String> = Vec::new();
-        if let Some(customers) = customers {
-            let csv = CustomerCsv::open(&customers.path, customers.delimiter)?;
-            if let Some(index) = csv.headers().iter().position(|h| h == name) {
-                return Ok(By::Customers {
-                    name: name.to_owned(),
-                    csv: Box::new(csv),
-                    index,
-                });
-            }
-            available.push(format!(
-                "customers CSV ({}): {}",
-                customers.path.display(),
-                csv.headers().join(", ")
-            ));
-            candidates.extend(csv.headers().iter().cloned());
-        }
-        if COLUMNS.contains(&name) {
-            return Ok(By::Ledger(name.to_owned()));
-        }
-        available.push(format!("ledger: {}", COLUMNS.join(", ")));
-        candidates.extend(COLUMNS.iter().map(|c| c.to_string()));
-        let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
-        let mut message = format!("--by: there is no column `{name}`");
-        if let Some(close) = crate::diagnostic::did_you_mean(name, &candidates) {
-            message.push_str(&format!(" (did you mean `{close}`?)"));
-        }
-        message.push_str(";\n  available columns:\n    ");
-        message.push_str(&available.join("\n    "));
-        if customers.is_none() {
-            message.push_str(
-                "\n  give the campaign YAML instead of the output CSV to use the customers CSV's columns",
-            );
-        }
-        anyhow::bail!(message)
-    }
-
-    fn column(&self) -> &str {
-        match self {
-            By::Ledger(name) | By::Customers { name, .. } => name,
-        }
-    }
-
-    fn source(&self) -> &'static str {
-        match self {
-            By::Ledger(_) => "ledger",
-            By::Customers { .. } => "customers",
-        }
-    }
-
-    /// The group of every record (empty for rows without a value), computed once. For a
-    /// customers CSV column, the CSV is streamed and only the values of created rows kept.
-    fn groups(self, records: &[Record]) -> anyhow::Result<Vec<String>> {
-        match self {
-            By::Ledger(name) => Ok(records
-                .iter()
-                .map(|r| r.column(&name).unwrap_or_default().into_owned())
-                .collect()),
-            By::Customers { mut csv, index, .. } => {
-                // `read_all` returns records in row order, so a row is found by binary search.
-                let wanted = |row: u64| {
-                    records
-                        .binary_search_by_key(&row, |r| r.row)
-                        .is_ok_and(|i| records[i].status == Status::Created)
-                };
-                let mut values: HashMap<u64, String> = HashMap::new();
-                let mut record = crate::customers::CsvRow::default();
-                while csv.read(&mut record)? {
-                    if wanted(record.row) {
-                        let value = record
-                            .fields
-                            .get(index)
-                            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
-                            .unwrap_or_default();
-                        values.insert(record.row, value);
-                    }
-                }
-                Ok(records
-                    .iter()
-                    .map(|r| values.remove(&r.row).unwrap_or_default())
-                    .collect())
-            }
-        }
-    }
 }
 
 /// What the fetch pass brought back.
@@ -197,40 +95,29 @@ async fn status(
     let to_fetch: Vec<usize> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| created_with_id(r) && !(args.only_open && is_final(&r.checkout_status)))
+        .filter(|(_, r)| {
+            created_with_id(r) && !args.offline && (args.all || !is_final(&r.checkout_status))
+        })
         .map(|(i, _)| i)
         .collect();
-    let skipped = records.iter().filter(|r| created_with_id(r)).count() - to_fetch.len();
+    let skipped = if args.offline {
+        0
+    } else {
+        records.iter().filter(|r| created_with_id(r)).count() - to_fetch.len()
+    };
     let pass = if to_fetch.is_empty() {
         Pass::default() // nothing to ask: no key needed
     } else {
-        fetch(&args, &settings, &records, &to_fetch).await?
+        fetch(&args, &settings, &output, &records, &to_fetch).await?
     };
 
-    let mut failed = vec![false; records.len()];
-    let (mut fetched, mut not_checked, mut changed) = (0u64, 0u64, false);
-    let mut errors: Vec<(u64, String)> = Vec::new();
-    for (i, delivery) in pass.deliveries {
-        let record = &mut records[i];
-        match &delivery {
-            Delivery::Created { checkout, .. } => {
-                fetched += 1;
-                if let Some(order_id) = checkout.order_id() {
-                    let order_id = escape_control(&order_id).into_owned();
-                    changed |= record.order_id != order_id;
-                    record.order_id = order_id;
-                }
-                let status = escape_control(&checkout.status).into_owned();
-                changed |= record.checkout_status != status;
-                record.checkout_status = status;
-            }
-            Delivery::Failed { .. } | Delivery::Unusable { .. } => {
-                failed[i] = true;
-                errors.push((record.row, delivery.error_text()));
-            }
-            Delivery::NotSent { .. } => not_checked += 1,
-        }
-    }
+    let Applied {
+        failed,
+        fetched,
+        not_checked,
+        changed,
+        mut errors,
+    } = apply(&mut records, pass.deliveries);
     errors.sort_by_key(|(row, _)| *row);
     if changed {
         ledger::write_all(&output, &records)?;
@@ -285,12 +172,20 @@ async fn status(
             writeln!(err, "  ... and {} more", errors.len() - EXAMPLES)?;
         }
     }
-    let mut line = format!(
-        "{} rows, {} created: {fetched} fetched, {} failed",
-        records.len(),
-        report.overall.created,
-        errors.len()
-    );
+    let mut line = if args.offline {
+        format!(
+            "{} rows, {} created: offline, nothing fetched",
+            records.len(),
+            report.overall.created
+        )
+    } else {
+        format!(
+            "{} rows, {} created: {fetched} fetched, {} failed",
+            records.len(),
+            report.overall.created,
+            errors.len()
+        )
+    };
     if skipped > 0 {
         line.push_str(&format!(", {skipped} skipped as completed or expired"));
     }
@@ -338,7 +233,7 @@ async fn status(
     if pass.interrupted {
         writeln!(
             err,
-            "interrupted; to check the rest: creem-batch status {} --only-open",
+            "interrupted; to check the rest: creem-batch status {}",
             shell_word(&args.target.display().to_string())
         )?;
         return Ok(Outcome::Interrupted);
@@ -353,14 +248,141 @@ async fn status(
     Ok(Outcome::Success)
 }
 
+/// What a fetch pass changed in the records.
+struct Applied {
+    /// By record: its fetch failed.
+    failed: Vec<bool>,
+    fetched: u64,
+    not_checked: u64,
+    changed: bool,
+    /// Row and error of each failed fetch.
+    errors: Vec<(u64, String)>,
+}
+
+/// Writes each fetched checkout's status (and order) into its record.
+fn apply(records: &mut [Record], deliveries: Vec<(usize, Delivery)>) -> Applied {
+    let mut applied = Applied {
+        failed: vec![false; records.len()],
+        fetched: 0,
+        not_checked: 0,
+        changed: false,
+        errors: Vec::new(),
+    };
+    for (i, delivery) in deliveries {
+        let record = &mut records[i];
+        match &delivery {
+            Delivery::Created { checkout, .. } => {
+                applied.fetched += 1;
+                if let Some(order_id) = checkout.order_id() {
+                    let order_id = escape_control(&order_id).into_owned();
+                    applied.changed |= record.order_id != order_id;
+                    record.order_id = order_id;
+                }
+                let status = escape_control(&checkout.status).into_owned();
+                if record.checkout_status != status {
+                    // When the change was seen: `report` charts completions by it.
+                    record.updated_at = ledger::now_rfc3339();
+                    record.checkout_status = status;
+                    applied.changed = true;
+                }
+            }
+            Delivery::Failed { .. } | Delivery::Unusable { .. } => {
+                applied.failed[i] = true;
+                applied.errors.push((record.row, delivery.error_text()));
+            }
+            Delivery::NotSent { .. } => applied.not_checked += 1,
+        }
+    }
+    applied
+}
+
+/// `run --reissue expired`'s first step: the open checkouts' statuses fetched into the ledger
+/// (as a plain `status` would), so the rows that expired since are known. Stops the run when
+/// the key is rejected, the pass was interrupted, or nothing could be fetched.
+pub(super) async fn refresh(
+    run: &RunArgs,
+    output: PathBuf,
+    settings: SendSettings,
+) -> anyhow::Result<()> {
+    let args = StatusArgs {
+        target: output.clone(),
+        by: None,
+        all: false,
+        offline: false,
+        only_open: false,
+        quiet: run.quiet,
+        json: false,
+        host: run.host.clone(),
+        key: run.key.clone(),
+        send: run.send.clone(),
+    };
+    let _lock = ledger::Lock::acquire(&output)?;
+    let mut records = ledger::read_all(&output)?;
+    let to_fetch: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.status == Status::Created
+                && !r.checkout_id.is_empty()
+                && !is_final(&r.checkout_status)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if to_fetch.is_empty() {
+        return Ok(());
+    }
+    let pass = fetch(&args, &settings, &output, &records, &to_fetch).await?;
+    if let Some(reason) = pass.abort {
+        anyhow::bail!("refreshing the statuses before re-issuing: {reason}; nothing was sent");
+    }
+    if pass.interrupted {
+        anyhow::bail!("interrupted while refreshing the statuses; nothing was sent");
+    }
+    let applied = apply(&mut records, pass.deliveries);
+    if applied.fetched == 0 {
+        anyhow::bail!(
+            "no checkout status could be fetched from {} (first error: {}); nothing was sent (--no-refresh uses the ledger's)",
+            pass.target,
+            applied.errors.first().map_or("none", |(_, e)| e.as_str())
+        );
+    }
+    if applied.changed {
+        ledger::write_all(&output, &records)?;
+    }
+    let expired = records
+        .iter()
+        .filter(|r| r.status == Status::Created && r.checkout_status == "expired")
+        .count();
+    eprintln!(
+        "refreshed {} of {} open checkout(s) from {}: {expired} expired in all",
+        applied.fetched,
+        to_fetch.len(),
+        pass.target
+    );
+    Ok(())
+}
+
+/// The target the ledger's records name (see [`target::of_ledger`]).
+pub(super) fn ledger_target(records: &[Record]) -> Option<String> {
+    let first = |cell: fn(&Record) -> &str| records.iter().map(cell).find(|c| !c.is_empty());
+    target::of_ledger(first(|r| &r.target), first(|r| &r.checkout_url))
+}
+
 /// Fetches the checkouts of `records[rows]` under the rate limiter and concurrency bound.
 async fn fetch(
     args: &StatusArgs,
     settings: &SendSettings,
+    output: &Path,
     records: &[Record],
     rows: &[usize],
 ) -> anyhow::Result<Pass> {
     let target = target::resolve(&args.host, &args.key).await?;
+    target::refuse_mixed(
+        output,
+        ledger_target(records).as_deref(),
+        &target.label(),
+        "check it against the target that wrote it (--sandbox, the test host, or --live); nothing was fetched",
+    )?;
     let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key)?);
     let interrupted = Arc::new(AtomicBool::new(false));
     watch_signals(sender.stop.clone(), interrupted.clone())?;

@@ -44,12 +44,20 @@ pub struct Unrecorded {
 pub struct FinishError {
     pub error: LedgerError,
     pub unrecorded: Vec<Unrecorded>,
+    /// The records the ledger could not take (saved for the next run).
+    unwritten: Box<Unwritten>,
+}
+
+#[derive(Debug, Default)]
+struct Unwritten {
+    ledger: PathBuf,
+    records: Vec<Record>,
 }
 
 impl FinishError {
-    /// Prints the unrecorded checkouts to `err` as CSV, and writes them to a rescue file in
-    /// the temp folder (another disk than a full one, with luck); returns its path if it
-    /// could be written.
+    /// Prints the unrecorded checkouts to `err` as CSV, and saves their records to a rescue
+    /// file in the temp folder (see [`super::rescue`]), which the next run adds to the
+    /// ledger; returns its path if it could be written.
     pub fn print_unrecorded(&self, err: &mut impl Write) -> std::io::Result<Option<PathBuf>> {
         if self.unrecorded.is_empty() {
             return Ok(None);
@@ -61,17 +69,22 @@ impl FinishError {
             self.unrecorded.len()
         )?;
         err.write_all(&csv)?;
-        let stamp = jiff::Timestamp::now().as_second();
-        let rescue = std::env::temp_dir().join(format!(
-            "creem-batch-rescue-{stamp}-{}.csv",
-            std::process::id()
-        ));
-        match std::fs::write(&rescue, &csv) {
-            Ok(()) => {
-                writeln!(err, "(also written to {})", rescue.display())?;
+        let Unwritten { ledger, records } = &*self.unwritten;
+        match super::rescue::save(ledger, records) {
+            Ok(Some(rescue)) => {
+                writeln!(
+                    err,
+                    "(also saved to {}; the next run on {} adds them to it, once it can be written)",
+                    rescue.display(),
+                    ledger.display()
+                )?;
                 Ok(Some(rescue))
             }
-            Err(_) => Ok(None),
+            Ok(None) => Ok(None),
+            Err(e) => {
+                writeln!(err, "(no rescue file either: {e})")?;
+                Ok(None)
+            }
         }
     }
 
@@ -262,7 +275,7 @@ impl Writer {
             failed: None,
             unwritten: Vec::new(),
             on_failure: None,
-            fail_past: None,
+            fail_past: fail_past_from_env(),
         };
         Ok(Writer {
             shared: Arc::new(Mutex::new(appender)),
@@ -284,6 +297,14 @@ impl Writer {
     #[cfg(test)]
     pub(super) fn fail_past(&self, len: Option<u64>) {
         locked(&self.shared).fail_past = len;
+    }
+
+    /// Appends `records` now and syncs them to disk (records saved elsewhere, which may be
+    /// deleted once this returns).
+    pub(super) fn append_synced(&self, records: &[Record]) -> std::io::Result<()> {
+        let mut appender = locked(&self.shared);
+        appender.append(records)?;
+        appender.file.sync_data()
     }
 
     /// A handle for sending entries from other threads or tasks.
@@ -310,6 +331,10 @@ impl Writer {
                 return Err(FinishError {
                     error: LedgerError::io(&appender.path, "write")(first),
                     unrecorded: unrecorded(&unwritten),
+                    unwritten: Box::new(Unwritten {
+                        ledger: appender.path.clone(),
+                        records: unwritten,
+                    }),
                 });
             }
         }
@@ -318,8 +343,25 @@ impl Writer {
         rewrite_in_order(rewrite).map_err(|error| FinishError {
             error,
             unrecorded: Vec::new(),
+            unwritten: Box::default(),
         })
     }
+}
+
+/// Test seam for the binary (debug builds only): `CREEM_BATCH_TEST_FAIL_PAST=N` makes ledger
+/// writes fail with ENOSPC once the file would grow past N bytes, as a full disk does, so an
+/// integration test can fill the disk without root. Release builds never read it.
+#[cfg(debug_assertions)]
+const FAIL_PAST_VAR: &str = "CREEM_BATCH_TEST_FAIL_PAST";
+
+#[cfg(debug_assertions)]
+fn fail_past_from_env() -> Option<u64> {
+    std::env::var(FAIL_PAST_VAR).ok()?.trim().parse().ok()
+}
+
+#[cfg(not(debug_assertions))]
+fn fail_past_from_env() -> Option<u64> {
+    None
 }
 
 /// The created checkouts among `records`.

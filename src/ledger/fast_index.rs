@@ -1,7 +1,7 @@
 //! The one fast path: indexing a ledger this version wrote, for a re-run over a finished
 //! million-row campaign (the CSV reader takes seconds over the bodies; this finds lines with
 //! `memchr`). It reads only the plain case: every record one line, its first cells unquoted,
-//! and the body one quoted cell. Anything else returns `None` and the CSV reader indexes the
+//! the body one quoted cell, and the cells after it unquoted. Anything else returns `None` and the CSV reader indexes the
 //! file ([`super::prior`]), which also words any problem. A test pins the two together.
 
 use crate::platform::ReadAt;
@@ -11,10 +11,13 @@ use super::index::Index;
 use super::record::{Status, COLUMNS};
 use super::Span;
 
-/// Cells before `body`, the last.
-const BEFORE_BODY: usize = COLUMNS.len() - 1;
+/// Cells after `body` (`target`, `reissues`, `previous_checkouts`): never quoted.
+const AFTER_BODY: usize = 3;
+/// Cells before `body`.
+const BEFORE_BODY: usize = COLUMNS.len() - 1 - AFTER_BODY;
 const ROW: usize = 1;
 const STATUS: usize = 3;
+const CHECKOUT_URL: usize = 5;
 const CAMPAIGN: usize = 12;
 const INPUT_HASH: usize = 14;
 
@@ -54,7 +57,17 @@ fn add_line(index: &mut Index, line: &[u8], span: Span, end: u64) -> Option<()> 
         *cell = &rest[..comma];
         rest = &rest[comma + 1..];
     }
-    let plain = cells.iter().all(|c| memchr::memchr(b'"', c).is_none());
+    // The cells after the body hold no comma or quote: split them off from the right.
+    let mut after = [&line[..0]; AFTER_BODY];
+    for cell in after.iter_mut().rev() {
+        let comma = memchr::memrchr(b',', rest)?;
+        *cell = &rest[comma + 1..];
+        rest = &rest[..comma];
+    }
+    let plain = cells
+        .iter()
+        .chain(&after)
+        .all(|c| memchr::memchr(b'"', c).is_none());
     let body_is_one_cell = match rest {
         [] => true,
         [b'"', inner @ .., b'"'] => inner.iter().filter(|&&b| b == b'"').count() % 2 == 0,
@@ -66,6 +79,7 @@ fn add_line(index: &mut Index, line: &[u8], span: Span, end: u64) -> Option<()> 
     let text = |cell: &[u8]| std::str::from_utf8(cell).ok().map(str::to_owned);
     let row: usize = std::str::from_utf8(cells[ROW]).ok()?.parse().ok()?;
     let status = Status::parse(cells[STATUS])?;
+    index.note_target(after[0], cells[CHECKOUT_URL]); // `target`, the first after the body
     index.add(
         row,
         status,

@@ -21,6 +21,10 @@ pub(super) struct Index {
     pub(super) by_row: Vec<Span>,
     pub(super) shadowed: Vec<Span>,
     pub(super) campaign: Option<String>,
+    /// The first `target` cell that is not empty, and the first `checkout_url` (older
+    /// ledgers have no target: a loopback link tells the sandbox's).
+    pub(super) target: Option<String>,
+    pub(super) first_url: Option<String>,
     pub(super) valid_len: u64,
     pub(super) records: u64,
     pub(super) canonical: bool,
@@ -37,6 +41,8 @@ impl Index {
             by_row: Vec::new(),
             shadowed: Vec::new(),
             campaign: None,
+            target: None,
+            first_url: None,
             valid_len: start,
             records: 0,
             canonical: start > 0,
@@ -120,6 +126,10 @@ impl Index {
                 return Err(fail(line, message));
             };
             let campaign = String::from_utf8_lossy(columns.get(&fields, "campaign"));
+            self.note_target(
+                columns.get(&fields, "target"),
+                columns.get(&fields, "checkout_url"),
+            );
             let added = self.add(
                 row,
                 status,
@@ -133,6 +143,16 @@ impl Index {
                     format!("`row` is {row}, far past the records before it (edited by hand?)");
                 return Err(fail(line, message));
             }
+        }
+    }
+
+    /// Keeps the first target and the first checkout link seen.
+    pub(super) fn note_target(&mut self, target: &[u8], checkout_url: &[u8]) {
+        if self.target.is_none() && !target.is_empty() {
+            self.target = Some(restore(&String::from_utf8_lossy(target)));
+        }
+        if self.first_url.is_none() && !checkout_url.is_empty() {
+            self.first_url = Some(restore(&String::from_utf8_lossy(checkout_url)));
         }
     }
 

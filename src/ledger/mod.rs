@@ -5,7 +5,8 @@
 //!   that indexes it; [`fast_index`]: the one fast path, for a re-run over a big ledger;
 //! - [`append`]: appending records durably as answers arrive;
 //! - [`rewrite`]: the atomic rewrite in input order at the end;
-//! - [`lock`]: one run at a time per ledger.
+//! - [`lock`]: one run at a time per ledger;
+//! - [`rescue`]: created checkouts a failed write left out, saved for the next run.
 //!
 //! Records are found by their byte offset in the file, which never leaves this module:
 //! others hold a [`PriorRef`]. Every path given here is first resolved to the file it
@@ -17,6 +18,7 @@ mod index;
 mod lock;
 mod prior;
 mod record;
+mod rescue;
 mod rewrite;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +26,8 @@ use std::path::{Path, PathBuf};
 pub use append::{Entry, EntrySender, FinishError, Unrecorded, Writer};
 pub use lock::Lock;
 pub use prior::Prior;
-pub use record::{neutralise, now_rfc3339, Record, Status, COLUMNS};
+pub use record::{neutralise, now_rfc3339, reissued_request_id, Record, Status, COLUMNS};
+pub use rescue::take_rescued;
 pub use rewrite::{normalise, read_all, write_all};
 
 /// A record's byte offset in its ledger file.

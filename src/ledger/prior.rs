@@ -27,6 +27,9 @@ pub struct Prior {
     by_request_id: Option<HashMap<String, Span>>,
     /// The campaign named in the file, if it has any record.
     pub campaign: Option<String>,
+    /// The target the file records (see [`Prior::target`]).
+    target: Option<String>,
+    first_url: Option<String>,
     /// Bytes of whole records; anything after is a torn tail from a crash.
     pub(super) valid_len: u64,
     pub(super) records: u64,
@@ -114,6 +117,8 @@ impl Prior {
             shadowed: index.shadowed,
             by_request_id: None,
             campaign: index.campaign,
+            target: index.target,
+            first_url: index.first_url,
             valid_len: index.valid_len,
             records: index.records,
             canonical: index.canonical && standard,
@@ -122,6 +127,12 @@ impl Prior {
             standard: standard || blank,
             unchanged: index.unchanged.finish().filter(|_| !displaced),
         }))
+    }
+
+    /// The target whose checkouts the file holds: its `target` column, else (a ledger from
+    /// before that column) `sandbox` when its checkout links point to this machine.
+    pub fn target(&self) -> Option<String> {
+        crate::target::of_ledger(self.target.as_deref(), self.first_url.as_deref())
     }
 
     /// The `input_hash` of each row's `created` record, by row number (0: none), for
@@ -144,8 +155,9 @@ impl Prior {
         self.standard
     }
 
-    /// The prior record for this row's request_id: found at the same row number when the
-    /// CSV is unchanged, else by request_id (the index for that is built on first need).
+    /// The prior record for this row's request_id (the campaign's; a re-issued record, whose
+    /// request_id has a `-r<N>` suffix, is found by it too): found at the same row number when
+    /// the CSV is unchanged, else by request_id (the index for that is built on first need).
     pub fn lookup(
         &mut self,
         row: u64,
@@ -158,7 +170,7 @@ impl Prior {
         // record of this request_id may sit elsewhere.
         if let Some(found) = self.at_row(row).filter(|_| self.shadowed.is_empty()) {
             let record = self.read(found.0)?;
-            if record.request_id == request_id {
+            if record.base_request_id() == request_id {
                 return Ok(Some((record, found)));
             }
         }
@@ -168,7 +180,11 @@ impl Prior {
             spans.sort_unstable();
             let mut index = HashMap::new();
             for span in spans {
-                index.insert(self.read(span)?.request_id, span);
+                let record = self.read(span)?;
+                if record.reissues > 0 {
+                    index.insert(record.base_request_id().to_owned(), span);
+                }
+                index.insert(record.request_id, span);
             }
             self.by_request_id = Some(index);
         }

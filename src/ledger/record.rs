@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The columns, in order. SPEC's columns first; then ours.
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 19] = [
     "request_id",
     "row",
     "email",
@@ -22,6 +22,9 @@ pub const COLUMNS: [&str; 16] = [
     "order_id",
     "input_hash",
     "body",
+    "target",
+    "reissues",
+    "previous_checkouts",
 ];
 
 /// What happened to a row.
@@ -31,6 +34,8 @@ pub enum Status {
     Failed,
     Invalid,
     Pending,
+    /// Left out on purpose (`exclude:`, `where:`); the reason is in `error`. Never sent.
+    Skipped,
 }
 
 impl Status {
@@ -40,6 +45,7 @@ impl Status {
             Status::Failed => "failed",
             Status::Invalid => "invalid",
             Status::Pending => "pending",
+            Status::Skipped => "skipped",
         }
     }
 
@@ -49,6 +55,7 @@ impl Status {
             b"failed" => Status::Failed,
             b"invalid" => Status::Invalid,
             b"pending" => Status::Pending,
+            b"skipped" => Status::Skipped,
             _ => return None,
         })
     }
@@ -77,6 +84,14 @@ pub struct Record {
     pub input_hash: String,
     /// The exact JSON body sent (or that would be sent), to show what changed on a re-run.
     pub body: String,
+    /// Where the checkout lives: `sandbox`, `test:HOST` or `live:HOST` (see
+    /// [`crate::target::Target::label`]). Empty in ledgers written before it existed.
+    pub target: String,
+    /// How many times `run --reissue` gave this row a new checkout (0: never). Its
+    /// request_id is the campaign's, plus `-r<reissues>` when this is above 0.
+    pub reissues: u32,
+    /// The checkout ids this row had before, oldest first, separated by spaces.
+    pub previous_checkouts: String,
 }
 
 impl Record {
@@ -99,7 +114,21 @@ impl Record {
             order_id: String::new(),
             input_hash: String::new(),
             body: String::new(),
+            target: String::new(),
+            reissues: 0,
+            previous_checkouts: String::new(),
         }
+    }
+
+    /// The request_id the campaign's rule gives this row: this record's without the
+    /// `-r<N>` suffix of its re-issue, if it was re-issued.
+    pub fn base_request_id(&self) -> &str {
+        if self.reissues == 0 {
+            return &self.request_id;
+        }
+        self.request_id
+            .strip_suffix(&format!("-r{}", self.reissues))
+            .unwrap_or(&self.request_id)
     }
 
     /// The value of one of [`COLUMNS`] as text (as read back, without the `'` that guards
@@ -124,12 +153,15 @@ impl Record {
             "order_id" => Cow::Borrowed(&self.order_id),
             "input_hash" => Cow::Borrowed(&self.input_hash),
             "body" => Cow::Borrowed(&self.body),
+            "target" => Cow::Borrowed(&self.target),
+            "reissues" => Cow::Owned(self.reissues.to_string()),
+            "previous_checkouts" => Cow::Borrowed(&self.previous_checkouts),
             _ => return None,
         })
     }
 
     /// The cells as written to the file, in [`COLUMNS`] order.
-    pub(super) fn cells(&self) -> [Cow<'_, str>; 16] {
+    pub(super) fn cells(&self) -> [Cow<'_, str>; 19] {
         [
             neutralise(&self.request_id),
             Cow::Owned(self.row.to_string()),
@@ -148,6 +180,9 @@ impl Record {
             neutralise(&self.order_id),
             Cow::Borrowed(&self.input_hash),
             Cow::Borrowed(&self.body),
+            neutralise(&self.target),
+            Cow::Owned(self.reissues.to_string()),
+            neutralise(&self.previous_checkouts),
         ]
     }
 
@@ -169,7 +204,7 @@ impl Record {
             email: restore(&get("email")),
             status: Status::parse(status).ok_or_else(|| {
                 format!(
-                    "`status` is `{}`, not created, failed, invalid or pending",
+                    "`status` is `{}`, not created, failed, invalid, pending or skipped",
                     shown(&String::from_utf8_lossy(status))
                 )
             })?,
@@ -185,8 +220,18 @@ impl Record {
             order_id: restore(&get("order_id")),
             input_hash: get("input_hash").into_owned(),
             body: get("body").into_owned(),
+            target: restore(&get("target")),
+            // Ledgers written before re-issuing existed have neither column: never re-issued.
+            reissues: get("reissues").parse().unwrap_or(0),
+            previous_checkouts: restore(&get("previous_checkouts")),
         })
     }
+}
+
+/// The request_id of a row's `n`th re-issue: the campaign's request_id and `-r<n>`, so a
+/// re-issue is as deterministic as the first send.
+pub fn reissued_request_id(base: &str, n: u32) -> String {
+    format!("{base}-r{n}")
 }
 
 /// Cells a spreadsheet would run as formulas get a leading `'` (OWASP CSV injection advice).

@@ -367,17 +367,16 @@ fn records_that_still_cannot_be_written_are_handed_back() {
     let rescue = failed.print_unrecorded(&mut err).unwrap().unwrap();
     let err = String::from_utf8(err).unwrap();
     assert!(err.contains("id-2,ch_2,https://pay.example/2\n"), "{err}");
-    let saved = std::fs::read_to_string(&rescue).unwrap();
-    let _ = std::fs::remove_file(&rescue);
-    assert_eq!(
-        saved,
-        "request_id,checkout_id,checkout_url\nid-2,ch_2,https://pay.example/2\n"
-    );
+    assert_eq!(ids(&rescue), ["id-2"], "whole records of the created rows");
     assert_eq!(
         ids(&path),
         ["id-1"],
         "the file holds whole records, as it was"
     );
+    // The next run adds them to the ledger (the disk has room again) and deletes the file.
+    super::take_rescued(&path).unwrap();
+    assert!(!rescue.exists());
+    assert_eq!(ids(&path), ["id-1", "id-2"]);
 }
 
 /// The fast index and the CSV reader's agree wherever the fast one answers.

@@ -155,10 +155,21 @@ async fn product(
     Ok(verdict)
 }
 
-/// A web framework's answer for a path it has no route for (NestJS: 404 "Cannot GET /...").
+/// A web framework's answer for a path it has no route for (NestJS: 404 "Cannot GET /..."),
+/// or a 404 that is not Creem's error shape (a gateway, a stand-in without the route).
 fn route_missing(answer: &Answer) -> bool {
     answer.status == 405
-        || (answer.status == 404 && String::from_utf8_lossy(&answer.body).contains("Cannot GET"))
+        || (answer.status == 404
+            && (String::from_utf8_lossy(&answer.body).contains("Cannot GET")
+                || !creem_error(answer)))
+}
+
+/// Creem answers every error with a JSON object carrying `message` (and `error`): a 404
+/// without one did not come from Creem's lookup, so it says nothing about the value.
+fn creem_error(answer: &Answer) -> bool {
+    serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .is_some_and(|v| v.get("message").is_some() || v.get("error").is_some())
 }
 
 fn verdict(answer: Result<Answer, String>) -> Result<Verdict, AuthRejected> {
@@ -173,7 +184,11 @@ fn verdict(answer: Result<Answer, String>) -> Result<Verdict, AuthRejected> {
                 status: answer.status,
             })
         }
-        404 => Verdict::NotFound(describe(&answer)),
+        404 if creem_error(&answer) => Verdict::NotFound(describe(&answer)),
+        404 => Verdict::Failed(format!(
+            "{}, not Creem's error answer: the host has no such lookup",
+            describe(&answer)
+        )),
         _ => Verdict::Failed(describe(&answer)),
     })
 }

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 
 use super::checks::check_url;
-use super::{CustomFieldTemplates, Integer, Renderer};
+use super::{is_email_column, CustomFieldTemplates, Integer, Renderer, REQUEST_ID_RULE};
 use crate::campaign::{Campaign, Located};
 use crate::diagnostic::{did_you_mean, Diagnostic, Diagnostics};
 use crate::template::{TemplateError, TemplateId, TemplateSet};
@@ -43,6 +43,7 @@ impl Renderer {
             .request_id
             .as_ref()
             .and_then(|t| compile("request_id", t));
+        let condition = campaign.where_.as_ref().and_then(|t| compile("where", t));
         let product_id = compile("checkout.product_id", &c.product_id);
         let mut integer = |name: &str, t: &Option<Located<String>>| {
             t.as_ref()
@@ -101,9 +102,16 @@ impl Renderer {
             }
         }
         let mut key_columns = Vec::new();
+        let email_source = c
+            .customer_email
+            .as_ref()
+            .and_then(|t| single_column(&t.value, headers));
         for column in &campaign.key {
             match headers.iter().position(|h| h == column) {
-                Some(index) => key_columns.push((index, column.clone())),
+                Some(index) => {
+                    let is_email = is_email_column(column) || email_source == Some(column.as_str());
+                    key_columns.push((index, column.clone(), is_email));
+                }
                 None => {
                     let message = format!(
                         "key column `{column}` is not in {}",
@@ -130,8 +138,11 @@ impl Renderer {
             campaign: campaign.name.clone(),
             templates,
             key_columns,
-            email_column: headers.iter().position(|h| h == "email"),
+            email_column: email_source
+                .and_then(|name| headers.iter().position(|h| h == name))
+                .or_else(|| headers.iter().position(|h| is_email_column(h))),
             request_id,
+            condition,
             product_id: product_id.ok_or_else(|| Diagnostics(Vec::new()))?,
             units,
             custom_price,
@@ -177,6 +188,9 @@ fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
         "{:?}",
         (
             env!("CARGO_PKG_VERSION"),
+            // The request_id rule's edition: a ledger from an earlier rule is rendered again
+            // (and matched by its earlier ids), not taken as unchanged.
+            REQUEST_ID_RULE,
             &campaign.name,
             &campaign.key,
             campaign.request_id.as_ref().map(|t| &t.value),
@@ -206,6 +220,22 @@ fn input_seed(campaign: &Campaign, headers: &[String]) -> Sha256 {
     hasher
 }
 
+/// The one CSV column a template is made of, like `{{ Email }}`, `{{ columns['Email Address']
+/// }}` or `{{ email | lower }}`; None for anything else.
+fn single_column<'h>(template: &str, headers: &'h [String]) -> Option<&'h str> {
+    let inner = template.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    let expression = inner.split('|').next()?.trim();
+    let name = match expression.strip_prefix("columns") {
+        Some(index) if !headers.iter().any(|h| h == "columns") => {
+            let quoted = index.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
+            let quote = quoted.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+            quoted.strip_prefix(quote)?.strip_suffix(quote)?
+        }
+        _ => expression,
+    };
+    headers.iter().find(|h| *h == name).map(String::as_str)
+}
+
 /// The CSV column a missing name was probably meant to be (a typo or a case difference).
 fn similar_column<'h>(name: &str, headers: &'h [String]) -> Option<&'h str> {
     let lower = name.to_lowercase();
@@ -214,4 +244,25 @@ fn similar_column<'h>(name: &str, headers: &'h [String]) -> Option<&'h str> {
     }
     let candidates: Vec<&str> = headers.iter().map(String::as_str).collect();
     did_you_mean(name, &candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_of_one_column_names_it() {
+        let headers: Vec<String> = ["Contact", "columns x"].map(String::from).to_vec();
+        assert_eq!(single_column("{{ Contact }}", &headers), Some("Contact"));
+        assert_eq!(
+            single_column("{{ Contact | trim | lower }}", &headers),
+            Some("Contact")
+        );
+        assert_eq!(
+            single_column("{{ columns['Contact'] }}", &headers),
+            Some("Contact")
+        );
+        assert_eq!(single_column("x{{ Contact }}", &headers), None);
+        assert_eq!(single_column("{{ Other }}", &headers), None);
+    }
 }

@@ -18,8 +18,13 @@ mod request_id;
 mod row;
 
 pub use checks::check_email;
-pub use request_id::{default_request_id, push_hex, sha256_hex};
+pub use request_id::{
+    default_request_id, default_request_id_of, is_email_column, push_hex, sha256_hex,
+};
 use request_id::{feed_key_value, key_digest, KEY_SEPARATOR};
+
+/// Bumped when the default request_id rule changes (2: any email column lowercased).
+const REQUEST_ID_RULE: u32 = 2;
 
 /// The largest body sent. Every field Creem takes is short (ids, codes, labels of at most 50
 /// characters, a few metadata values), so a bigger body is a mistake such as a whole file in
@@ -39,6 +44,9 @@ pub struct Request {
     pub body_sha256: String,
     /// See [`Renderer::input_hash`] (0 when not hashing, like `body_sha256`).
     pub input_hash: u64,
+    /// The id the earlier request_id rule gave this row, when it differs: that rule lowercased
+    /// only a column named exactly `email`, so a ledger it wrote holds this id.
+    pub previous_id: Option<String>,
 }
 
 /// Why a row cannot be sent, with what is known of it for the ledger.
@@ -47,6 +55,9 @@ pub struct Rejection {
     pub request_id: String,
     pub email: String,
     pub reason: String,
+    /// Where the row is in the file, "row 7, line 8 in the file" (set by the batch; empty
+    /// when unknown).
+    pub at: String,
 }
 
 /// An integer field (`units`, `custom_price`): fixed in the campaign, or rendered per row.
@@ -73,9 +84,13 @@ struct CustomFieldTemplates {
 pub struct Renderer {
     campaign: String,
     templates: TemplateSet,
-    key_columns: Vec<(usize, String)>,
+    /// Each key column: its index, its name, and whether it holds the email (compared
+    /// trimmed and lowercased).
+    key_columns: Vec<(usize, String, bool)>,
     email_column: Option<usize>,
     request_id: Option<TemplateId>,
+    /// `where:`, the condition a row must meet to be sent.
+    condition: Option<TemplateId>,
     product_id: TemplateId,
     units: Option<Integer>,
     custom_price: Option<Integer>,
@@ -118,7 +133,7 @@ impl Renderer {
             &self.campaign,
             self.key_columns
                 .iter()
-                .map(|(i, column)| (column.as_str(), fields.get(*i).copied().unwrap_or_default())),
+                .map(|(i, _, is_email)| (fields.get(*i).copied().unwrap_or_default(), *is_email)),
         )
     }
 
@@ -127,10 +142,10 @@ impl Renderer {
     pub fn key_fingerprint(&self, fields: &[&str]) -> u64 {
         use std::hash::Hasher;
         let mut hasher = std::hash::DefaultHasher::new();
-        for (i, column) in &self.key_columns {
+        for (i, _, is_email) in &self.key_columns {
             let value = fields.get(*i).copied().unwrap_or_default();
             hasher.write_u8(KEY_SEPARATOR);
-            feed_key_value(column, value, |bytes| hasher.write(bytes));
+            feed_key_value(*is_email, value, |bytes| hasher.write(bytes));
         }
         hasher.finish()
     }
@@ -144,8 +159,8 @@ impl Renderer {
     pub fn empty_key_columns<'a>(&'a self, fields: &[&str]) -> Vec<&'a str> {
         self.key_columns
             .iter()
-            .filter(|(i, _)| fields.get(*i).is_none_or(|cell| cell.trim().is_empty()))
-            .map(|(_, column)| column.as_str())
+            .filter(|(i, _, _)| fields.get(*i).is_none_or(|cell| cell.trim().is_empty()))
+            .map(|(_, column, _)| column.as_str())
             .collect()
     }
 
@@ -178,6 +193,59 @@ impl Renderer {
                 Ok(id)
             }
         }
+    }
+
+    /// The default request_id by the earlier rule (only a column named `email` lowercased),
+    /// when it differs from today's: for reading a ledger that rule wrote.
+    fn previous_id(&self, fields: &[&str]) -> Option<String> {
+        let differs = self.request_id.is_none()
+            && self.key_columns.iter().any(|(i, name, is_email)| {
+                *is_email
+                    && name != "email"
+                    && fields
+                        .get(*i)
+                        .is_some_and(|v| v.trim() != v.trim().to_lowercase())
+            });
+        if !differs {
+            return None;
+        }
+        let digest = key_digest(
+            &self.campaign,
+            self.key_columns
+                .iter()
+                .map(|(i, name, _)| (fields.get(*i).copied().unwrap_or_default(), name == "email")),
+        );
+        let mut id = format!("{}-", self.campaign);
+        push_hex(&digest[..8], &mut id);
+        Some(id)
+    }
+
+    /// Whether the row meets `where:` (always, without it). The rendered text is false when
+    /// it is empty, `false`, `0` or `no` (any case), and true otherwise.
+    pub fn condition(&self, row: u64, fields: &[&str]) -> Result<bool, String> {
+        let Some(id) = self.condition else {
+            return Ok(true);
+        };
+        let text = self
+            .templates
+            .row(self.values(row, fields))
+            .render(id)
+            .map_err(|e| format!("where: {e}"))?;
+        let text = text.trim().to_ascii_lowercase();
+        Ok(!matches!(text.as_str(), "" | "false" | "0" | "no"))
+    }
+
+    /// The default request_id this row's customer (by the same key) has in `campaign`.
+    pub fn request_id_in(&self, campaign: &str, fields: &[&str]) -> String {
+        let digest = key_digest(
+            campaign,
+            self.key_columns
+                .iter()
+                .map(|(i, _, is_email)| (fields.get(*i).copied().unwrap_or_default(), *is_email)),
+        );
+        let mut id = format!("{campaign}-");
+        push_hex(&digest[..8], &mut id);
+        id
     }
 
     /// " (column `x`)" naming the CSV columns a template reads, or nothing for constants.

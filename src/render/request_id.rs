@@ -7,20 +7,44 @@ use sha2::{Digest, Sha256};
 pub(super) const KEY_SEPARATOR: u8 = 0x1F;
 
 /// Computes the default request_id: `<campaign>-<first 16 hex of SHA-256(campaign \x1F
-/// value1 \x1F value2 ...)>`, values trimmed and a column named `email` lowercased.
-/// Public so a merchant's backend (or a test) can derive the same id.
+/// value1 \x1F value2 ...)>`, each value trimmed, and an email column's value (see
+/// [`is_email_column`]) also lowercased. Public so a merchant's backend (or a test) can derive
+/// the same id; when the email column has another name but feeds `customer.email`, use
+/// [`default_request_id_of`].
 pub fn default_request_id(campaign: &str, key_values: &[(&str, &str)]) -> String {
+    let values: Vec<(&str, bool)> = key_values
+        .iter()
+        .map(|&(column, value)| (value, is_email_column(column)))
+        .collect();
+    default_request_id_of(campaign, &values)
+}
+
+/// [`default_request_id`] over `(value, is_email)` pairs: `is_email` is true for the key column
+/// that `customer.email` reads, or whose name is an email column's.
+pub fn default_request_id_of(campaign: &str, key_values: &[(&str, bool)]) -> String {
     let digest = key_digest(campaign, key_values.iter().copied());
     let mut id = format!("{campaign}-");
     push_hex(&digest[..8], &mut id);
     id
 }
 
+/// True for a column name that holds the customer's email, whatever the export calls it:
+/// lowercased and without spaces, `-` and `_`, it is `email` or `emailaddress` (`email`,
+/// `Email`, `E-Mail`, `Email Address`, `email_address`).
+pub fn is_email_column(name: &str) -> bool {
+    let folded: String = name
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '_'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    folded == "email" || folded == "emailaddress"
+}
+
 /// Feeds a key value to a hasher the way the request_id rule says: trimmed, and lowercased
-/// for a column named `email` (without allocating for the usual ASCII address).
-pub(super) fn feed_key_value(column: &str, value: &str, mut feed: impl FnMut(&[u8])) {
+/// for an email (without allocating for the usual ASCII address).
+pub(super) fn feed_key_value(is_email: bool, value: &str, mut feed: impl FnMut(&[u8])) {
     let value = value.trim();
-    if column != "email" {
+    if !is_email {
         feed(value.as_bytes());
     } else if value.is_ascii() {
         let mut buffer = [0u8; 64];
@@ -53,13 +77,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 pub(super) fn key_digest<'a>(
     campaign: &str,
-    key_values: impl Iterator<Item = (&'a str, &'a str)>,
+    key_values: impl Iterator<Item = (&'a str, bool)>,
 ) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(campaign.as_bytes());
-    for (column, value) in key_values {
+    for (value, is_email) in key_values {
         hasher.update([KEY_SEPARATOR]);
-        feed_key_value(column, value, |bytes| hasher.update(bytes));
+        feed_key_value(is_email, value, |bytes| hasher.update(bytes));
     }
     hasher.finalize().into()
 }
@@ -76,6 +100,23 @@ mod tests {
         // Independent: sha256("spring\x1Fana@example.com"), first 16 hex digits.
         let expected = hex::encode(&Sha256::digest(b"spring\x1Fana@example.com")[..8]);
         assert_eq!(a, format!("spring-{expected}"));
+    }
+
+    #[test]
+    fn email_columns_are_known_whatever_the_export_calls_them() {
+        for name in [
+            "email",
+            "Email",
+            "E-Mail",
+            "Email Address",
+            "email_address",
+            " EMAIL ",
+        ] {
+            assert!(is_email_column(name), "{name}");
+        }
+        for name in ["emails", "Contact", "Email Opt-In", "mail"] {
+            assert!(!is_email_column(name), "{name}");
+        }
     }
 
     #[test]

@@ -191,6 +191,7 @@ impl Renderer {
             request_id: request_id.clone(),
             email: ledger_email.clone(),
             reason: problems.join("; "),
+            at: String::new(),
         };
         if !problems.is_empty() {
             return Err(reject(problems));
@@ -230,6 +231,7 @@ impl Renderer {
             } else {
                 0
             },
+            previous_id: self.previous_id(fields),
             request_id,
             email: ledger_email,
             body: bytes,

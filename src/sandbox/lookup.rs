@@ -77,7 +77,8 @@ pub(super) async fn discount(
             .merchant
             .discounts
             .iter()
-            .find(|d| stable_id("dis_", &d.code) == id),
+            .find(|d| stable_id("dis_", &d.code) == id)
+            .map(std::borrow::Cow::Borrowed),
         (None, None) => {
             return s.error(
                 StatusCode::BAD_REQUEST,

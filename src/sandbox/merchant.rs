@@ -2,6 +2,7 @@
 //! how strictly it checks bodies. Kept apart from `SandboxConfig` (the faults) because these
 //! describe the store being rehearsed, not the network misbehaving.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -37,33 +38,53 @@ pub struct MerchantConfig {
     pub reject_unknown_properties: bool,
     /// Creem's 404 `Product not found` when a checkout names a product not in the catalogue.
     pub reject_unknown_products: bool,
+    /// Every product id and discount code is known (an active product or code made up on the
+    /// spot): `run --sandbox` rehearses the user's own campaign, whose ids no catalogue holds.
+    pub knows_everything: bool,
 }
 
 /// Deliveries per event: the first and three retries, as Creem retries a failing endpoint.
 pub const WEBHOOK_ATTEMPTS: u32 = 4;
 
 impl Default for MerchantConfig {
-    /// Lenient for now: the core still sends `locale` at the top level, and tests use ad-hoc
-    /// product ids. The defaults flip to strict once those are gone.
+    /// As strict as Creem: a rehearsal that passes here must not fail against Creem.
     fn default() -> Self {
         MerchantConfig {
             products: default_products(),
             discounts: default_discounts(),
             webhook: None,
             webhook_backoff: Duration::from_millis(500),
-            reject_unknown_properties: false,
-            reject_unknown_products: false,
+            reject_unknown_properties: true,
+            reject_unknown_products: true,
+            knows_everything: false,
         }
     }
 }
 
 impl MerchantConfig {
-    pub fn product(&self, id: &str) -> Option<&Product> {
-        self.products.iter().find(|p| p.id == id)
+    /// The catalogue's rehearsal for `run --sandbox`: strict about the body, as Creem is, but
+    /// knowing whatever product and discount code the campaign names.
+    pub fn rehearsal() -> MerchantConfig {
+        MerchantConfig {
+            knows_everything: true,
+            ..MerchantConfig::default()
+        }
     }
 
-    pub fn discount(&self, code: &str) -> Option<&Discount> {
-        self.discounts.iter().find(|d| d.code == code)
+    pub fn product(&self, id: &str) -> Option<Cow<'_, Product>> {
+        match self.products.iter().find(|p| p.id == id) {
+            Some(product) => Some(Cow::Borrowed(product)),
+            None => self.knows_everything.then(|| Cow::Owned(Product::new(id))),
+        }
+    }
+
+    pub fn discount(&self, code: &str) -> Option<Cow<'_, Discount>> {
+        match self.discounts.iter().find(|d| d.code == code) {
+            Some(discount) => Some(Cow::Borrowed(discount)),
+            None => self
+                .knows_everything
+                .then(|| Cow::Owned(Discount::new(code))),
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -102,8 +123,8 @@ impl TryFrom<&SandboxArgs> for MerchantConfig {
             };
         let mut merchant = MerchantConfig {
             webhook,
-            reject_unknown_properties: args.strict || args.strict_properties,
-            reject_unknown_products: args.strict || args.strict_products,
+            reject_unknown_properties: !(args.lenient || args.allow_unknown_properties),
+            reject_unknown_products: !(args.lenient || args.allow_unknown_products),
             ..MerchantConfig::default()
         };
         if !args.product.is_empty() {
@@ -122,5 +143,21 @@ impl TryFrom<&SandboxArgs> for MerchantConfig {
         }
         merchant.validate()?;
         Ok(merchant)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rehearsal_knows_any_product_and_code_and_stays_strict_about_bodies() {
+        let rehearsal = MerchantConfig::rehearsal();
+        assert!(rehearsal.reject_unknown_properties);
+        assert_eq!(rehearsal.product("prod_mine").unwrap().id, "prod_mine");
+        assert_eq!(rehearsal.discount("MINE").unwrap().status, "active");
+        let strict = MerchantConfig::default();
+        assert!(strict.product("prod_mine").is_none());
+        assert!(strict.discount("MINE").is_none());
     }
 }

@@ -126,7 +126,7 @@ pub struct SandboxStats {
 
 impl Sandbox {
     /// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime, with
-    /// the default merchant (the example campaigns' catalogue, no webhook, lenient).
+    /// the default merchant (the example campaigns' catalogue, no webhook, as strict as Creem).
     pub async fn start(addr: SocketAddr, config: SandboxConfig) -> io::Result<Sandbox> {
         Sandbox::start_with(addr, config, MerchantConfig::default()).await
     }

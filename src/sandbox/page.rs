@@ -189,6 +189,7 @@ fn render(
     let product_id = text(&checkout["product"]);
     let units = checkout["units"].as_u64().unwrap_or(1);
     let product = s.merchant.product(&product_id);
+    let product = product.as_deref();
     let price = product.map_or_else(
         || "(not in the sandbox's catalogue)".to_owned(),
         |p| {

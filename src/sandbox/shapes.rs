@@ -78,11 +78,13 @@ pub(super) fn order(
     let id = checkout["id"].as_str().unwrap_or("");
     let product_id = checkout["product"].as_str().unwrap_or("");
     let units = checkout["units"].as_u64().unwrap_or(1);
-    let (price, currency) = merchant
-        .product(product_id)
+    let product = merchant.product(product_id);
+    let (price, currency) = product
+        .as_deref()
         .map_or((2900, "EUR"), |p| (p.price, p.currency.as_str()));
     let sub_total = price.saturating_mul(units);
     let discount = discount.and_then(|code| merchant.discount(code));
+    let discount = discount.as_deref();
     let discount_amount = discount.map_or(0, |d| sub_total / 100 * d.percentage.min(100));
     let amount = sub_total - discount_amount;
     let at = rfc3339(paid_at_ms);

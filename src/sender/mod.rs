@@ -233,6 +233,17 @@ impl Sender {
         }
     }
 
+    /// Waits for the rate limiter's next slot, as a request does: the pre-flight's lookups
+    /// count against the same budget.
+    pub async fn wait_turn(&self) {
+        if let Some(limiter) = &self.limiter {
+            tokio::select! {
+                _ = limiter.until_ready() => {}
+                _ = self.stop.cancelled() => {}
+            }
+        }
+    }
+
     /// Fetches one checkout's current state.
     pub async fn fetch(&self, checkout_id: &str) -> Delivery {
         self.with_retries(Purpose::Fetch, || {

@@ -136,7 +136,13 @@ pub fn expected_request_id(campaign: &str, key: &[(&str, &str)]) -> String {
     for (column, value) in key {
         text.push(0x1F);
         let value = value.trim();
-        let value = if *column == "email" {
+        // An email column, whatever the export calls it (`Email`, `E-Mail`, `Email Address`).
+        let folded: String = column
+            .to_lowercase()
+            .chars()
+            .filter(|c| !" -_".contains(*c))
+            .collect();
+        let value = if folded == "email" || folded == "emailaddress" {
             value.to_lowercase()
         } else {
             value.to_owned()

@@ -24,11 +24,10 @@ pub fn full_body(request_id: &str) -> Value {
         "request_id": request_id,
         "units": 5,
         "discount_code": "NEWUSER20",
-        "locale": "zh-CN",
         "success_url": "https://yourdomain.com/success",
         "customer": {"email": "hello@example.com"},
         "custom_fields": [{"type": "text", "key": "company", "label": "Company"}],
-        "metadata": {"utm_source": "twitter", "visits": 3, "plan_type": "team_annual"},
+        "metadata": {"utm_source": "twitter", "visits": 3, "plan_type": "team_annual", "locale": "zh-CN"},
     })
 }
 

@@ -10,7 +10,7 @@ pub mod process;
 
 use std::path::{Path, PathBuf};
 
-use creem_batch::sandbox::{Sandbox, SandboxConfig};
+use creem_batch::sandbox::{Discount, MerchantConfig, Product, Sandbox, SandboxConfig};
 
 pub use campaign::{expected_request_id, Campaign, CAMPAIGN_FILE, CUSTOMERS_FILE, MINIMAL_YAML};
 pub use ledger::{CrashedLedger, Row};
@@ -24,6 +24,41 @@ pub const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
 
 /// The ledger's path inside a campaign written by [`Campaign::sending`].
 pub const OUTPUT: &str = "out/results.csv";
+
+/// Products the tests' campaigns name, known to every [`TestEnv`] sandbox besides the
+/// examples' (an unknown one, such as `prod_typo`, gets Creem's 404 as it would from Creem).
+pub const TEST_PRODUCTS: &[&str] = &[
+    "prod_1",
+    "prod_a",
+    "prod_b",
+    "prod_A",
+    "prod_A1",
+    "prod_B2",
+    "prod_TEST",
+    "prod_0",
+    "prod_9",
+    "prod_x",
+    "prod_h",
+    "prod_tls",
+    "prod_other",
+    "prod_d1AY2Sadk9YAvLI0pj97f",
+];
+
+/// Discount codes the tests' campaigns use, active, known to every [`TestEnv`] sandbox.
+pub const TEST_DISCOUNTS: &[&str] = &["SPRING", "SUMMER", "NEWUSER20", "X"];
+
+/// The merchant every test sandbox plays: the default (strict, the examples' catalogue) plus
+/// [`TEST_PRODUCTS`] and [`TEST_DISCOUNTS`].
+pub fn test_merchant() -> MerchantConfig {
+    let mut merchant = MerchantConfig::default();
+    merchant
+        .products
+        .extend(TEST_PRODUCTS.iter().map(|id| Product::new(id)));
+    merchant
+        .discounts
+        .extend(TEST_DISCOUNTS.iter().map(|code| Discount::new(code)));
+    merchant
+}
 
 /// The compiled `creem-batch` binary, built by cargo for the integration tests.
 pub fn bin() -> PathBuf {
@@ -69,11 +104,31 @@ impl TestEnv {
         env
     }
 
-    /// The one way tests start an in-process sandbox: on 127.0.0.1, port 0.
+    /// As [`TestEnv::sandbox`], playing `merchant` (a catalogue of its own).
+    pub async fn sandbox_merchant(merchant: MerchantConfig) -> TestEnv {
+        let server = Sandbox::start_with(
+            "127.0.0.1:0".parse().expect("address"),
+            SandboxConfig::default(),
+            merchant,
+        )
+        .await
+        .expect("sandbox starts");
+        let mut env = TestEnv::new().key(Some(KEY));
+        env.base_url = Some(server.base_url());
+        env.server = Some(server);
+        env
+    }
+
+    /// The one way tests start an in-process sandbox: on 127.0.0.1, port 0, as strict as
+    /// Creem, knowing the example campaigns' products and [`TEST_PRODUCTS`].
     pub async fn start_sandbox(config: SandboxConfig) -> Sandbox {
-        Sandbox::start("127.0.0.1:0".parse().expect("address"), config)
-            .await
-            .expect("sandbox starts")
+        Sandbox::start_with(
+            "127.0.0.1:0".parse().expect("address"),
+            config,
+            test_merchant(),
+        )
+        .await
+        .expect("sandbox starts")
     }
 
     /// Sends to `url` (wiremock, a closed port, ...) with [`KEY`].

@@ -7,6 +7,10 @@ use std::io::Write;
 use crate::ledger::{LedgerError, Prior, PriorRef, Record, Status};
 use crate::render::{Rejection, Request};
 
+mod reissue;
+use reissue::reissue_request;
+pub use reissue::{Reissue, Reissued};
+
 /// Counts for the plan (dry run) and the summary (run).
 #[derive(Debug, Default)]
 pub struct Plan {
@@ -22,8 +26,20 @@ pub struct Plan {
     pub limited: u64,
     /// Rows chosen to be sent.
     pub chosen: u64,
+    /// With `--reissue`: rows that get a new checkout (counted in `chosen` too).
+    pub reissued: u64,
+    /// With `--reissue`: rows never sent, left pending (a re-issue sends nothing new).
+    pub held: u64,
+    pub reissue: Option<Reissue>,
+    /// Rows left out by `exclude:` or `where:`, by reason.
+    pub skipped: std::collections::BTreeMap<String, u64>,
     pub recreate_changed: bool,
-    invalid_examples: Vec<(u64, String)>,
+    /// Rows found in the ledger under the id the earlier request_id rule gave them (see
+    /// [`Request::previous_id`]).
+    pub id_changed: u64,
+    id_changed_examples: Vec<(u64, String)>,
+    /// Where each listed invalid row is ("row 2, line 3 in the file"), and why.
+    invalid_examples: Vec<(String, String)>,
     changed_examples: Vec<(u64, String)>,
 }
 
@@ -40,8 +56,38 @@ impl Plan {
             }
     }
 
+    /// Rows left out by `exclude:` or `where:`.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// ", 5 skipped: 5 excluded (paid in spring)" for the plan line; empty when none.
+    pub fn skipped_note(&self) -> String {
+        if self.skipped.is_empty() {
+            return String::new();
+        }
+        let reasons: Vec<String> = self
+            .skipped
+            .iter()
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        format!(", {} skipped: {}", self.skipped_total(), reasons.join(", "))
+    }
+
     /// Lists changed and invalid rows (the first few of each) on `err`.
     pub fn print_problems(&self, err: &mut impl Write) -> std::io::Result<()> {
+        if self.id_changed > 0 {
+            writeln!(
+                err,
+                "{} row(s) are in the ledger under the request_id of the earlier rule (which \
+                 lowercased only a column named `email`; now any email column is): created ones \
+                 are kept under their old id, not sent again:",
+                self.id_changed
+            )?;
+            for (row, ids) in &self.id_changed_examples {
+                writeln!(err, "  row {row}: {ids}")?;
+            }
+        }
         if self.changed > 0 {
             let what = if self.recreate_changed {
                 "new checkouts are made for them (--recreate-changed)"
@@ -59,8 +105,8 @@ impl Plan {
         }
         if self.invalid > 0 {
             writeln!(err, "{} invalid row(s):", self.invalid)?;
-            for (row, reason) in &self.invalid_examples {
-                writeln!(err, "  row {row}: {reason}")?;
+            for (at, reason) in &self.invalid_examples {
+                writeln!(err, "  {at}: {reason}")?;
             }
             let unlisted = self.invalid - self.invalid_examples.len() as u64;
             if unlisted > 0 {
@@ -89,6 +135,8 @@ pub enum Verdict {
     Send {
         prior: Option<PriorRow>,
         note: String,
+        /// Set when the row goes under a re-issued request_id.
+        reissued: Option<Reissued>,
     },
     /// Would be sent, but `--limit` holds it back.
     Hold { prior: Option<PriorRow> },
@@ -114,6 +162,12 @@ impl Planner {
         }
     }
 
+    /// A planner for `run --reissue`: only the rows `kind` names are sent.
+    pub fn reissuing(mut self, kind: Option<Reissue>) -> Planner {
+        self.plan.reissue = kind;
+        self
+    }
+
     fn lookup(
         &mut self,
         row: u64,
@@ -125,9 +179,40 @@ impl Planner {
         }
     }
 
-    pub fn ready(&mut self, row: u64, request: &Request) -> Result<Verdict, LedgerError> {
-        let found = self.lookup(row, &request.request_id)?;
+    /// The verdict for a row ready to send. A row re-issued before goes (if at all) under
+    /// its re-issued request_id, which `request` then carries.
+    pub fn ready(&mut self, row: u64, request: &mut Request) -> Result<Verdict, LedgerError> {
+        let mut found = self.lookup(row, &request.request_id)?;
+        if let (None, Some(previous)) = (&found, &request.previous_id) {
+            found = self.lookup(row, previous)?;
+            if found.is_some() {
+                self.plan.id_changed += 1;
+                if self.plan.id_changed_examples.len() < EXAMPLES {
+                    let ids = format!("{previous} in the ledger, {} now", request.request_id);
+                    self.plan.id_changed_examples.push((row, ids));
+                }
+            }
+            // The same customer's checkout, made under its earlier id: kept, never made twice.
+            if let Some((p, record)) = &found {
+                if p.status == Status::Created && self.plan.reissue.is_none() {
+                    self.plan.done += 1;
+                    return Ok(Verdict::Keep(*record));
+                }
+            }
+        }
+        if let Some(kind) = self.plan.reissue {
+            return Ok(self.reissue(kind, request, found));
+        }
         let mut note = String::new();
+        let mut reissued = None;
+        if let Some((p, _)) = found.as_ref().filter(|(p, _)| p.reissues > 0) {
+            // A re-issued row that did not get its checkout keeps its re-issued request_id.
+            reissue_request(request, p.reissues);
+            reissued = Some(Reissued {
+                count: p.reissues,
+                previous_checkouts: p.previous_checkouts.clone(),
+            });
+        }
         match &found {
             Some((p, record)) if p.status == Status::Created => {
                 if p.body_sha256 == request.body_sha256 {
@@ -159,7 +244,11 @@ impl Planner {
             return Ok(Verdict::Hold { prior });
         }
         self.plan.chosen += 1;
-        Ok(Verdict::Send { prior, note })
+        Ok(Verdict::Send {
+            prior,
+            note,
+            reissued,
+        })
     }
 
     /// A row [`Batch::skip_unchanged`](crate::batch::Batch::skip_unchanged) found created
@@ -172,6 +261,17 @@ impl Planner {
         Ok(record)
     }
 
+    /// Counts a row left out by `exclude:` or `where:`; returns its created record (a row
+    /// created before it was left out keeps its checkout).
+    pub fn skipped(&mut self, row: u64, skip: &Rejection) -> Result<Option<PriorRef>, LedgerError> {
+        // "excluded (paid in a)" and "where: ... is false" group as they read.
+        *self.plan.skipped.entry(skip.reason.clone()).or_default() += 1;
+        Ok(match self.lookup(row, &skip.request_id)? {
+            Some((p, record)) if p.status == Status::Created => Some(record),
+            _ => None,
+        })
+    }
+
     /// Counts an invalid row; returns its created record, which must never be dropped
     /// from the ledger because the row broke since.
     pub fn invalid(
@@ -181,9 +281,13 @@ impl Planner {
     ) -> Result<Option<PriorRef>, LedgerError> {
         self.plan.invalid += 1;
         if self.plan.invalid_examples.len() < EXAMPLES {
+            let at = match rejection.at.as_str() {
+                "" => format!("row {row}"),
+                at => at.to_owned(),
+            };
             self.plan
                 .invalid_examples
-                .push((row, rejection.reason.clone()));
+                .push((at, rejection.reason.clone()));
         }
         Ok(match self.lookup(row, &rejection.request_id)? {
             Some((p, record)) if p.status == Status::Created => Some(record),
