@@ -236,11 +236,9 @@ impl Sender {
     /// Waits for the rate limiter's next slot, as a request does: the pre-flight's lookups
     /// count against the same budget.
     pub async fn wait_turn(&self) {
-        if let Some(limiter) = &self.limiter {
-            tokio::select! {
-                _ = limiter.until_ready() => {}
-                _ = self.stop.cancelled() => {}
-            }
+        tokio::select! {
+            _ = self.pace.ready() => {}
+            _ = self.stop.cancelled() => {}
         }
     }
 
