@@ -85,9 +85,13 @@ pub struct HostArgs {
 /// Overrides for the campaign's `send:` section.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SendArgs {
-    /// Ceiling on requests started, e.g. 10/s or 300/min (`unlimited` for none).
+    /// Requests started per unit of time: `auto` (adapts to what Creem takes), a fixed
+    /// ceiling such as 10/s or 300/min, or `unlimited`.
     #[arg(long, value_name = "RATE")]
     pub rate: Option<String>,
+    /// The most `--rate auto` may reach, e.g. 100/s.
+    #[arg(long, value_name = "RATE")]
+    pub max_rate: Option<String>,
     /// How many requests may start back to back.
     #[arg(long, value_name = "N")]
     pub burst: Option<u32>,
@@ -307,6 +311,10 @@ pub struct SandboxArgs {
     /// Added latency per request, e.g. 20ms, or a range 5ms..50ms.
     #[arg(long, value_name = "DURATION")]
     pub latency: Option<String>,
+    /// Serve at most K API requests at once, each taking --latency; the rest wait in line (a
+    /// server whose latency grows with the load).
+    #[arg(long, value_name = "K", requires = "latency")]
+    pub workers: Option<u32>,
     /// Share of connections closed before answering (nothing created).
     #[arg(long, default_value_t = 0.0)]
     pub drop_rate: f64,

@@ -28,6 +28,10 @@ pub trait Live: Send + Sync {
     fn retrying(&self) -> u64;
     /// Set while the whole batch waits out a server's `Retry-After`.
     fn pause_note(&self) -> Option<String>;
+    /// The rate `rate: auto` sends at; `None` for a fixed rate.
+    fn rate_now(&self) -> Option<crate::sender::RateNow> {
+        None
+    }
 }
 
 impl Live for crate::sender::Sender {
@@ -39,6 +43,18 @@ impl Live for crate::sender::Sender {
     }
     fn pause_note(&self) -> Option<String> {
         crate::sender::Sender::pause_note(self)
+    }
+    fn rate_now(&self) -> Option<crate::sender::RateNow> {
+        crate::sender::Sender::rate_now(self)
+    }
+}
+
+/// "rate auto 40/s" while `rate: auto` searches, "rate 96/s (found)" once it has settled.
+pub fn rate_note(rate: crate::sender::RateNow) -> String {
+    if rate.adapting {
+        format!("rate auto {:.0}/s", rate.per_second)
+    } else {
+        format!("rate {:.0}/s (found)", rate.per_second)
     }
 }
 
@@ -134,6 +150,10 @@ impl Progress {
                     labels.failed,
                     live.retrying(),
                 );
+                if let Some(rate) = live.rate_now() {
+                    line.push_str(", ");
+                    line.push_str(&rate_note(rate));
+                }
                 if let Some(note) = live.pause_note() {
                     line.push_str("; ");
                     line.push_str(&note);
@@ -166,5 +186,21 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sender::RateNow;
+
+    #[test]
+    fn the_rate_says_auto_while_adapting_and_found_once_settled() {
+        let rate = |adapting| RateNow {
+            per_second: 41.6,
+            adapting,
+        };
+        assert_eq!(rate_note(rate(true)), "rate auto 42/s");
+        assert_eq!(rate_note(rate(false)), "rate 42/s (found)");
     }
 }

@@ -107,7 +107,7 @@ fn unknown_keys_in_customer_and_send_sections() {
             "unknown key `rat` in send",
             "campaign.yaml:4:3",
             "did you mean `rate`?",
-            "valid keys: rate, burst, concurrency, max_attempts, timeout",
+            "valid keys: rate, max_rate, burst, concurrency, max_attempts, timeout",
         ],
     );
 }

@@ -370,3 +370,44 @@ async fn a_rerun_that_changes_nothing_leaves_the_file_alone() {
     assert_eq!(before.ino(), after.ino());
     assert_eq!(before.len(), after.len());
 }
+
+/// `rate: auto` is the default: throttled requests are counted, and the summary and `--json`
+/// say what rate was found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_auto_is_the_default_and_says_what_it_found() {
+    let env = TestEnv::sandbox_with(SandboxConfig {
+        throttle_rate: 0.3,
+        retry_after: 0,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let server = env.server();
+    env.send_campaign(8, "  concurrency: 4\n  max_attempts: 10\n");
+    let out = env.send(&["--json", "--max-rate", "50/s"]).await;
+    out.assert_exit(0);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let stats = server.stats();
+    // The sandbox also counts 429s the pre-flight lookups got; the run counts its sends'.
+    let throttled = summary["throttled"].as_u64().unwrap();
+    assert!(
+        throttled > 0 && throttled <= stats.throttled,
+        "{throttled} {stats:?}"
+    );
+    let found = summary["rate_found"].as_f64().expect("a rate was found");
+    assert!(found > 0.0 && found <= 50.0, "{found}");
+    out.has(&["rate auto: found", "request(s) throttled (429)"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_rate_finds_nothing_and_a_bad_max_rate_is_refused() {
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(2, FAST);
+    let out = env.send(&["--quiet", "--json"]).await;
+    out.assert_exit(0);
+    let summary: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["rate_found"], serde_json::Value::Null);
+    assert_eq!(summary["throttled"], 0);
+    let bad = env.send(&["--max-rate", "fast"]).await;
+    bad.assert_exit(2);
+    bad.has(&["--max-rate: `fast` is not a rate"]);
+}

@@ -533,6 +533,52 @@ async fn latency_still_answers() {
     }
 }
 
+#[tokio::test]
+async fn workers_serve_k_at_once_and_the_rest_wait_in_line() {
+    // One worker, 20 ms each: of five POSTs sent together the median waits behind two others,
+    // so at least 60 ms (a lower bound the sleeps guarantee, not a timing measurement).
+    let sandbox = TestEnv::start_sandbox(SandboxConfig {
+        latency: Some(Latency::Fixed(Duration::from_millis(20))),
+        workers: Some(1),
+        ..config()
+    })
+    .await;
+    let body = full_body("w");
+    let answers = join_all((0..5).map(|_| post(&sandbox, &body))).await;
+    assert!(answers.iter().all(|a| a.status() == 200));
+    let stats: Value = client()
+        .get(format!("{}/sandbox/stats", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["post_wait_ms"]["count"], 5);
+    let p50 = stats["post_wait_ms"]["p50"].as_f64().unwrap();
+    assert!(p50 >= 60.0, "{stats}");
+    sandbox.shutdown().await;
+}
+
+#[test]
+fn workers_need_a_latency_and_at_least_one() {
+    let no_latency = SandboxConfig {
+        workers: Some(4),
+        ..config()
+    };
+    assert!(no_latency
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("latency"));
+    let none = SandboxConfig {
+        workers: Some(0),
+        latency: Some(Latency::Fixed(Duration::from_millis(1))),
+        ..config()
+    };
+    assert!(none.validate().is_err());
+}
+
 /// What one sequential client sees for `n` requests: a status code, or "drop".
 async fn outcomes(config: SandboxConfig, n: usize) -> Vec<String> {
     let sandbox = TestEnv::start_sandbox(config).await;
@@ -618,6 +664,8 @@ fn flags_become_a_config() {
         "--drop-after-create-rate",
         "0.05",
         "--reject-all",
+        "--workers",
+        "4",
     ]);
     let config = SandboxConfig::try_from(&args).unwrap();
     assert_eq!(
@@ -633,6 +681,7 @@ fn flags_become_a_config() {
                 min: Duration::from_millis(5),
                 max: Duration::from_millis(50)
             }),
+            workers: Some(4),
             drop_rate: 0.05,
             drop_after_create_rate: 0.05,
             reject_all: true,

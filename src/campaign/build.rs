@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::raw::{text, KeySpec, RawCampaign, RawCheckout, RawSend, Text};
-use super::send::{parse_duration, parse_rate, SendSettings};
+use super::send::{parse_duration, parse_max_rate, parse_rate, SendSettings};
 use super::{is_template, Campaign, Checkout, Located};
 use crate::diagnostic::{escape_control, Diagnostic, Diagnostics};
 
@@ -298,6 +298,12 @@ impl Builder<'_> {
             match parse_rate(&rate.value) {
                 Ok(r) => send.rate = r,
                 Err(e) => self.problem(&rate, e),
+            }
+        }
+        if let Some(max_rate) = raw.max_rate.map(text) {
+            match parse_max_rate(&max_rate.value) {
+                Ok(r) => send.max_rate = r,
+                Err(e) => self.problem(&max_rate, e),
             }
         }
         if let Some(v) = self.positive(raw.burst, "burst") {

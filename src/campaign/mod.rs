@@ -30,7 +30,9 @@ pub use custom_fields::{
     MAX_CUSTOM_FIELDS,
 };
 pub use raw::json_schema;
-pub use send::{parse_duration, parse_rate, parse_span, Rate, SendSettings};
+pub use send::{
+    parse_duration, parse_max_rate, parse_rate, parse_span, Rate, RateLimit, SendSettings,
+};
 
 /// A value with the place it came from in the campaign file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -233,10 +233,15 @@ pub(super) struct RawCsv {
 #[serde(deny_unknown_fields)]
 #[schemars(rename = "Send")]
 pub(super) struct RawSend {
-    /// Ceiling on requests started: N/s or N/min, or unlimited; default 10/s.
+    /// Requests started per unit of time: auto (adapts to what Creem takes, up to max_rate),
+    /// N/s or N/min (a fixed ceiling), or unlimited; default auto.
     #[serde(default)]
-    #[schemars(extend("pattern" = "^([0-9]+(/(s|sec|second|m|min|minute))?|unlimited|none|off)$"))]
+    #[schemars(extend("pattern" = "^([0-9]+(/(s|sec|second|m|min|minute))?|auto|unlimited|none|off)$"))]
     pub(super) rate: Text,
+    /// The most `rate: auto` may reach: N/s or N/min; default 100/s.
+    #[serde(default)]
+    #[schemars(extend("pattern" = "^[0-9]+(/(s|sec|second|m|min|minute))?$"))]
+    pub(super) max_rate: Text,
     /// How many requests may start back to back; default 1.
     #[serde(default)]
     #[schemars(extend("minimum" = 1))]
@@ -307,7 +312,14 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
     ("csv", &["delimiter", "encoding", "sheet"]),
     (
         "send",
-        &["rate", "burst", "concurrency", "max_attempts", "timeout"],
+        &[
+            "rate",
+            "max_rate",
+            "burst",
+            "concurrency",
+            "max_attempts",
+            "timeout",
+        ],
     ),
 ];
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 /// How fast and how hard to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SendSettings {
-    /// `None`: no ceiling (only the concurrency bound); for sandboxes and benchmarks.
-    pub rate: Option<Rate>,
+    pub rate: RateLimit,
+    /// The ceiling of `rate: auto`.
+    pub max_rate: Rate,
+    /// Requests a fixed rate lets start back to back.
     pub burst: u32,
     pub concurrency: usize,
     pub max_attempts: u32,
@@ -17,14 +19,36 @@ pub struct SendSettings {
 impl Default for SendSettings {
     fn default() -> SendSettings {
         SendSettings {
-            rate: Some(Rate {
-                count: 10,
+            rate: RateLimit::Auto,
+            max_rate: Rate {
+                count: 100,
                 per: Duration::from_secs(1),
-            }),
+            },
             burst: 1,
             concurrency: 8,
             max_attempts: 5,
             timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How the start of requests is paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Adapts to what the server takes, from 10/s up to `max_rate` (see `sender::adaptive`).
+    Auto,
+    /// Exactly this ceiling.
+    Fixed(Rate),
+    /// No ceiling, only the concurrency bound; for sandboxes and benchmarks.
+    Unlimited,
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RateLimit::Auto => f.write_str("auto"),
+            RateLimit::Fixed(rate) => rate.fmt(f),
+            RateLimit::Unlimited => f.write_str("unlimited"),
         }
     }
 }
@@ -36,6 +60,12 @@ pub struct Rate {
     pub per: Duration,
 }
 
+impl Rate {
+    pub fn per_second(self) -> f64 {
+        f64::from(self.count) / self.per.as_secs_f64()
+    }
+}
+
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let unit = if self.per.as_secs() == 60 { "min" } else { "s" };
@@ -43,12 +73,22 @@ impl std::fmt::Display for Rate {
     }
 }
 
-/// Parses `10/s`, `10/sec`, `600/min`, `5` (per second), or `unlimited` (`Ok(None)`).
-pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
+/// Parses `auto`, `10/s`, `10/sec`, `600/min`, `5` (per second), or `unlimited`.
+pub fn parse_rate(text: &str) -> Result<RateLimit, String> {
     let text = text.trim();
-    if matches!(text, "unlimited" | "none" | "off") {
-        return Ok(None);
+    match text {
+        "auto" => Ok(RateLimit::Auto),
+        "unlimited" | "none" | "off" => Ok(RateLimit::Unlimited),
+        _ => parse_fixed_rate(text).map(RateLimit::Fixed),
     }
+}
+
+/// Parses `max_rate`: a rate such as `100/s` or `6000/min`.
+pub fn parse_max_rate(text: &str) -> Result<Rate, String> {
+    parse_fixed_rate(text.trim())
+}
+
+fn parse_fixed_rate(text: &str) -> Result<Rate, String> {
     let (count, unit) = text.split_once('/').unwrap_or((text, "s"));
     let per = match unit.trim() {
         "s" | "sec" | "second" => Duration::from_secs(1),
@@ -56,9 +96,9 @@ pub fn parse_rate(text: &str) -> Result<Option<Rate>, String> {
         other => return Err(format!("unknown rate unit `{other}` (use /s or /min)")),
     };
     match count.trim().parse::<u32>() {
-        Ok(count) if count >= 1 => Ok(Some(Rate { count, per })),
+        Ok(count) if count >= 1 => Ok(Rate { count, per }),
         _ => Err(format!(
-            "`{text}` is not a rate: use N/s or N/min with N >= 1, or `unlimited`"
+            "`{text}` is not a rate: use N/s or N/min with N >= 1, `auto` or `unlimited`"
         )),
     }
 }

@@ -70,12 +70,14 @@ fn schema_keys_match_the_parser_keys() {
 fn rates_and_durations() {
     assert_eq!(
         parse_rate("600/min").unwrap(),
-        Some(Rate {
+        RateLimit::Fixed(Rate {
             count: 600,
             per: Duration::from_secs(60)
         })
     );
-    assert_eq!(parse_rate("unlimited").unwrap(), None);
+    assert_eq!(parse_rate("unlimited").unwrap(), RateLimit::Unlimited);
+    assert_eq!(parse_rate(" auto ").unwrap(), RateLimit::Auto);
+    assert!(parse_max_rate("auto").is_err());
     assert!(parse_rate("0/s").is_err());
     assert_eq!(
         parse_duration("1500ms").unwrap(),

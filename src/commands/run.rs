@@ -368,6 +368,8 @@ async fn execute(
         ended,
         requests: sender.counters.attempts.load(Ordering::Relaxed),
         retries: sender.counters.retries.load(Ordering::Relaxed),
+        throttled: sender.counters.throttled.load(Ordering::Relaxed),
+        rate_found: sender.rate_now().map(|rate| rate.per_second),
         target: target_name,
         elapsed: started.elapsed(),
         abort,

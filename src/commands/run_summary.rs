@@ -84,6 +84,10 @@ pub struct RunSummary {
     pub ended: Ended,
     pub requests: u64,
     pub retries: u64,
+    /// Requests answered 429.
+    pub throttled: u64,
+    /// Where `rate: auto` ended, in requests per second; `None` for a fixed rate.
+    pub rate_found: Option<f64>,
     /// The target as shown (credentials never in it).
     pub target: String,
     pub elapsed: Duration,
@@ -193,6 +197,15 @@ impl RunSummary {
             crate::progress::per_second(self.requests, self.elapsed),
             self.output.display()
         )?;
+        if let Some(rate) = self.rate_found {
+            writeln!(
+                err,
+                "rate auto: found {rate:.0}/s; {} request(s) throttled (429)",
+                self.throttled
+            )?;
+        } else if self.throttled > 0 {
+            writeln!(err, "{} request(s) throttled (429)", self.throttled)?;
+        }
         if ended.failed > 0 || self.pending() > 0 {
             if self.interrupted {
                 writeln!(
@@ -242,6 +255,8 @@ impl RunSummary {
             "skipped": self.plan.skipped_total(),
             "reissued": self.plan.reissue.map(|_| self.ended.created),
             "requests": self.requests,
+            "throttled": self.throttled,
+            "rate_found": self.rate_found.map(|rate| (rate * 10.0).round() / 10.0),
             "elapsed_seconds": self.elapsed.as_secs_f64(),
             "failure_reasons": reasons.iter().map(|r| serde_json::json!({
                 "reason": r.text, "rows": r.rows, "retry_helps": r.retry_helps,
@@ -288,6 +303,7 @@ fn resume_command(args: &RunArgs) -> String {
             .map(|p| p.display().to_string()),
     );
     flag("--rate", args.send.rate.clone());
+    flag("--max-rate", args.send.max_rate.clone());
     flag("--burst", args.send.burst.map(|n| n.to_string()));
     flag(
         "--concurrency",
@@ -360,6 +376,8 @@ mod tests {
             ended,
             requests: 0,
             retries: 0,
+            throttled: 0,
+            rate_found: None,
             target: "the sandbox".into(),
             elapsed: Duration::from_secs(1),
             abort: None,

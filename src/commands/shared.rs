@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::campaign::{parse_duration, parse_rate, SendSettings};
+use crate::campaign::{parse_duration, parse_max_rate, parse_rate, SendSettings};
 use crate::cli::SendArgs;
 
 /// The async runtime of one command.
@@ -21,6 +21,9 @@ pub fn apply_send_flags(send: &mut SendSettings, flags: &SendArgs) -> anyhow::Re
     let usage = |e: String| anyhow::anyhow!(e);
     if let Some(rate) = &flags.rate {
         send.rate = parse_rate(rate).map_err(usage)?;
+    }
+    if let Some(max_rate) = &flags.max_rate {
+        send.max_rate = parse_max_rate(max_rate).map_err(|e| anyhow::anyhow!("--max-rate: {e}"))?;
     }
     if let Some(burst) = flags.burst {
         anyhow::ensure!(burst >= 1, "--burst must be at least 1");

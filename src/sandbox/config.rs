@@ -23,6 +23,8 @@ pub struct SandboxConfig {
     pub max_rps: Option<u32>,
     /// Delay added before every API answer.
     pub latency: Option<Latency>,
+    /// At most this many API requests are served (their latency) at once; the rest queue.
+    pub workers: Option<u32>,
     /// Share of POSTs whose connection is closed before anything is created.
     pub drop_rate: f64,
     /// Share of POSTs whose checkout is created, then the connection closed unanswered.
@@ -41,6 +43,7 @@ impl Default for SandboxConfig {
             retry_after: 1,
             max_rps: None,
             latency: None,
+            workers: None,
             drop_rate: 0.0,
             drop_after_create_rate: 0.0,
             reject_all: false,
@@ -82,6 +85,14 @@ impl SandboxConfig {
                 "fail, throttle, drop and drop-after-create rates add up to {total}, more than 1"
             )));
         }
+        if self.workers == Some(0) {
+            return Err(ConfigError("workers must be at least 1".into()));
+        }
+        if self.workers.is_some() && self.latency.is_none() {
+            return Err(ConfigError(
+                "workers need a latency: each worker takes that long per request".into(),
+            ));
+        }
         if self.max_rps == Some(0) {
             return Err(ConfigError("max rps must be at least 1".into()));
         }
@@ -109,6 +120,7 @@ impl TryFrom<&SandboxArgs> for SandboxConfig {
             retry_after: args.retry_after,
             max_rps: args.max_rps,
             latency,
+            workers: args.workers,
             drop_rate: args.drop_rate,
             drop_after_create_rate: args.drop_after_create_rate,
             reject_all: args.reject_all,

@@ -52,7 +52,13 @@ async fn create_checkout(State(s): State<Arc<Shared>>, request: Request) -> Resp
     let _in_flight = PostInFlight::start(&s.counters);
     let arrival_ns = s.record_post();
     let (parts, body) = request.into_parts();
-    let fault = match s.misbehave(arrival_ns, &parts.headers).await {
+    let fault = s.misbehave(arrival_ns, &parts.headers).await;
+    let waited = (s.started.elapsed().as_micros() as u64).saturating_sub(arrival_ns / 1000);
+    s.post_waits
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(waited);
+    let fault = match fault {
         Ok(fault) => fault,
         Err(refusal) => return s.refuse(refusal),
     };
@@ -165,8 +171,19 @@ async fn stats(State(s): State<Arc<Shared>>) -> Response {
         "peak_posts_in_flight": get(&c.peak_posts_in_flight),
         "duplicates": s.store.per_request_id(2),
         "post_rate": rate_summary(&s.post_times.lock().unwrap_or_else(|e| e.into_inner())),
+        "post_wait_ms": median_ms(&s.post_waits.lock().unwrap_or_else(|e| e.into_inner())),
     });
     (StatusCode::OK, json_headers(), body.to_string()).into_response()
+}
+
+/// The median of the POSTs' waits (latency, and the queue for a worker), in ms.
+fn median_ms(micros: &[u64]) -> serde_json::Value {
+    let mut sorted = micros.to_vec();
+    sorted.sort_unstable();
+    match sorted.get(sorted.len() / 2) {
+        Some(&median) => json!({"p50": median as f64 / 1000.0, "count": sorted.len()}),
+        None => json!({"count": 0}),
+    }
 }
 
 /// How evenly POSTs arrived, from the sandbox's own clock: the achieved rate between the

@@ -20,7 +20,8 @@
 //!
 //! Faults, all off by default and reproducible from `seed` for the same request order:
 //! `fail_rate` answers 500, `throttle_rate` answers 429 with `Retry-After`, `max_rps` answers
-//! 429 beyond a token bucket of N per second, `latency` delays answers, `drop_rate` closes the
+//! 429 beyond a token bucket of N per second, `latency` delays answers (with `workers` K, at
+//! most K at once: the rest queue, so latency grows with load), `drop_rate` closes the
 //! connection without answering or creating anything, `drop_after_create_rate` creates the
 //! checkout and then closes without answering (the case that tempts a client into duplicates),
 //! and `reject_all` answers every POST with the same 400. The random rates share one draw per

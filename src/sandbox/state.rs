@@ -69,6 +69,8 @@ pub(super) struct Shared {
     retry_after: HeaderValue,
     faults: Faults,
     ceiling: Option<Ceiling>,
+    /// `workers`: a request holds one while its latency runs.
+    workers: Option<tokio::sync::Semaphore>,
     pub store: Store,
     pub counters: Counters,
     pub merchant: Arc<MerchantConfig>,
@@ -78,6 +80,8 @@ pub(super) struct Shared {
     pub started: Instant,
     /// Arrival of every checkout POST in µs since `started`, in arrival order.
     pub post_times: Mutex<Vec<u64>>,
+    /// How long each checkout POST waited for its answer's latency (and a worker), in µs.
+    pub post_waits: Mutex<Vec<u64>>,
     trace_salt: u64,
     traces: AtomicU64,
 }
@@ -100,11 +104,15 @@ impl Shared {
             retry_after: HeaderValue::from(config.retry_after),
             faults: Faults::new(&config),
             ceiling: config.max_rps.map(Ceiling::new),
+            workers: config
+                .workers
+                .map(|k| tokio::sync::Semaphore::new(k as usize)),
             key: config.key,
             store: Store::new(salt, merchant),
             counters: Counters::default(),
             started: Instant::now(),
             post_times: Mutex::new(Vec::new()),
+            post_waits: Mutex::new(Vec::new()),
             trace_salt: splitmix64(salt),
             traces: AtomicU64::new(0),
         })
@@ -139,6 +147,11 @@ impl Shared {
         let admitted = self.ceiling.as_ref().is_none_or(|c| c.admit(arrival_ns));
         let draw = self.faults.draw();
         if let Some(delay) = draw.delay {
+            // With workers, the latency is service time: a request waits for a free worker.
+            let _worker = match &self.workers {
+                Some(workers) => workers.acquire().await.ok(),
+                None => None,
+            };
             tokio::time::sleep(delay).await;
         }
         self.authorize(headers)?;

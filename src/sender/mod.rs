@@ -6,27 +6,30 @@
 //! holds neither, so a fresh row can use the slot meanwhile. A 429 pauses the whole sender,
 //! not just the row that got it, because every other row would hit the same wall.
 
+mod adaptive;
 mod answer;
+mod pace;
 mod retry;
 
 use std::collections::{HashSet, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use answer::{api_error, Checkout, SendError, MAX_ANSWER};
+pub use pace::RateNow;
 pub use retry::{key_rejected, Breaker};
 
 use crate::api_key::ApiKey;
 use crate::campaign::SendSettings;
 use crate::sync::lock;
+use adaptive::Signal;
 use answer::{classify, Answer, Parts, Purpose};
+use pace::Pace;
 
 /// Named once: a header name given as text is checked and copied again for every request.
 const API_KEY_HEADER: reqwest::header::HeaderName =
@@ -47,7 +50,7 @@ pub struct Sender {
     /// `<base>/v1/checkouts`, parsed once: both endpoints live there.
     checkouts_url: reqwest::Url,
     key: HeaderValue,
-    limiter: Option<DefaultDirectRateLimiter>,
+    pace: Pace,
     pause: Mutex<Option<Pause>>,
     max_attempts: u32,
     recent_ids: Mutex<RecentIds>,
@@ -70,6 +73,8 @@ pub struct Counters {
     pub attempts: AtomicU64,
     pub retries: AtomicU64,
     pub retrying: AtomicU64,
+    /// Answers 429.
+    pub throttled: AtomicU64,
 }
 
 /// How one row ended.
@@ -172,13 +177,6 @@ impl Sender {
             anyhow::anyhow!("the API key contains characters a header cannot carry")
         })?;
         key.set_sensitive(true);
-        let limiter = settings.rate.and_then(|rate| {
-            let period = rate.per.checked_div(rate.count)?;
-            let burst = NonZeroU32::new(settings.burst).unwrap_or(NonZeroU32::MIN);
-            Some(RateLimiter::direct(
-                Quota::with_period(period)?.allow_burst(burst),
-            ))
-        });
         Ok(Sender {
             http: http_client(settings, base_url, concurrency)?,
             in_flight: Semaphore::new(concurrency),
@@ -188,7 +186,7 @@ impl Sender {
                 base_url.trim_end_matches('/')
             ))?,
             key,
-            limiter,
+            pace: Pace::new(settings),
             pause: Mutex::new(None),
             max_attempts: settings.max_attempts.max(1),
             recent_ids: Mutex::new(RecentIds::default()),
@@ -238,11 +236,9 @@ impl Sender {
     /// Waits for the rate limiter's next slot, as a request does: the pre-flight's lookups
     /// count against the same budget.
     pub async fn wait_turn(&self) {
-        if let Some(limiter) = &self.limiter {
-            tokio::select! {
-                _ = limiter.until_ready() => {}
-                _ = self.stop.cancelled() => {}
-            }
+        tokio::select! {
+            _ = self.pace.ready() => {}
+            _ = self.stop.cancelled() => {}
         }
     }
 
@@ -255,6 +251,11 @@ impl Sender {
                 .header(API_KEY_HEADER, self.key.clone())
         })
         .await
+    }
+
+    /// The rate `rate: auto` sends at now; `None` for a fixed rate or none.
+    pub fn rate_now(&self) -> Option<RateNow> {
+        self.pace.now()
     }
 
     /// "paused until 14:05:09: the server asked to wait", while a pause lasts.
@@ -279,18 +280,23 @@ impl Sender {
             let Ok(permit) = permit else {
                 return Delivery::NotSent { attempts };
             };
-            if let Some(limiter) = &self.limiter {
-                tokio::select! {
-                    _ = limiter.until_ready() => {}
-                    _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
-                }
+            tokio::select! {
+                _ = self.pace.ready() => {}
+                _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
             }
+            // A 429 seen while this row waited for its start pauses it too.
+            self.wait_for_pause().await;
             if self.stop.is_cancelled() {
                 return Delivery::NotSent { attempts };
             }
             attempts += 1;
             self.counters.attempts.fetch_add(1, Ordering::Relaxed);
+            let sent = Instant::now();
             let answer = self.attempt(request(), purpose).await;
+            self.pace.observe(sent, signal(&answer));
+            if matches!(answer, Ok((429, _))) {
+                self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+            }
             // Given back before any wait: a row waiting for its retry holds no slot.
             drop(permit);
             let (error, retry_after) = match answer {
@@ -431,6 +437,15 @@ impl Sender {
                 _ => return,
             }
         }
+    }
+}
+
+/// What an attempt says about the load on the server.
+fn signal(answer: &Result<(u16, Answer), Lost>) -> Signal {
+    match answer {
+        Ok((429, _)) => Signal::Throttled,
+        Ok((_, Answer::Retry { .. })) | Err(_) => Signal::Failed,
+        Ok(_) => Signal::Answered,
     }
 }
 

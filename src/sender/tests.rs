@@ -10,7 +10,7 @@ use super::*;
 
 fn settings(concurrency: usize, max_attempts: u32) -> SendSettings {
     SendSettings {
-        rate: None,
+        rate: crate::campaign::RateLimit::Unlimited,
         concurrency,
         max_attempts,
         ..SendSettings::default()
@@ -293,4 +293,48 @@ fn order_id_from_an_object_or_a_string() {
         Some("ord_2".to_owned())
     );
     assert_eq!(checkout(serde_json::Value::Null).order_id(), None);
+}
+
+#[tokio::test]
+async fn rate_auto_counts_a_429_and_sends_slower_after_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(checkout("ch_1"))
+        .mount(&server)
+        .await;
+    let settings = SendSettings {
+        rate: crate::campaign::RateLimit::Auto,
+        ..settings(1, 3)
+    };
+    let sender = Sender::new(&settings, &server.uri(), &ApiKey::new("creem_test_sender")).unwrap();
+    let start = sender.rate_now().expect("auto has a rate");
+    assert_eq!(start.per_second, 10.0);
+    assert!(start.adapting);
+    let delivery = sender.create("{}".into()).await;
+    assert!(
+        matches!(delivery, Delivery::Created { attempts: 2, .. }),
+        "{delivery:?}"
+    );
+    assert_eq!(sender.counters.throttled.load(Ordering::Relaxed), 1);
+    let after = sender.rate_now().unwrap().per_second;
+    assert!(after < 10.0, "{after}");
+}
+
+#[tokio::test]
+async fn a_fixed_rate_reports_no_adapted_rate() {
+    let server = MockServer::start().await;
+    let settings = SendSettings {
+        rate: crate::campaign::RateLimit::Fixed(crate::campaign::Rate {
+            count: 10,
+            per: Duration::from_secs(1),
+        }),
+        ..settings(1, 1)
+    };
+    let sender = Sender::new(&settings, &server.uri(), &ApiKey::new("creem_test_sender")).unwrap();
+    assert_eq!(sender.rate_now(), None);
 }

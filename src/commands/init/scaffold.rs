@@ -213,7 +213,11 @@ impl Scaffold<'_> {
             "send:",
             "how fast and how hard to send; `run` flags override these",
         );
-        y.line("  rate: 10/s", "ceiling on requests started: N/s or N/min");
+        y.line(
+            "  rate: auto",
+            "adapts to what Creem takes; or a fixed N/s or N/min",
+        );
+        y.line("  max_rate: 100/s", "the most `rate: auto` may reach");
         y.line("  burst: 1", "how many requests may start back to back");
         y.line("  concurrency: 8", "requests in flight at once");
         y.line("  max_attempts: 5", "attempts per row, first try included");
