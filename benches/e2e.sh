@@ -26,42 +26,9 @@ trap 'kill $SANDBOX_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 SANDBOX_PID=
 export CREEM_API_KEY=creem_test_benchmark
 
-gen_csv() { # rows file
-  python3 - "$1" "$2" <<'PY'
-import sys
-rows, path = int(sys.argv[1]), sys.argv[2]
-with open(path, "w") as f:
-    f.write("email,first_name,seats,segment,referrer,locale,user_id\n")
-    for i in range(rows):
-        f.write(f"user{i}@example.com,Name {i},{i % 5 + 1},{['smb','enterprise','consumer'][i % 3]},aff_{i % 17},{['en','fr','zh-CN'][i % 3]},u_{i}\n")
-PY
-}
-
+source benches/lib.sh
 campaign() { # name csv rate concurrency
-  cat > "$WORK/$1.yaml" <<YAML
-campaign: $1
-customers: $2
-output: $1.results.csv
-checkout:
-  product_id: prod_6tW66i0oZM7w1qXReHJrwg
-  units: "{{ seats }}"
-  discount_code: SPRING2026
-  locale: "{{ locale }}"
-  plan_type: team_annual
-  success_url: https://yourdomain.com/success
-  customer:
-    email: "{{ email }}"
-  metadata:
-    userId: "{{ user_id }}"
-    segment: "{{ segment }}"
-    referrer: "{{ referrer }}"
-    source: spring_campaign
-send:
-  rate: $3
-  concurrency: $4
-  max_attempts: 5
-  timeout: 30s
-YAML
+  write_campaign "$WORK/$1.yaml" "$1" "$2" "$1.results.csv" "$3" "$4"
 }
 
 # Runs a command under /usr/bin/time; prints "seconds max_rss_kb cpu_seconds".
@@ -89,7 +56,7 @@ row() { printf '%-50s %12s %10s  %s\n' "$@"; }
 row "measurement" "result" "peak RSS" ""
 
 for rows in 10000 100000 1000000; do
-  gen_csv $rows "$WORK/c$rows.csv"
+  gen_customers $rows "$WORK/c$rows.csv"
   campaign "dry$rows" "c$rows.csv" unlimited 8
   : > "$WORK/runs"
   for _ in $(seq "$RUNS"); do measure "$BIN" run --dry-run "$WORK/dry$rows.yaml" >> "$WORK/runs"; done
@@ -171,7 +138,7 @@ done
 
 # Rate precision: 50/s for 20 s, judged by the sandbox's own arrival timestamps.
 start_sandbox
-gen_csv 1001 "$WORK/c1001.csv"
+gen_customers 1001 "$WORK/c1001.csv"
 campaign rate50 "c1001.csv" 50/s 8
 measure "$BIN" run --quiet --base-url "$SANDBOX_URL" "$WORK/rate50.yaml" > /dev/null
 curl -s "$SANDBOX_URL/sandbox/stats" | python3 -c '

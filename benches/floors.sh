@@ -19,36 +19,10 @@ SANDBOX_PID=
 trap 'kill $SANDBOX_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export CREEM_API_KEY=creem_test_benchmark
 
-python3 - "$ROWS" "$WORK/customers.csv" <<'PY'
-import sys
-rows, path = int(sys.argv[1]), sys.argv[2]
-with open(path, "w") as f:
-    f.write("email,first_name,seats,segment,referrer,locale,user_id\n")
-    for i in range(rows):
-        f.write(f"user{i}@example.com,Name {i},{i % 5 + 1},{['smb','enterprise','consumer'][i % 3]},aff_{i % 17},{['en','fr','zh-CN'][i % 3]},u_{i}\n")
-PY
-cat > "$WORK/floors.yaml" <<'YAML'
-campaign: dry1000000   # the name benches/python_baseline.py uses, so both print the same lines
-customers: customers.csv
-output: floors.results.csv
-checkout:
-  product_id: prod_6tW66i0oZM7w1qXReHJrwg
-  units: "{{ seats }}"
-  discount_code: SPRING2026
-  locale: "{{ locale }}"
-  plan_type: team_annual
-  success_url: https://yourdomain.com/success
-  customer:
-    email: "{{ email }}"
-  metadata:
-    userId: "{{ user_id }}"
-    segment: "{{ segment }}"
-    referrer: "{{ referrer }}"
-    source: spring_campaign
-send:
-  rate: unlimited
-  concurrency: 32
-YAML
+source benches/lib.sh
+gen_customers "$ROWS" "$WORK/customers.csv"
+# dry1000000: the name benches/python_baseline.py uses, so both print the same lines.
+write_campaign "$WORK/floors.yaml" dry1000000 customers.csv floors.results.csv unlimited 32
 
 timed() { # label command...: prints "label: <seconds> s, peak <MB> MB"
   local label=$1; shift

@@ -7,29 +7,9 @@ WHAT=$1; BIN=$(realpath "$2"); ROWS=${3:-5000}
 W=$(mktemp -d "${TMPDIR:-/tmp}/creem-hostile.XXXX")
 trap 'umount "$W/disk" 2>/dev/null || true; kill ${SB:-} 2>/dev/null || true; rm -rf "$W"' EXIT
 export CREEM_API_KEY=creem_test_benchmark
-python3 - "$ROWS" "$W/c.csv" <<'PY'
-import sys
-rows, path = int(sys.argv[1]), sys.argv[2]
-with open(path, "w") as f:
-    f.write("email,seats\n")
-    for i in range(rows):
-        f.write(f"user{i}@example.com,{i % 5 + 1}\n")
-PY
-cat > "$W/c.yaml" <<YAML
-campaign: hostile
-customers: $W/c.csv
-output: $W/disk/out.csv
-checkout:
-  product_id: prod_6tW66i0oZM7w1qXReHJrwg
-  units: "{{ seats }}"
-  customer:
-    email: "{{ email }}"
-send:
-  rate: unlimited
-  concurrency: 32
-  max_attempts: 2
-  timeout: 30s
-YAML
+source "$(dirname "$0")/lib.sh"
+gen_customers "$ROWS" "$W/c.csv"
+write_campaign "$W/c.yaml" hostile "$W/c.csv" "$W/disk/out.csv" unlimited 32 2
 mkdir -p "$W/disk" "$W/tmp"
 export TMPDIR=$W/tmp   # the rescue file's folder
 case $WHAT in

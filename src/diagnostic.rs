@@ -161,23 +161,6 @@ pub fn with_template_hint(diagnostic: Diagnostic) -> Diagnostic {
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
-/// `text` with its control characters (NUL, escape, newline...) written as escapes such as
-/// `\u{0}`, so a value from a file cannot forge or hide output when it is echoed.
-pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()

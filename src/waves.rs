@@ -10,7 +10,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{escape_control, Diagnostic};
+use crate::diagnostic::Diagnostic;
+use crate::escape::escape_control;
 use crate::render::Renderer;
 
 /// The paid customers of every earlier output named by `exclude:`.

@@ -107,11 +107,7 @@ async fn chromium_pays_a_link_and_lands_on_a_signed_success_url() {
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
                 let tx = hook_tx.clone();
                 async move {
-                    let signature = headers
-                        .get("creem-signature")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
+                    let signature = crate::common::http::webhook_signature(&headers);
                     let _ = tx.send((signature, body));
                     StatusCode::OK
                 }

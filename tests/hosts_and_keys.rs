@@ -30,13 +30,7 @@ async fn creem_batch(dir: &Path, key: Option<&str>, args: &[&str]) -> (i32, Stri
     if let Some(key) = key {
         cmd.env("CREEM_API_KEY", key);
     }
-    let out = cmd.output().await.unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    crate::common::process::exit_and_text(cmd).await
 }
 
 #[tokio::test]

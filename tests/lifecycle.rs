@@ -19,16 +19,12 @@ async fn day_one(env: &TestEnv) -> Vec<Row> {
     env.campaign(&Campaign::sending(FAST).build(), csv);
     env.send(&["--quiet"]).await.assert_exit(0);
     let rows = env.ledger();
-    for (rows_moved, status) in [(&EXPIRED[..], "expired"), (&PAID[..], "completed")] {
-        for &row in rows_moved {
-            assert!(env
-                .server()
-                .set_checkout_status(&rows[row - 1]["checkout_id"], status));
-        }
-    }
-    env.command_at_server(&["status", "campaign.yaml", "-q"])
-        .await
-        .assert_exit(0);
+    let moves: Vec<(usize, &str)> = EXPIRED
+        .iter()
+        .map(|&row| (row, "expired"))
+        .chain(PAID.iter().map(|&row| (row, "completed")))
+        .collect();
+    env.move_checkouts_and_refresh(&rows, &moves).await;
     env.ledger()
 }
 

@@ -4,25 +4,13 @@
 
 use creem_batch::sandbox::SandboxConfig;
 
-use crate::common::{TestEnv, FAST};
+use crate::common::{TestEnv, COMMANDS, FAST};
 
 #[test]
 fn help_of_every_command() {
     let env = TestEnv::new();
-    for command in [
-        "",
-        "init",
-        "check",
-        "run",
-        "status",
-        "verify-redirect",
-        "reconcile",
-        "sandbox",
-        "schema",
-        "completions",
-        "export",
-        "report",
-    ] {
+    // "" is the top-level help.
+    for command in std::iter::once("").chain(COMMANDS) {
         let mut args: Vec<&str> = command.split_whitespace().collect();
         args.push("--help");
         let run = env.run(&args);

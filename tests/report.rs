@@ -34,20 +34,17 @@ async fn walked(env: &TestEnv) -> (Vec<Row>, String) {
     env.send(&["--quiet"]).await;
     let rows = env.ledger();
     assert_eq!(rows.len(), 12);
-    for (row, status) in [
-        (1, "completed"),
-        (2, "completed"),
-        (5, "completed"),
-        (3, "expired"),
-        (9, "expired"),
-    ] {
-        assert!(env
-            .server()
-            .set_checkout_status(&rows[row - 1]["checkout_id"], status));
-    }
-    env.command_at_server(&["status", "campaign.yaml", "-q"])
-        .await
-        .assert_exit(0);
+    env.move_checkouts_and_refresh(
+        &rows,
+        &[
+            (1, "completed"),
+            (2, "completed"),
+            (5, "completed"),
+            (3, "expired"),
+            (9, "expired"),
+        ],
+    )
+    .await;
     let out = env
         .run_async_with_key(
             None,

@@ -76,15 +76,8 @@ async fn bodies_at_the_server_are_the_dry_run_bodies() {
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .and(wiremock::matchers::path("/v1/checkouts"))
         .and(wiremock::matchers::header("x-api-key", KEY))
-        .respond_with(|request: &wiremock::Request| {
-            // One checkout per row: its id from the request_id.
-            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-            let id = format!("ch_{}", body["request_id"].as_str().unwrap());
-            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "id": id, "object": "checkout", "status": "pending",
-                "checkout_url": format!("https://checkout.creem.io/{id}"), "mode": "test"
-            }))
-        })
+        // One checkout per row: its id from the request_id.
+        .respond_with(crate::common::http::checkout_for_request)
         .expect(3)
         .mount(&mock)
         .await;

@@ -9,14 +9,16 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use creem_batch::sandbox::{MerchantConfig, Sandbox, SandboxConfig, Webhook, WEBHOOK_ATTEMPTS};
+use creem_batch::sandbox::{MerchantConfig, Sandbox, Webhook, WEBHOOK_ATTEMPTS};
 use creem_batch::signature::{
     parse_webhook_event, redirect_signature, verify_redirect, verify_webhook,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-const KEY: &str = "creem_test_PAGEKEY";
+use crate::common::http::{create, get_json, start_sandbox, webhook_signature};
+use crate::common::KEY;
+
 const SECRET: &str = "whsec_sandbox_test";
 
 /// What a webhook receiver got: the signature header and the raw body.
@@ -32,11 +34,7 @@ async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Delivery>
             let tx = tx.clone();
             let seen = seen.clone();
             async move {
-                let signature = headers
-                    .get("creem-signature")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_owned();
+                let signature = webhook_signature(&headers);
                 let _ = tx.send((signature, body));
                 if seen.fetch_add(1, Ordering::SeqCst) < failures {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -63,16 +61,6 @@ fn merchant(webhook_url: Option<&str>) -> MerchantConfig {
     }
 }
 
-async fn start(merchant: MerchantConfig) -> Sandbox {
-    Sandbox::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        SandboxConfig::default(),
-        merchant,
-    )
-    .await
-    .unwrap()
-}
-
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -96,29 +84,6 @@ fn body(request_id: &str) -> Value {
     })
 }
 
-async fn create(sandbox: &Sandbox, body: &Value) -> (StatusCode, Value) {
-    let answer = client()
-        .post(format!("{}/v1/checkouts", sandbox.base_url()))
-        .header("x-api-key", KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    (status, answer.json().await.unwrap())
-}
-
-async fn get_json(sandbox: &Sandbox, path: &str) -> (StatusCode, Value) {
-    let answer = client()
-        .get(format!("{}{path}", sandbox.base_url()))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    (status, answer.json().await.unwrap())
-}
-
 async fn click(sandbox: &Sandbox, checkout_id: &str, button: &str) -> reqwest::Response {
     client()
         .post(format!(
@@ -132,7 +97,7 @@ async fn click(sandbox: &Sandbox, checkout_id: &str, button: &str) -> reqwest::R
 
 #[tokio::test]
 async fn the_checkout_page_shows_the_checkout_without_scripts_or_outside_assets() {
-    let sandbox = start(merchant(None)).await;
+    let sandbox = start_sandbox(merchant(None)).await;
     let (_, checkout) = create(&sandbox, &body("page-1")).await;
     let page = reqwest::get(checkout["checkout_url"].as_str().unwrap())
         .await
@@ -170,7 +135,7 @@ async fn the_checkout_page_shows_the_checkout_without_scripts_or_outside_assets(
 
 #[tokio::test]
 async fn pay_completes_with_an_order_and_redirects_signed_with_the_creating_key() {
-    let sandbox = start(merchant(None)).await;
+    let sandbox = start_sandbox(merchant(None)).await;
     let (_, checkout) = create(&sandbox, &body("pay-1")).await;
     let id = checkout["id"].as_str().unwrap();
 
@@ -224,7 +189,7 @@ async fn pay_completes_with_an_order_and_redirects_signed_with_the_creating_key(
 
 #[tokio::test]
 async fn only_creems_parameters_are_signed_after_the_merchants_own() {
-    let sandbox = start(merchant(None)).await;
+    let sandbox = start_sandbox(merchant(None)).await;
     let mut with_params = body("utm-1");
     with_params["success_url"] = json!("https://shop.example/thanks?utm_campaign=spring");
     let (_, checkout) = create(&sandbox, &with_params).await;
@@ -244,7 +209,7 @@ async fn only_creems_parameters_are_signed_after_the_merchants_own() {
 #[tokio::test]
 async fn pay_sends_one_signed_checkout_completed_webhook() {
     let (url, mut deliveries) = receiver(0).await;
-    let sandbox = start(merchant(Some(&url))).await;
+    let sandbox = start_sandbox(merchant(Some(&url))).await;
     let (_, checkout) = create(&sandbox, &body("hook-1")).await;
     let id = checkout["id"].as_str().unwrap();
     click(&sandbox, id, "pay").await;
@@ -273,7 +238,7 @@ async fn pay_sends_one_signed_checkout_completed_webhook() {
 #[tokio::test]
 async fn a_failing_endpoint_gets_the_same_event_again_until_it_answers() {
     let (url, mut deliveries) = receiver(2).await;
-    let sandbox = start(merchant(Some(&url))).await;
+    let sandbox = start_sandbox(merchant(Some(&url))).await;
     let (_, checkout) = create(&sandbox, &body("retry-1")).await;
     click(&sandbox, checkout["id"].as_str().unwrap(), "pay").await;
     sandbox.webhooks_idle().await;
@@ -292,7 +257,7 @@ async fn a_failing_endpoint_gets_the_same_event_again_until_it_answers() {
 #[tokio::test]
 async fn an_endpoint_that_never_answers_is_given_up_on() {
     let (url, mut deliveries) = receiver(usize::MAX).await;
-    let sandbox = start(merchant(Some(&url))).await;
+    let sandbox = start_sandbox(merchant(Some(&url))).await;
     let (_, checkout) = create(&sandbox, &body("dead-1")).await;
     click(&sandbox, checkout["id"].as_str().unwrap(), "pay").await;
     sandbox.webhooks_idle().await;
@@ -309,7 +274,7 @@ async fn an_endpoint_that_never_answers_is_given_up_on() {
 #[tokio::test]
 async fn expire_marks_it_expired_and_sends_nothing_and_cancel_changes_nothing() {
     let (url, mut deliveries) = receiver(0).await;
-    let sandbox = start(merchant(Some(&url))).await;
+    let sandbox = start_sandbox(merchant(Some(&url))).await;
     let (_, checkout) = create(&sandbox, &body("exp-1")).await;
     let id = checkout["id"].as_str().unwrap();
 
@@ -335,7 +300,7 @@ async fn expire_marks_it_expired_and_sends_nothing_and_cancel_changes_nothing() 
 
 #[tokio::test]
 async fn the_customer_comes_back_as_a_full_customer_entity_or_as_its_id() {
-    let sandbox = start(merchant(None)).await;
+    let sandbox = start_sandbox(merchant(None)).await;
     let (_, checkout) = create(&sandbox, &body("cust-1")).await;
     let customer = &checkout["customer"];
     for field in [

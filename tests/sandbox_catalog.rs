@@ -3,25 +3,11 @@
 
 use clap::Parser;
 use creem_batch::cli::{Cli, Command};
-use creem_batch::sandbox::{MerchantConfig, Sandbox, SandboxConfig};
+use creem_batch::sandbox::MerchantConfig;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const KEY: &str = "creem_test_CATALOGUE";
-
-async fn start(merchant: MerchantConfig) -> Sandbox {
-    Sandbox::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        SandboxConfig::default(),
-        merchant,
-    )
-    .await
-    .unwrap()
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::new()
-}
+use crate::common::http::{client, create, get_json, start_sandbox};
 
 fn body(request_id: &str) -> Value {
     json!({
@@ -36,32 +22,9 @@ fn body(request_id: &str) -> Value {
     })
 }
 
-async fn create(sandbox: &Sandbox, body: &Value) -> (StatusCode, Value) {
-    let answer = client()
-        .post(format!("{}/v1/checkouts", sandbox.base_url()))
-        .header("x-api-key", KEY)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    (status, answer.json().await.unwrap())
-}
-
-async fn get_json(sandbox: &Sandbox, path: &str) -> (StatusCode, Value) {
-    let answer = client()
-        .get(format!("{}{path}", sandbox.base_url()))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    (status, answer.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn the_catalogue_answers_products_and_discounts() {
-    let sandbox = start(MerchantConfig::default()).await;
+    let sandbox = start_sandbox(MerchantConfig::default()).await;
     let (status, product) = get_json(&sandbox, "/v1/products/prod_3kF9aQz7LmN2pR8sTvWx1y").await;
     assert_eq!(
         (status, product["id"].as_str()),
@@ -110,7 +73,7 @@ async fn strictness_is_on_by_default_like_creem_and_can_be_relaxed() {
     loose["cancel_url"] = json!("https://shop.example/cancel");
     loose["product_id"] = json!("prod_adhoc");
 
-    let lenient = start(MerchantConfig {
+    let lenient = start_sandbox(MerchantConfig {
         reject_unknown_properties: false,
         reject_unknown_products: false,
         ..MerchantConfig::default()
@@ -118,7 +81,7 @@ async fn strictness_is_on_by_default_like_creem_and_can_be_relaxed() {
     .await;
     assert_eq!(create(&lenient, &loose).await.0, StatusCode::OK);
 
-    let strict = start(MerchantConfig::default()).await;
+    let strict = start_sandbox(MerchantConfig::default()).await;
     let (status, error) = create(&strict, &loose).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let messages = error["message"].as_array().unwrap();

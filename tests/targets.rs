@@ -220,14 +220,7 @@ async fn a_failing_preflight_warns_and_the_run_goes_on() {
         .await;
     wiremock::Mock::given(method("POST"))
         .and(path("/v1/checkouts"))
-        .respond_with(|request: &wiremock::Request| {
-            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
-            let id = format!("ch_{}", body["request_id"].as_str().unwrap());
-            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "id": id, "object": "checkout", "status": "pending",
-                "checkout_url": format!("https://checkout.creem.io/{id}"), "mode": "test"
-            }))
-        })
+        .respond_with(crate::common::http::checkout_for_request)
         .expect(2)
         .mount(&mock)
         .await;

@@ -2,20 +2,7 @@
 //! top, and the first mistakes (the CSV given to `run`, a bare template in YAML) answered
 //! with what to type instead.
 
-use crate::common::{TestEnv, MINIMAL_YAML};
-
-const COMMANDS: [&str; 10] = [
-    "init",
-    "check",
-    "run",
-    "status",
-    "verify-redirect",
-    "reconcile",
-    "sandbox",
-    "schema",
-    "completions",
-    "export",
-];
+use crate::common::{TestEnv, COMMANDS, MINIMAL_YAML};
 
 #[test]
 fn every_help_ends_with_examples_that_use_the_command() {

@@ -226,13 +226,7 @@ async fn run(dir: &Path, base_url: &str, env: &[(&str, &str)]) -> (i32, String) 
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().await.unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    crate::common::process::exit_and_text(cmd).await
 }
 
 fn created_rows(dir: &Path) -> usize {

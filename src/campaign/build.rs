@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use super::raw::{text, KeySpec, RawCampaign, RawCheckout, RawSend, Text};
 use super::send::{parse_duration, parse_max_rate, parse_rate, SendSettings};
 use super::{is_template, Campaign, Checkout, Located};
-use crate::diagnostic::{escape_control, Diagnostic, Diagnostics};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::escape::escape_control;
 
 /// Collects semantic problems while turning the raw file into a [`Campaign`].
 pub(super) struct Builder<'a> {

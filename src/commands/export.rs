@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
-use super::shared::{is_campaign_file, printable, shell_word};
+use super::shared::{is_campaign_file, shell_word};
 use crate::campaign::Campaign;
 use crate::cli::ExportArgs;
 use crate::customers::{CsvRow as CsvRecord, CustomerCsv};
+use crate::escape::escape_control;
 use crate::exit::Outcome;
 use crate::export::{self, Format};
 use crate::ledger::{self, Prior, Record, Status};
@@ -97,7 +98,10 @@ fn parse_columns(text: Option<&str>) -> anyhow::Result<Vec<String>> {
     };
     let names: Vec<String> = text.split(',').map(|n| n.trim().to_owned()).collect();
     if names.iter().any(String::is_empty) {
-        bail!("--columns: an empty column name in `{}`", printable(text));
+        bail!(
+            "--columns: an empty column name in `{}`",
+            escape_control(text)
+        );
     }
     Ok(names)
 }
@@ -302,12 +306,15 @@ fn find_column(headers: &[String], name: &str, file: &Path) -> anyhow::Result<us
     let mut message = format!(
         "--columns: {} has no column `{}`",
         file.display(),
-        printable(name)
+        escape_control(name)
     );
     if let Some(close) = crate::diagnostic::did_you_mean(name, &names) {
-        message.push_str(&format!(" (did you mean `{}`?)", printable(close)));
+        message.push_str(&format!(" (did you mean `{}`?)", escape_control(close)));
     }
-    let list: Vec<String> = names.iter().map(|n| printable(n)).collect();
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| escape_control(n).into_owned())
+        .collect();
     message.push_str(&format!("\n  its columns: {}", list.join(", ")));
     bail!(message)
 }
@@ -321,7 +328,10 @@ fn report(
     target: &Path,
 ) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let columns: Vec<String> = header.iter().map(|h| printable(h)).collect();
+    let columns: Vec<String> = header
+        .iter()
+        .map(|h| escape_control(h).into_owned())
+        .collect();
     writeln!(
         stdout,
         "wrote {} checkout link{} to {} ({})",

@@ -25,7 +25,7 @@ use crate::render::Renderer;
 use columns::Columns;
 use scaffold::Scaffold;
 
-use super::shared::printable;
+use crate::escape::escape_control;
 
 /// Data rows read to guess what the columns hold.
 const SAMPLE_ROWS: u64 = 20;
@@ -226,7 +226,7 @@ fn print_summary(
     product: Option<&str>,
     schema: &SchemaRef,
 ) {
-    let column = |i: usize| format!("`{}`", printable(&headers[i]));
+    let column = |i: usize| format!("`{}`", escape_control(&headers[i]));
     println!("wrote {} (campaign `{name}`)", target.display());
     match (columns.email, columns.customer_id) {
         (Some(i), _) => println!("  customer email: column {}", column(i)),

@@ -119,31 +119,3 @@ pub fn not_customers_file(path: &std::path::Path, command: &str) -> anyhow::Resu
         path.display()
     )
 }
-
-/// `text` with control characters escaped, for a terminal or a comment: column names come
-/// from files, and an escape sequence in one must not reach the screen.
-pub fn printable(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_for_the_terminal() {
-        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
-        assert_eq!(printable("Café"), "Café");
-    }
-}

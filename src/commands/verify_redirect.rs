@@ -8,6 +8,7 @@ use std::io::Write;
 
 use crate::api_key::load_api_key;
 use crate::cli::VerifyRedirectArgs;
+use crate::escape::escape_control;
 use crate::exit::Outcome;
 use crate::signature::{verify_redirect, RedirectVerification};
 
@@ -47,43 +48,29 @@ fn report(v: &RedirectVerification) -> String {
     let covered = if v.covered.is_empty() {
         "(none)".to_string()
     } else {
-        shown(&v.covered.join(", "))
+        escape_control(&v.covered.join(", ")).into_owned()
     };
     s.push_str(&format!("covered: {covered}\n"));
     if !v.not_covered.is_empty() {
         s.push_str(&format!(
             "not covered (anyone may have changed these): {}\n",
-            shown(&v.not_covered.join(", "))
+            escape_control(&v.not_covered.join(", "))
         ));
     }
     if !v.skipped.is_empty() {
         s.push_str(&format!(
             "skipped (empty or null, not signed): {}\n",
-            shown(&v.skipped.join(", "))
+            escape_control(&v.skipped.join(", "))
         ));
     }
     // Ids are only worth repeating once they are vouched for.
     if v.valid {
         if let Some(id) = &v.checkout_id {
-            s.push_str(&format!("checkout_id: {}\n", shown(id)));
+            s.push_str(&format!("checkout_id: {}\n", escape_control(id)));
         }
         if let Some(id) = &v.request_id {
-            s.push_str(&format!("request_id: {}\n", shown(id)));
+            s.push_str(&format!("request_id: {}\n", escape_control(id)));
         }
     }
     s
-}
-
-/// Decoded URL text with its control characters escaped (`\u{1b}`), so that a crafted
-/// parameter cannot rewrite the terminal or forge a line of this report.
-fn shown(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }

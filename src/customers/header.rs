@@ -32,7 +32,7 @@ pub(super) fn named_columns(
                 format!(
                     "header, column {}: `{}` appears twice (also column {})",
                     i + 1,
-                    crate::diagnostic::escape_control(name),
+                    crate::escape::escape_control(name),
                     first + 1
                 ),
             ));

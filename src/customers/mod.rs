@@ -187,7 +187,7 @@ impl CustomerCsv {
                 path,
                 format!(
                     "sheet `{}` is empty: a header row naming the columns is required",
-                    crate::diagnostic::escape_control(&sheet.name)
+                    crate::escape::escape_control(&sheet.name)
                 ),
             ));
         }
@@ -210,7 +210,7 @@ impl CustomerCsv {
         match (&self.source, &self.encoding) {
             (Source::Sheet { sheet, .. }, _) => format!(
                 "workbook, sheet `{}`",
-                crate::diagnostic::escape_control(&sheet.name)
+                crate::escape::escape_control(&sheet.name)
             ),
             (Source::Text(_), Some(encoding)) => format!("encoding {encoding}"),
             (Source::Text(_), None) => String::new(),
@@ -337,7 +337,7 @@ impl CustomerCsv {
                          write a quote inside a value as \"\")",
                         record.line,
                         record.end_line,
-                        crate::diagnostic::escape_control(&self.headers[i.min(self.headers.len().saturating_sub(1))]),
+                        crate::escape::escape_control(&self.headers[i.min(self.headers.len().saturating_sub(1))]),
                     )));
                 }
             }
@@ -380,7 +380,7 @@ impl CustomerCsv {
                     return Err(RecordProblem(format!(
                         "column `{}`: not valid UTF-8 at byte {} (set `csv.encoding:` to the \
                          file's encoding, such as windows-1252, or save it as UTF-8)",
-                        crate::diagnostic::escape_control(&self.raw_headers[i]),
+                        crate::escape::escape_control(&self.raw_headers[i]),
                         e.valid_up_to() + 1
                     )))
                 }

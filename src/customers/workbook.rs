@@ -49,8 +49,8 @@ impl Sheet {
                 .ok_or_else(|| {
                     format!(
                         "the workbook has no sheet `{}` (its sheets: {})",
-                        crate::diagnostic::escape_control(wanted),
-                        crate::diagnostic::escape_control(&names.join(", "))
+                        crate::escape::escape_control(wanted),
+                        crate::escape::escape_control(&names.join(", "))
                     )
                 })?,
             None => names

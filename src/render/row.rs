@@ -4,7 +4,7 @@ use super::body::{Body, CheckboxBody, CustomFieldBody, Customer, Metadata, TextB
 use super::checks::{check_email, check_url};
 use super::{sha256_hex, Integer, Rejection, Renderer, Request, MAX_BODY_BYTES};
 use crate::campaign::{check_custom_field_key, check_custom_field_label};
-use crate::diagnostic::escape_control as esc;
+use crate::escape::escape_control as esc;
 use crate::template::TemplateId;
 
 impl Renderer {

@@ -34,26 +34,22 @@ fn product(s: &Shared, id: &str) -> Response {
     }
 }
 
-pub(super) async fn product_by_path(
+/// `GET /v1/products/{id}` and `GET /v1/products?product_id=`: the same lookup, the id in
+/// the path or in the query.
+pub(super) async fn product_lookup(
     State(s): State<Arc<Shared>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(answer) = admitted(&s, &headers).await {
-        return answer;
-    }
-    product(&s, &id)
-}
-
-pub(super) async fn product_by_query(
-    State(s): State<Arc<Shared>>,
+    path: Option<Path<String>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     if let Err(answer) = admitted(&s, &headers).await {
         return answer;
     }
-    match query_param(query.as_deref(), "product_id") {
+    let id = match path {
+        Some(Path(id)) => Some(id),
+        None => query_param(query.as_deref(), "product_id"),
+    };
+    match id {
         Some(id) => product(&s, &id),
         None => s.error(StatusCode::BAD_REQUEST, ["product_id must be a string"]),
     }

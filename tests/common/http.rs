@@ -1,6 +1,7 @@
 //! Talking to an in-process sandbox over real HTTP (the sandbox's own tests).
 
-use creem_batch::sandbox::Sandbox;
+use creem_batch::sandbox::{MerchantConfig, Sandbox, SandboxConfig};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use super::KEY;
@@ -45,6 +46,45 @@ pub async fn post_raw(sandbox: &Sandbox, body: impl Into<String>) -> reqwest::Re
 
 pub async fn post(sandbox: &Sandbox, body: &Value) -> reqwest::Response {
     post_raw(sandbox, body.to_string()).await
+}
+
+/// An in-process sandbox on 127.0.0.1 port 0 with this merchant and default settings.
+pub async fn start_sandbox(merchant: MerchantConfig) -> Sandbox {
+    Sandbox::start_with(
+        "127.0.0.1:0".parse().expect("loopback address"),
+        SandboxConfig::default(),
+        merchant,
+    )
+    .await
+    .expect("sandbox starts")
+}
+
+/// POSTs `body` to `/v1/checkouts` with the test key: the status and the JSON answer.
+pub async fn create(sandbox: &Sandbox, body: &Value) -> (StatusCode, Value) {
+    let answer = post(sandbox, body).await;
+    let status = answer.status();
+    (status, answer.json().await.expect("answer is JSON"))
+}
+
+/// GETs `path` with the test key: the status and the JSON answer.
+pub async fn get_json(sandbox: &Sandbox, path: &str) -> (StatusCode, Value) {
+    let answer = client()
+        .get(format!("{}{path}", sandbox.base_url()))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .expect("sandbox answers");
+    let status = answer.status();
+    (status, answer.json().await.expect("answer is JSON"))
+}
+
+/// The `creem-signature` header a webhook receiver was sent, empty when there is none.
+pub fn webhook_signature(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("creem-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 pub async fn get_checkout(sandbox: &Sandbox, checkout_id: &str) -> reqwest::Response {
@@ -98,4 +138,15 @@ fn is_uuid_like(text: &str) -> bool {
         && groups
             .iter()
             .all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A wiremock answer to `POST /v1/checkouts`: one pending checkout a row, its id made from the
+/// request's request_id (`ch_<request_id>`).
+pub fn checkout_for_request(request: &wiremock::Request) -> wiremock::ResponseTemplate {
+    let body: Value = serde_json::from_slice(&request.body).expect("the body is JSON");
+    let id = format!("ch_{}", body["request_id"].as_str().expect("a request_id"));
+    wiremock::ResponseTemplate::new(200).set_body_json(json!({
+        "id": id, "object": "checkout", "status": "pending",
+        "checkout_url": format!("https://checkout.creem.io/{id}"), "mode": "test"
+    }))
 }

@@ -22,6 +22,21 @@ pub const KEY: &str = "creem_test_SECRETKEY123456";
 /// The `send:` section of most sending tests: no rate limit, four requests in flight.
 pub const FAST: &str = "  rate: unlimited\n  concurrency: 4\n";
 
+/// Every subcommand, for the tests that go through each one's `--help`.
+pub const COMMANDS: [&str; 11] = [
+    "init",
+    "check",
+    "run",
+    "status",
+    "verify-redirect",
+    "reconcile",
+    "sandbox",
+    "schema",
+    "completions",
+    "export",
+    "report",
+];
+
 /// The ledger's path inside a campaign written by [`Campaign::sending`].
 pub const OUTPUT: &str = "out/results.csv";
 
@@ -261,6 +276,19 @@ impl TestEnv {
         let mut all = args.to_vec();
         all.extend_from_slice(&["--base-url", &base]);
         self.run_async(&all).await
+    }
+
+    /// Moves each `(row, status)` checkout of `rows` (1-based rows of the ledger) to that
+    /// status in the sandbox, as a customer would, then runs `status` to read them back.
+    pub async fn move_checkouts_and_refresh(&self, rows: &[Row], moves: &[(usize, &str)]) {
+        for &(row, status) in moves {
+            assert!(self
+                .server()
+                .set_checkout_status(&rows[row - 1]["checkout_id"], status));
+        }
+        self.command_at_server(&["status", CAMPAIGN_FILE, "-q"])
+            .await
+            .assert_exit(0);
     }
 
     /// `creem-batch check campaign.yaml`.

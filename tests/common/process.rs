@@ -128,3 +128,15 @@ pub fn signal(child: &tokio::process::Child, signal: i32) {
     let rc = unsafe { libc::kill(pid, signal) };
     assert_eq!(rc, 0, "kill({pid}, {signal})");
 }
+
+/// Runs `cmd` to its end: the exit code (-1 when killed) and stdout then stderr, decoded
+/// lossily (what a user would see on one terminal).
+pub async fn exit_and_text(mut cmd: tokio::process::Command) -> (i32, String) {
+    let out = cmd.output().await.expect("the binary runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::columns::{is_personal, Columns};
 use super::{shell_word, SchemaRef, COMMENT_COLUMN, PRODUCT_PLACEHOLDER};
-use crate::commands::shared::printable;
+use crate::escape::escape_control;
 use crate::template::{column_reference, is_identifier};
 
 /// Everything the campaign text is made from.
@@ -113,7 +113,7 @@ impl Scaffold<'_> {
                 &format!("  discount_code: {}", yaml_string(&template(i))),
                 &format!(
                     "a Creem discount code, from `{}` (empty: none)",
-                    printable(&headers[i])
+                    escape_control(&headers[i])
                 ),
             ),
             None => y.line(
@@ -241,7 +241,7 @@ impl Scaffold<'_> {
                 continue;
             }
             let Some(reference) = column_reference(header, headers) else {
-                unusable.push(printable(header));
+                unusable.push(escape_control(header).into_owned());
                 continue;
             };
             let mut key = metadata_key(header);
@@ -267,7 +267,7 @@ impl Scaffold<'_> {
                 &code,
                 &format!(
                     "column `{}`: an id, to find the customer again",
-                    printable(header)
+                    escape_control(header)
                 ),
             );
         }
@@ -278,9 +278,9 @@ impl Scaffold<'_> {
         for (key, value, header) in others {
             let code = format!("    # {}: {}", yaml_string(&key), yaml_string(&value));
             let note = if is_personal(header) {
-                format!("column `{}` (personal data)", printable(header))
+                format!("column `{}` (personal data)", escape_control(header))
             } else {
-                format!("column `{}`", printable(header))
+                format!("column `{}`", escape_control(header))
             };
             y.line(&code, &note);
         }

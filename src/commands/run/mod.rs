@@ -6,7 +6,7 @@
 //! retries) a bounded number at a time, and every row's end goes to the ledger writer.
 //! Nothing here holds more than the stream's window of rows.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -14,17 +14,22 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
+mod dry_run;
+mod jobs;
+
+use dry_run::dry_run;
+use jobs::{record_of, Job, Rows};
+
 use super::run_summary::{Ended, RunSummary};
 use super::shared::{apply_send_flags, watch_signals};
-use crate::batch::{Batch, RowPlan};
+use crate::batch::Batch;
 use crate::campaign::Campaign;
 use crate::cli::{ReissueRows, RunArgs};
 use crate::escape::escape_control;
 use crate::exit::Outcome;
-use crate::ledger::{self, Entry, Prior, PriorRef, Record, Status};
-use crate::plan::{Planner, Reissue, Reissued, Verdict};
+use crate::ledger::{self, Entry, Prior};
+use crate::plan::{Planner, Reissue};
 use crate::progress::{Labels, Live, Progress, Tally};
-use crate::render::Request;
 use crate::sender::{Breaker, Delivery, Sender};
 use crate::sync::lock;
 use crate::target::{self, Target};
@@ -93,101 +98,6 @@ pub(super) fn reissue_kind(args: &RunArgs) -> Option<Reissue> {
         ReissueRows::Expired => Reissue::Expired,
         ReissueRows::FailedPermanently => Reissue::FailedPermanently,
     })
-}
-
-/// Prints one JSON line per row that would be sent, and the plan on stderr.
-fn dry_run(
-    mut batch: Batch,
-    prior: Option<Prior>,
-    reissue: Option<Reissue>,
-    args: &RunArgs,
-) -> anyhow::Result<Outcome> {
-    let mut planner = Planner::new(prior, batch.total_rows(), args.limit, args.recreate_changed)
-        .reissuing(reissue);
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut head = Vec::with_capacity(128);
-    while let Some(row_plan) = batch.next_row()? {
-        match row_plan {
-            RowPlan::Ready { row, mut request } => {
-                if !matches!(planner.ready(row, &mut request)?, Verdict::Send { .. }) {
-                    continue;
-                }
-                // The body, the bulk of the line, goes straight to the output buffer.
-                head.clear();
-                head.extend_from_slice(b"{\"request_id\":");
-                serde_json::to_writer(&mut head, &request.request_id)?;
-                head.extend_from_slice(b",\"row\":");
-                head.extend_from_slice(itoa::Buffer::new().format(row).as_bytes());
-                head.extend_from_slice(b",\"body\":");
-                out.write_all(&head)?;
-                out.write_all(&request.body)?;
-                out.write_all(b"}\n")?;
-            }
-            RowPlan::Invalid { row, rejection } => {
-                planner.invalid(row, &rejection)?;
-            }
-            RowPlan::Unchanged { row } => {
-                planner.unchanged(row)?;
-            }
-            RowPlan::Skipped { row, skip } => {
-                planner.skipped(row, &skip)?;
-            }
-        }
-    }
-    out.flush()?;
-    let plan = planner.plan;
-    let mut err = std::io::stderr().lock();
-    writeln!(
-        err,
-        "customers: {}: {}",
-        batch.campaign.customers.display(),
-        batch.file_format()
-    )?;
-    match plan.reissue {
-        Some(kind) => writeln!(
-            err,
-            "plan: {} rows: {} to re-issue ({}), {} created and kept, {} left as they are, {} invalid",
-            plan.rows,
-            plan.reissued,
-            kind.as_str(),
-            plan.done,
-            plan.held,
-            plan.invalid
-        )?,
-        None => writeln!(
-            err,
-            "plan: {} rows: {} new, {} to retry, {} already created, {} changed since created, {} invalid{}",
-            plan.rows, plan.new, plan.retry, plan.done, plan.changed, plan.invalid, plan.skipped_note()
-        )?,
-    }
-    if plan.limited > 0 {
-        writeln!(
-            err,
-            "--limit {}: {} row(s) would be sent now, {} left pending",
-            args.limit.unwrap_or_default(),
-            plan.chosen,
-            plan.limited
-        )?;
-    }
-    plan.print_problems(&mut err)?;
-    Ok(if plan.invalid == 0 {
-        Outcome::Success
-    } else {
-        Outcome::Partial
-    })
-}
-
-/// One row on its way to Creem.
-struct Job {
-    row: u64,
-    request: Request,
-    note: String,
-    /// The row's record in the existing ledger. Retired only once the row really was sent:
-    /// a row stopped before sending keeps it (a `created` row queued by --recreate-changed
-    /// must not lose its checkout id because of a Ctrl-C).
-    prior: Option<PriorRef>,
-    reissued: Option<Reissued>,
 }
 
 /// Everything settled before the first request: where to send, and the ledger, locked.
@@ -416,208 +326,6 @@ impl Delivering<'_> {
                 ]
             }
         }
-    }
-}
-
-/// The rows of the batch, read and decided one at a time as the stream of jobs asks; every
-/// row that is not sent now gets its ledger entry here (kept, invalid, or pending).
-struct Rows {
-    batch: Batch,
-    planner: Planner,
-    entries: ledger::EntrySender,
-    stop: tokio_util::sync::CancellationToken,
-    tally: Arc<Tally>,
-    campaign: String,
-    target: String,
-    /// Rows that would have been sent, but the run was stopping.
-    not_queued: u64,
-    /// Why reading stopped early, if it did.
-    error: Option<anyhow::Error>,
-}
-
-impl Rows {
-    /// The next row to send; `None` at the end or on an error (kept in `error`).
-    fn next_job(&mut self) -> Option<Job> {
-        match self.next() {
-            Ok(job) => job,
-            Err(e) => {
-                self.stop.cancel();
-                self.error = Some(e);
-                None
-            }
-        }
-    }
-
-    fn next(&mut self) -> anyhow::Result<Option<Job>> {
-        while let Some(row_plan) = self.batch.next_row()? {
-            let (row, mut request) = match row_plan {
-                RowPlan::Ready { row, request } => (row, request),
-                RowPlan::Invalid { row, rejection } => {
-                    Tally::add(&self.tally.done);
-                    let entry = match self.planner.invalid(row, &rejection)? {
-                        Some(prior) => Entry::Keep { row, prior },
-                        None => {
-                            let mut record = Record::new(
-                                &self.campaign,
-                                row,
-                                &rejection.request_id,
-                                &rejection.email,
-                                Status::Invalid,
-                            );
-                            record.error = rejection.reason;
-                            record.target = self.target.clone();
-                            Entry::Write(Box::new(record))
-                        }
-                    };
-                    self.entries.send(entry);
-                    continue;
-                }
-                RowPlan::Skipped { row, skip } => {
-                    Tally::add(&self.tally.done);
-                    let entry = match self.planner.skipped(row, &skip)? {
-                        Some(prior) => Entry::Keep { row, prior },
-                        None => {
-                            let mut record = Record::new(
-                                &self.campaign,
-                                row,
-                                &skip.request_id,
-                                &skip.email,
-                                Status::Skipped,
-                            );
-                            record.error = skip.reason;
-                            Entry::Write(Box::new(record))
-                        }
-                    };
-                    self.entries.send(entry);
-                    continue;
-                }
-                RowPlan::Unchanged { row } => {
-                    let prior = self.planner.unchanged(row)?;
-                    Tally::add(&self.tally.done);
-                    self.entries.send(Entry::Keep { row, prior });
-                    continue;
-                }
-            };
-            let prior = match self.planner.ready(row, &mut request)? {
-                Verdict::Keep(prior) => {
-                    Tally::add(&self.tally.done);
-                    self.entries.send(Entry::Keep { row, prior });
-                    continue;
-                }
-                Verdict::Send {
-                    prior,
-                    note,
-                    reissued,
-                } if !self.stop.is_cancelled() => {
-                    return Ok(Some(Job {
-                        row,
-                        request,
-                        note,
-                        prior: prior.map(|p| p.record),
-                        reissued,
-                    }));
-                }
-                Verdict::Send { prior, .. } => {
-                    self.not_queued += 1;
-                    prior
-                }
-                Verdict::Hold { prior } => prior,
-            };
-            // Not sent now: held back by --limit, or the run is stopping.
-            Tally::add(&self.tally.done);
-            let entry = match prior {
-                Some(p) if p.keepable => Entry::Keep {
-                    row,
-                    prior: p.record,
-                },
-                _ => {
-                    let mut record = Record::new(
-                        &self.campaign,
-                        row,
-                        &request.request_id,
-                        &request.email,
-                        Status::Pending,
-                    );
-                    record.body_sha256 = request.body_sha256;
-                    record.input_hash = input_hash_cell(request.input_hash);
-                    record.target = self.target.clone();
-                    Entry::Write(Box::new(record))
-                }
-            };
-            self.entries.send(entry);
-        }
-        Ok(None)
-    }
-}
-
-fn record_of(campaign: &str, job: Job, delivery: Delivery) -> Record {
-    let error = delivery.error_text();
-    let request = job.request;
-    let mut record = Record::new(campaign, job.row, "", "", Status::Pending);
-    if let Some(reissued) = job.reissued {
-        record.reissues = reissued.count;
-        record.previous_checkouts = reissued.previous_checkouts;
-    }
-    record.request_id = request.request_id; // moved, not copied
-    record.email = request.email;
-    record.body_sha256 = request.body_sha256;
-    record.input_hash = input_hash_cell(request.input_hash);
-    record.body = String::from_utf8(request.body).unwrap_or_default();
-    let outside = |text: String| escape_control(&text).into_owned();
-    match delivery {
-        Delivery::Created {
-            checkout,
-            http_status,
-            attempts,
-            ..
-        } => {
-            record.status = Status::Created;
-            record.checkout_id = outside(checkout.id);
-            record.checkout_url = outside(checkout.checkout_url);
-            record.checkout_status = outside(checkout.status);
-            record.http_status = Some(http_status);
-            record.attempts = attempts;
-            record.error = [job.note, error]
-                .into_iter()
-                .filter(|n| !n.is_empty())
-                .collect::<Vec<_>>()
-                .join("; ");
-        }
-        // `created` with no link: the checkout may exist, so a re-run must not send it again,
-        // and the `error` column says why there is no link.
-        Delivery::Unusable {
-            error: cause,
-            checkout_id,
-            attempts,
-            ..
-        } => {
-            record.status = Status::Created;
-            record.checkout_id = outside(checkout_id);
-            record.http_status = cause.status();
-            record.attempts = attempts;
-            record.error = error;
-        }
-        Delivery::Failed {
-            error: cause,
-            attempts,
-            ..
-        } => {
-            record.status = Status::Failed;
-            record.http_status = cause.status();
-            record.attempts = attempts;
-            record.error = error;
-        }
-        Delivery::NotSent { attempts } => record.attempts = attempts,
-    }
-    record
-}
-
-/// The ledger's `input_hash` cell: 16 hex digits, or empty when there is none.
-fn input_hash_cell(hash: u64) -> String {
-    if hash == 0 {
-        String::new()
-    } else {
-        format!("{hash:016x}")
     }
 }
 
