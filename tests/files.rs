@@ -293,6 +293,34 @@ fn an_xlsx_workbook_reads_its_first_sheet_with_cells_as_shown() {
         .stderr_has(&["the workbook has no sheet `Nope` (its sheets: Export, VIP)"]);
 }
 
+/// An OpenDocument spreadsheet (tests/data/list.ods, two customers, written by Python's
+/// zipfile: nothing in this build writes .ods) reads like an .xlsx: text stays text, whole
+/// numbers have no `.0`.
+#[test]
+fn an_ods_workbook_reads_like_an_xlsx() {
+    let env = TestEnv::new();
+    let ods = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/list.ods")).unwrap();
+    env.write("list.ods", &ods);
+    let yaml = yaml_for("list.ods", "").replace(
+        "    name: \"{{ columns['First Name'] }}\"",
+        "    name: \"{{ columns['First Name'] }}\"\n    zip: \"{{ Zip }}\"\n    seats: \"{{ Seats }}\"",
+    );
+    env.yaml(&yaml);
+    env.check().assert_exit(0).stdout_has(&[
+        "list.ods: workbook, sheet `Export`",
+        "campaign.yaml: 2 rows, 2 valid, 0 invalid",
+    ]);
+    let dry = env.dry_run();
+    assert_eq!(
+        dry.line_for_row(1).expect("row 1")["body"]["metadata"],
+        json!({"name": "José", "zip": "01234", "seats": "2"})
+    );
+    assert_eq!(
+        dry.line_for_row(2).expect("row 2")["body"]["metadata"]["name"],
+        "Zoë"
+    );
+}
+
 #[test]
 fn init_on_a_workbook_writes_a_campaign_that_checks() {
     let env = TestEnv::new();
