@@ -36,18 +36,26 @@ pub struct Demand {
 impl Demand {
     /// Counts one row that will be sent with this product and (optional) discount code.
     pub fn add(&mut self, product_id: &str, discount_code: Option<&str>) {
-        let mut tracked = count(&mut self.products, product_id);
+        self.add_rows(product_id, discount_code, 1);
+    }
+
+    /// Counts `rows` rows that will be sent with this product and (optional) discount code.
+    pub fn add_rows(&mut self, product_id: &str, discount_code: Option<&str>, rows: u64) {
+        if rows == 0 {
+            return;
+        }
+        let mut tracked = count(&mut self.products, product_id, rows);
         if let Some(code) = discount_code.filter(|c| !c.is_empty()) {
-            tracked &= count(&mut self.discounts, code);
+            tracked &= count(&mut self.discounts, code, rows);
             let pair = (code.to_owned(), product_id.to_owned());
             if let Some(n) = self.pairs.get_mut(&pair) {
-                *n += 1;
+                *n += rows;
             } else if self.pairs.len() < MAX_TRACKED {
-                self.pairs.insert(pair, 1);
+                self.pairs.insert(pair, rows);
             }
         }
         if !tracked {
-            self.untracked_rows += 1;
+            self.untracked_rows += rows;
         }
     }
 
@@ -76,12 +84,12 @@ impl Demand {
     }
 }
 
-fn count(map: &mut IndexMap<String, u64>, value: &str) -> bool {
+fn count(map: &mut IndexMap<String, u64>, value: &str, rows: u64) -> bool {
     if let Some(n) = map.get_mut(value) {
-        *n += 1;
+        *n += rows;
         true
     } else if map.len() < MAX_TRACKED {
-        map.insert(value.to_owned(), 1);
+        map.insert(value.to_owned(), rows);
         true
     } else {
         false

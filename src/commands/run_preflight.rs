@@ -8,7 +8,7 @@ use std::path::Path;
 use futures::future::BoxFuture;
 
 use crate::batch::{Batch, RowPlan};
-use crate::campaign::Campaign;
+use crate::campaign::{is_template, Campaign};
 use crate::cli::RunArgs;
 use crate::exit::Outcome;
 use crate::ledger::Prior;
@@ -22,11 +22,15 @@ use crate::target::Target;
 /// discount code would fail rows (exit 2); nothing was sent either way.
 pub(super) async fn preflight(
     campaign: &Campaign,
+    known: Known<'_>,
     target: &Target,
     sender: &Sender,
     args: &RunArgs,
 ) -> anyhow::Result<Option<Outcome>> {
-    let demand = demand(campaign, &campaign.output, args)?;
+    let demand = match constant_demand(campaign, &known, args) {
+        Some(demand) => demand,
+        None => demand(campaign, &campaign.output, args)?,
+    };
     if demand.is_empty() {
         return Ok(None);
     }
@@ -52,6 +56,42 @@ pub(super) async fn preflight(
         );
     }
     Ok(None)
+}
+
+/// What the run already knows before the pre-flight: the rows in the CSV (the batch's first
+/// pass) and the prior ledger.
+pub(super) struct Known<'a> {
+    pub rows: u64,
+    pub prior: Option<&'a Prior>,
+}
+
+/// The demand without a pass over the CSV, when no template decides the product or the
+/// discount code: every row sent carries the same two values, and the rows not yet created in
+/// the ledger are the most that can be sent. A re-run of a finished campaign then looks up
+/// nothing and reads the CSV no more times than before. `None`: a pass is needed.
+fn constant_demand(campaign: &Campaign, known: &Known<'_>, args: &RunArgs) -> Option<Demand> {
+    let checkout = &campaign.checkout;
+    let product = &checkout.product_id.value;
+    let code = checkout.discount_code.as_ref().map(|c| c.value.as_str());
+    if is_template(product)
+        || code.is_some_and(is_template)
+        || super::run::reissue_kind(args).is_some()
+        || args.recreate_changed
+    {
+        return None;
+    }
+    let created = match known.prior {
+        None => 0,
+        // Rows created with their input hash: the only rows a run never sends again.
+        Some(prior) => prior.unchanged_rows()?.iter().filter(|&&h| h != 0).count() as u64,
+    };
+    let mut rows = known.rows.saturating_sub(created);
+    if let Some(limit) = args.limit {
+        rows = rows.min(limit);
+    }
+    let mut demand = Demand::default();
+    demand.add_rows(product, code, rows);
+    Some(demand)
 }
 
 /// How many rows that this run will send carry each product and discount code. A pass of its

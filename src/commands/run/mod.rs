@@ -78,12 +78,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         let prepared = prepare(batch, prior, lock, &args).await?;
         let Prepared {
             batch,
+            prior,
             target,
             sender,
             ..
         } = &prepared;
+        let known = super::run_preflight::Known {
+            rows: batch.total_rows(),
+            prior: prior.as_ref(),
+        };
         if let Some(outcome) =
-            super::run_preflight::preflight(&batch.campaign, target, sender, &args).await?
+            super::run_preflight::preflight(&batch.campaign, known, target, sender, &args).await?
         {
             return Ok(outcome);
         }
