@@ -14,13 +14,35 @@ use crate::sync::lock;
 pub(super) enum Pace {
     Unlimited,
     Fixed(DefaultDirectRateLimiter),
-    Auto(Mutex<Auto>),
+    Auto {
+        state: Mutex<Auto>,
+        /// One waiter at a time, in arrival order: the first in line sleeps until its start,
+        /// the others wait for their turn without waking.
+        turn: tokio::sync::Mutex<()>,
+    },
 }
 
 pub(super) struct Auto {
     adaptive: Adaptive,
-    /// The start given to the last request; the next is one interval later.
-    next: Instant,
+    /// The start given to the last request; the next is one interval (at the rate of then)
+    /// later. Starts are given one at a time, never booked ahead: a start booked at the
+    /// slow-start rate would keep that rate's spacing long after the rate rose.
+    last: Option<Instant>,
+}
+
+impl Auto {
+    /// Gives a start at `now` and returns `None`, or returns when the next start is due. A
+    /// start a little late keeps the schedule (timer overshoot is not lost rate); after an
+    /// idle spell or a pause, the schedule starts again from now, with no burst.
+    fn start_now(&mut self, now: Instant) -> Option<Instant> {
+        let interval = Duration::from_secs_f64(1.0 / self.adaptive.rate());
+        let due = self.last.map_or(now, |last| last + interval);
+        if due > now {
+            return Some(due);
+        }
+        self.last = Some(if now - due < interval { due } else { now });
+        None
+    }
 }
 
 /// What the progress line and the summary say of the rate.
@@ -46,10 +68,13 @@ impl Pace {
             }
             RateLimit::Auto => {
                 let now = Instant::now();
-                Pace::Auto(Mutex::new(Auto {
-                    adaptive: Adaptive::new(settings.max_rate.per_second(), now),
-                    next: now,
-                }))
+                Pace::Auto {
+                    state: Mutex::new(Auto {
+                        adaptive: Adaptive::new(settings.max_rate.per_second(), now),
+                        last: None,
+                    }),
+                    turn: tokio::sync::Mutex::new(()),
+                }
             }
         }
     }
@@ -60,33 +85,69 @@ impl Pace {
         match self {
             Pace::Unlimited => {}
             Pace::Fixed(limiter) => limiter.until_ready().await,
-            Pace::Auto(auto) => {
-                let start = {
-                    let mut auto = lock(auto);
-                    let start = auto.next.max(Instant::now());
-                    let interval = Duration::from_secs_f64(1.0 / auto.adaptive.rate());
-                    auto.next = start + interval;
-                    start
-                };
-                tokio::time::sleep_until(start.into()).await;
+            Pace::Auto { state, turn } => {
+                let _turn = turn.lock().await;
+                loop {
+                    let due = lock(state).start_now(Instant::now());
+                    match due {
+                        Some(due) => tokio::time::sleep_until(due.into()).await,
+                        None => break,
+                    }
+                }
             }
         }
     }
 
     /// How the attempt started at `sent` ended.
     pub(super) fn observe(&self, sent: Instant, signal: Signal) {
-        if let Pace::Auto(auto) = self {
-            lock(auto).adaptive.on_answer(sent, Instant::now(), signal);
+        if let Pace::Auto { state, .. } = self {
+            lock(state).adaptive.on_answer(sent, Instant::now(), signal);
         }
     }
 
     /// The adapted rate; `None` for a fixed rate or none.
     pub(super) fn now(&self) -> Option<RateNow> {
-        let Pace::Auto(auto) = self else { return None };
-        let auto = lock(auto);
+        let Pace::Auto { state, .. } = self else {
+            return None;
+        };
+        let auto = lock(state);
         Some(RateNow {
             per_second: auto.adaptive.rate(),
             adapting: auto.adaptive.adapting(Instant::now()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auto(now: Instant) -> Auto {
+        Auto {
+            adaptive: Adaptive::new(100.0, now),
+            last: None,
+        }
+    }
+
+    #[test]
+    fn starts_are_given_one_at_a_time_never_booked_ahead() {
+        let t0 = Instant::now();
+        let mut pace = auto(t0);
+        let interval = Duration::from_millis(100); // the start rate, 10/s
+        assert_eq!(pace.start_now(t0), None, "the first start is now");
+        // Waiters asking before the next start is due all hear the same time: nothing is
+        // booked for them, so a rate that rises meanwhile spaces them at the new rate.
+        assert_eq!(pace.start_now(t0), Some(t0 + interval));
+        assert_eq!(pace.start_now(t0 + interval / 2), Some(t0 + interval));
+        // A start a little late keeps the schedule...
+        assert_eq!(pace.start_now(t0 + interval + interval / 10), None);
+        assert_eq!(
+            pace.start_now(t0 + interval + interval / 10),
+            Some(t0 + 2 * interval)
+        );
+        // ...and after an idle spell the schedule restarts from now, with no burst.
+        let later = t0 + 10 * interval;
+        assert_eq!(pace.start_now(later), None);
+        assert_eq!(pace.start_now(later), Some(later + interval));
     }
 }
