@@ -15,7 +15,8 @@ pub(super) enum Pace {
     Unlimited,
     Fixed(DefaultDirectRateLimiter),
     Auto {
-        state: Mutex<Auto>,
+        /// Boxed: the adaptive state is many times the size of the other variants.
+        state: Box<Mutex<Auto>>,
         /// One waiter at a time, in arrival order: the first in line sleeps until its start,
         /// the others wait for their turn without waking.
         turn: tokio::sync::Mutex<()>,
@@ -69,10 +70,10 @@ impl Pace {
             RateLimit::Auto => {
                 let now = Instant::now();
                 Pace::Auto {
-                    state: Mutex::new(Auto {
+                    state: Box::new(Mutex::new(Auto {
                         adaptive: Adaptive::new(settings.max_rate.per_second(), now),
                         last: None,
-                    }),
+                    })),
                     turn: tokio::sync::Mutex::new(()),
                 }
             }
