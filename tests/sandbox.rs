@@ -86,14 +86,7 @@ async fn the_same_request_id_twice_makes_two_checkouts_like_creem() {
     assert_eq!(stats.created, 2);
     assert_eq!(stats.created_per_request_id["again"], 2);
 
-    let inspect: Value = client()
-        .get(format!("{}/sandbox/stats", sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, inspect) = crate::common::http::get_json(&sandbox, "/sandbox/stats").await;
     assert_eq!(inspect["created"], 2);
     assert_eq!(inspect["requests"], 3);
     assert_eq!(inspect["duplicates"], json!({"again": 2}));
@@ -549,14 +542,7 @@ async fn workers_serve_k_at_once_and_the_rest_wait_in_line() {
     let answers = join_all((0..5).map(|_| post(&sandbox, &body))).await;
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert!(answers.iter().all(|a| a.status() == 200));
-    let stats: Value = client()
-        .get(format!("{}/sandbox/stats", sandbox.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, stats) = crate::common::http::get_json(&sandbox, "/sandbox/stats").await;
     assert_eq!(stats["post_wait_ms"]["count"], 5);
     let p50 = stats["post_wait_ms"]["p50"].as_f64().unwrap();
     assert!(p50 >= 20.0, "{stats}");
