@@ -75,6 +75,8 @@ pub struct Adaptive {
     /// Long-run share of 5xx and timeouts, to notice it rising.
     failure_share: f64,
     cuts: u64,
+    /// Since the first push-back: when, and the answers counted since.
+    pushed_back: Option<(Instant, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,12 +121,31 @@ impl Adaptive {
             last_window: None,
             failure_share: 0.0,
             cuts: 0,
+            pushed_back: None,
         }
     }
 
     /// Requests per second to send at now.
     pub fn rate(&self) -> f64 {
         self.rate
+    }
+
+    /// What the summary reports: once the server pushed back (a 429, a queue, a rising share
+    /// of failures), the answers per second it gave since; before, the rate reached. Neither
+    /// the current rate (past the plateau the curve probes above the limit by design) nor one
+    /// window (a token bucket lets a burst through) is the server's limit.
+    pub fn found(&self, now: Instant) -> f64 {
+        match self.pushed_back {
+            Some((since, answered)) => {
+                let seconds = now.saturating_duration_since(since).as_secs_f64();
+                if seconds >= 1.0 {
+                    answered as f64 / seconds
+                } else {
+                    self.rate
+                }
+            }
+            None => self.rate,
+        }
     }
 
     /// Still searching: in slow start, or climbing back after a reduction.
@@ -143,10 +164,13 @@ impl Adaptive {
         // Answers to requests sent before the last cut carry the congestion it answered.
         let fresh = sent >= self.last_cut;
         match signal {
-            Signal::Throttled if fresh => self.cut(now, BETA),
+            Signal::Throttled if fresh => self.cut(now, BETA, self.measured),
             Signal::Failed if fresh => self.window.failed += 1,
             Signal::Answered => {
                 self.window.answered += 1;
+                if let Some((_, answered)) = &mut self.pushed_back {
+                    *answered += 1;
+                }
                 if fresh {
                     self.window
                         .latencies
@@ -200,9 +224,14 @@ impl Adaptive {
         let failing = window.failed >= 2 && share > 2.0 * self.failure_share + 0.05;
         self.failure_share = 0.9 * self.failure_share + 0.1 * share;
         if failing {
-            self.cut(now, BETA);
+            self.cut(now, BETA, self.measured);
         } else if gradient < 1.0 {
-            self.cut(now, gradient);
+            // A queue means the server is busy now: the last window shows its capacity.
+            let busy = self
+                .measured
+                .zip(self.last_window)
+                .map(|(m, last)| m.max(last));
+            self.cut(now, gradient, busy);
             self.draining = median.map(Drain::new);
         } else if self.slow_start && self.rate_bound() {
             self.rate = (self.rate * 2.0).min(self.max_rate);
@@ -216,14 +245,12 @@ impl Adaptive {
     }
 
     /// A congestion signal: keep β of the rate and restart the curve below the rate that
-    /// was too much.
-    fn cut(&mut self, now: Instant, beta: f64) {
-        // What actually got through, when less than the rate: botocore's measured rate.
-        let got_through = match (self.measured, self.last_window) {
-            (Some(smoothed), Some(last)) => smoothed.max(last),
-            _ => self.rate,
-        };
-        let reached = self.rate.min(got_through);
+    /// was too much, or below what actually got through when less (botocore's measured rate).
+    /// After a 429 that is the smoothed rate: one window can hold a burst the server's token
+    /// bucket let through, which is not its rate.
+    fn cut(&mut self, now: Instant, beta: f64, got_through: Option<f64>) {
+        let reached = self.rate.min(got_through.unwrap_or(self.rate));
+        self.pushed_back.get_or_insert((now, 0));
         let mut w_max = reached;
         if w_max < self.last_w_max {
             self.last_w_max = w_max;

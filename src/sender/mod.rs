@@ -280,12 +280,17 @@ impl Sender {
             let Ok(permit) = permit else {
                 return Delivery::NotSent { attempts };
             };
-            tokio::select! {
-                _ = self.pace.ready() => {}
-                _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
+            // A 429 seen while this row waited for its start pauses it too, and voids the
+            // start (`rate: auto` gives none during a pause; a fixed rate's limiter does).
+            loop {
+                tokio::select! {
+                    _ = self.pace.ready() => {}
+                    _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
+                }
+                if !self.wait_for_pause().await {
+                    break;
+                }
             }
-            // A 429 seen while this row waited for its start pauses it too.
-            self.wait_for_pause().await;
             if self.stop.is_cancelled() {
                 return Delivery::NotSent { attempts };
             }
@@ -415,6 +420,7 @@ impl Sender {
     /// Holds every new attempt until `wait` from now (a 429 applies to the whole batch).
     fn pause_all(&self, wait: Duration) {
         let until = Instant::now() + wait;
+        self.pace.hold(until);
         let mut pause = lock(&self.pause);
         if pause.is_none_or(|p| p.until < until) {
             let shown = jiff::Timestamp::now()
@@ -424,17 +430,20 @@ impl Sender {
         }
     }
 
-    async fn wait_for_pause(&self) {
+    /// Waits out the pause, if any; true when it waited.
+    async fn wait_for_pause(&self) -> bool {
+        let mut waited = false;
         loop {
             let pause = *lock(&self.pause);
             match pause {
                 Some(pause) if pause.until > Instant::now() => {
+                    waited = true;
                     tokio::select! {
                         _ = tokio::time::sleep_until(pause.until.into()) => {}
-                        _ = self.stop.cancelled() => return,
+                        _ = self.stop.cancelled() => return false,
                     }
                 }
-                _ => return,
+                _ => return waited,
             }
         }
     }

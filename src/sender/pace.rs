@@ -29,6 +29,8 @@ pub(super) struct Auto {
     /// later. Starts are given one at a time, never booked ahead: a start booked at the
     /// slow-start rate would keep that rate's spacing long after the rate rose.
     last: Option<Instant>,
+    /// No start before this: a 429's `Retry-After` pause, batch-wide.
+    held_until: Option<Instant>,
 }
 
 impl Auto {
@@ -36,6 +38,9 @@ impl Auto {
     /// start a little late keeps the schedule (timer overshoot is not lost rate); after an
     /// idle spell or a pause, the schedule starts again from now, with no burst.
     fn start_now(&mut self, now: Instant) -> Option<Instant> {
+        if let Some(until) = self.held_until.filter(|until| *until > now) {
+            return Some(until);
+        }
         let interval = Duration::from_secs_f64(1.0 / self.adaptive.rate());
         let due = self.last.map_or(now, |last| last + interval);
         if due > now {
@@ -52,6 +57,8 @@ pub struct RateNow {
     pub per_second: f64,
     /// `rate: auto` is still searching (slow start, or climbing back after a cut).
     pub adapting: bool,
+    /// What the server was found to take ([`Adaptive::found`]).
+    pub found: f64,
 }
 
 impl Pace {
@@ -73,6 +80,7 @@ impl Pace {
                     state: Box::new(Mutex::new(Auto {
                         adaptive: Adaptive::new(settings.max_rate.per_second(), now),
                         last: None,
+                        held_until: None,
                     })),
                     turn: tokio::sync::Mutex::new(()),
                 }
@@ -99,6 +107,15 @@ impl Pace {
         }
     }
 
+    /// Gives no start before `until` (a 429's pause). Without it, the waiters given starts
+    /// during the pause would all go at its end, one burst into the server that just said no.
+    pub(super) fn hold(&self, until: Instant) {
+        if let Pace::Auto { state, .. } = self {
+            let held = &mut lock(state).held_until;
+            *held = Some(held.map_or(until, |held| held.max(until)));
+        }
+    }
+
     /// How the attempt started at `sent` ended.
     pub(super) fn observe(&self, sent: Instant, signal: Signal) {
         if let Pace::Auto { state, .. } = self {
@@ -112,9 +129,11 @@ impl Pace {
             return None;
         };
         let auto = lock(state);
+        let now = Instant::now();
         Some(RateNow {
             per_second: auto.adaptive.rate(),
-            adapting: auto.adaptive.adapting(Instant::now()),
+            adapting: auto.adaptive.adapting(now),
+            found: auto.adaptive.found(now),
         })
     }
 }
@@ -127,6 +146,7 @@ mod tests {
         Auto {
             adaptive: Adaptive::new(100.0, now),
             last: None,
+            held_until: None,
         }
     }
 
@@ -150,5 +170,22 @@ mod tests {
         let later = t0 + 10 * interval;
         assert_eq!(pace.start_now(later), None);
         assert_eq!(pace.start_now(later), Some(later + interval));
+    }
+
+    #[test]
+    fn no_start_is_given_during_a_pause_and_after_it_they_are_spaced_again() {
+        let t0 = Instant::now();
+        let mut pace = auto(t0);
+        let interval = Duration::from_millis(100);
+        assert_eq!(pace.start_now(t0), None);
+        let until = t0 + Duration::from_secs(1);
+        pace.held_until = Some(until);
+        // Waiters that wake during the pause are sent to its end...
+        for waiting in [interval, 5 * interval, 9 * interval] {
+            assert_eq!(pace.start_now(t0 + waiting), Some(until));
+        }
+        // ...where one goes, and the next only an interval later: no burst.
+        assert_eq!(pace.start_now(until), None);
+        assert_eq!(pace.start_now(until), Some(until + interval));
     }
 }

@@ -284,7 +284,7 @@ async fn execute(
         requests: sender.counters.attempts.load(Ordering::Relaxed),
         retries: sender.counters.retries.load(Ordering::Relaxed),
         throttled: sender.counters.throttled.load(Ordering::Relaxed),
-        rate_found: sender.rate_now().map(|rate| rate.per_second),
+        rate_found: sender.rate_now().map(|rate| rate.found),
         target: target_name,
         elapsed: started.elapsed(),
         abort,

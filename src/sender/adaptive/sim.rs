@@ -30,6 +30,7 @@ struct Outcome {
     highest_rate: f64,
     first_rate: f64,
     final_rate: f64,
+    found: f64,
 }
 
 impl Outcome {
@@ -68,6 +69,7 @@ fn simulate(server: Server, rows: u64, concurrency: usize, max_rate: f64) -> Out
         highest_rate: first_rate,
         first_rate,
         final_rate: 0.0,
+        found: 0.0,
     };
     while done < rows {
         let ready = if fresh > 0 {
@@ -128,6 +130,7 @@ fn simulate(server: Server, rows: u64, concurrency: usize, max_rate: f64) -> Out
     }
     outcome.makespan = now as f64 / 1e6;
     outcome.final_rate = limiter.rate();
+    outcome.found = limiter.found(at(now));
     outcome
 }
 
@@ -151,9 +154,17 @@ fn finds_a_hidden_limit_quickly_and_rarely_hits_it() {
         (100.0, 0.3, 100.0),
     ] {
         let (efficiency, throttled, outcome) = against_limit(limit, latency, max_rate);
-        eprintln!("L={limit} latency={latency} max={max_rate}: efficiency {efficiency:.3}, throttled {throttled:.3}, final rate {:.1}", outcome.final_rate);
+        eprintln!("L={limit} latency={latency} max={max_rate}: efficiency {efficiency:.3}, throttled {throttled:.3}, final rate {:.1}, found {:.1}", outcome.final_rate, outcome.found);
         if efficiency < 0.85 || throttled > 0.05 {
             missed.push(format!("L={limit} latency={latency} max_rate={max_rate}: efficiency {efficiency:.3}, throttled {throttled:.3}"));
+        }
+        // The rate reported is the limit's, just under it, not the curve's probe above it.
+        let expected = limit.min(max_rate);
+        if !(0.8 * expected..=1.02 * expected).contains(&outcome.found) {
+            missed.push(format!(
+                "L={limit} max_rate={max_rate}: found {:.1}",
+                outcome.found
+            ));
         }
     }
     assert!(missed.is_empty(), "{missed:#?}");
