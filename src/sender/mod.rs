@@ -8,19 +8,23 @@
 
 mod adaptive;
 mod answer;
+mod delivery;
 mod pace;
+mod pause;
 mod retry;
+mod transport;
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use answer::{api_error, Checkout, SendError, MAX_ANSWER};
+pub use delivery::{Delivery, FailureKind, MAY_EXIST_TWICE};
 pub use pace::RateNow;
 pub use retry::{key_rejected, Breaker};
 
@@ -30,13 +34,12 @@ use crate::sync::lock;
 use adaptive::Signal;
 use answer::{classify, Answer, Parts, Purpose};
 use pace::Pace;
+use pause::Pause;
+use transport::{http_client, read_at_most, transport_error, Lost};
 
 /// Named once: a header name given as text is checked and copied again for every request.
 const API_KEY_HEADER: reqwest::header::HeaderName =
     reqwest::header::HeaderName::from_static("x-api-key");
-
-/// What the `error` column says of a row whose earlier attempt may have created a checkout.
-pub const MAY_EXIST_TWICE: &str = "an earlier attempt timed out or lost its connection after sending; Creem may hold a second checkout for this request_id";
 
 /// How many recent checkout ids a run remembers to notice a server that answers every row
 /// with the same one.
@@ -51,20 +54,12 @@ pub struct Sender {
     checkouts_url: reqwest::Url,
     key: HeaderValue,
     pace: Pace,
-    pause: Mutex<Option<Pause>>,
+    pause: Pause,
     max_attempts: u32,
     recent_ids: Mutex<RecentIds>,
     /// Set when no new attempt may start (Ctrl-C, auth rejected, systematic failure).
     pub stop: CancellationToken,
     pub counters: Counters,
-}
-
-/// A pause every new attempt waits out (a 429 or a `Retry-After`).
-#[derive(Debug, Clone, Copy)]
-struct Pause {
-    until: Instant,
-    /// The same moment on the wall clock, to show.
-    shown: jiff::Timestamp,
 }
 
 /// Live numbers for the progress display.
@@ -75,99 +70,6 @@ pub struct Counters {
     pub retrying: AtomicU64,
     /// Answers 429.
     pub throttled: AtomicU64,
-}
-
-/// How one row ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Delivery {
-    /// Creem answered 2xx with a usable checkout.
-    Created {
-        checkout: Checkout,
-        http_status: u16,
-        attempts: u32,
-        /// An earlier attempt may have created a checkout too ([`MAY_EXIST_TWICE`]).
-        ambiguous: bool,
-    },
-    /// Creem answered 2xx, but not with a checkout link to hand out. One may exist, so the
-    /// row must not be sent again blindly.
-    Unusable {
-        error: SendError,
-        checkout_id: String,
-        attempts: u32,
-        ambiguous: bool,
-    },
-    /// Gave up on this row.
-    Failed {
-        error: SendError,
-        attempts: u32,
-        kind: FailureKind,
-        ambiguous: bool,
-    },
-    /// Never sent: the run stopped first.
-    NotSent { attempts: u32 },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailureKind {
-    /// Creem refused this row (400, 404, 409, a 3xx...): sending it again would fail again.
-    Permanent,
-    /// The key was refused (401, 403): the whole run must stop.
-    Auth,
-    /// Retries ran out on 429, 5xx, timeouts or connection errors.
-    Exhausted,
-    /// The secure connection failed (an untrusted certificate...): the whole run must stop.
-    Tls,
-}
-
-impl Delivery {
-    /// The row's error as the ledger's `error` column and the summary show it.
-    pub fn error_text(&self) -> String {
-        let (mut text, ambiguous) = match self {
-            Delivery::Created { ambiguous, .. } => (String::new(), *ambiguous),
-            Delivery::Unusable {
-                error, ambiguous, ..
-            } => (
-                format!("{error}; a checkout may exist, so this row is not sent again"),
-                *ambiguous,
-            ),
-            Delivery::Failed {
-                error,
-                attempts,
-                kind: FailureKind::Exhausted,
-                ambiguous,
-            } => (
-                format!(
-                    "gave up after {attempts} attempt{}: {error}",
-                    if *attempts == 1 { "" } else { "s" }
-                ),
-                *ambiguous,
-            ),
-            Delivery::Failed {
-                error, ambiguous, ..
-            } => (error.to_string(), *ambiguous),
-            Delivery::NotSent { .. } => (String::new(), false),
-        };
-        if ambiguous {
-            if !text.is_empty() {
-                text.push_str(" (");
-                text.push_str(MAY_EXIST_TWICE);
-                text.push(')');
-            } else {
-                text.push_str(MAY_EXIST_TWICE);
-            }
-        }
-        text
-    }
-
-    /// Whether an attempt of this row may have created a checkout besides the one recorded.
-    pub fn may_exist_twice(&self) -> bool {
-        match self {
-            Delivery::Created { ambiguous, .. }
-            | Delivery::Unusable { ambiguous, .. }
-            | Delivery::Failed { ambiguous, .. } => *ambiguous,
-            Delivery::NotSent { .. } => false,
-        }
-    }
 }
 
 impl Sender {
@@ -187,7 +89,7 @@ impl Sender {
             ))?,
             key,
             pace: Pace::new(settings),
-            pause: Mutex::new(None),
+            pause: Pause::default(),
             max_attempts: settings.max_attempts.max(1),
             recent_ids: Mutex::new(RecentIds::default()),
             stop: CancellationToken::new(),
@@ -260,8 +162,7 @@ impl Sender {
 
     /// "paused until 14:05:09: the server asked to wait", while a pause lasts.
     pub fn pause_note(&self) -> Option<String> {
-        let pause = (*lock(&self.pause))?;
-        (pause.until > Instant::now()).then(|| paused_until(pause.shown))
+        self.pause.note()
     }
 
     async fn with_retries(
@@ -272,7 +173,7 @@ impl Sender {
         let mut attempts = 0;
         let mut ambiguous = false;
         loop {
-            self.wait_for_pause().await;
+            self.pause.wait(&self.stop).await;
             let permit = tokio::select! {
                 permit = self.in_flight.acquire() => permit,
                 _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
@@ -287,7 +188,7 @@ impl Sender {
                     _ = self.pace.ready() => {}
                     _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
                 }
-                if !self.wait_for_pause().await {
+                if !self.pause.wait(&self.stop).await {
                     break;
                 }
             }
@@ -364,7 +265,8 @@ impl Sender {
             }
             let wait = match retry_after {
                 Some(wait) => {
-                    self.pause_all(wait);
+                    // Batch-wide: every other row would hit the same wall.
+                    self.pace.hold(self.pause.start(wait));
                     wait
                 }
                 None => retry::backoff(attempts),
@@ -416,37 +318,6 @@ impl Sender {
         };
         Ok((status, classify(parts, purpose)))
     }
-
-    /// Holds every new attempt until `wait` from now (a 429 applies to the whole batch).
-    fn pause_all(&self, wait: Duration) {
-        let until = Instant::now() + wait;
-        self.pace.hold(until);
-        let mut pause = lock(&self.pause);
-        if pause.is_none_or(|p| p.until < until) {
-            let shown = jiff::Timestamp::now()
-                .checked_add(wait)
-                .unwrap_or(jiff::Timestamp::MAX);
-            *pause = Some(Pause { until, shown });
-        }
-    }
-
-    /// Waits out the pause, if any; true when it waited.
-    async fn wait_for_pause(&self) -> bool {
-        let mut waited = false;
-        loop {
-            let pause = *lock(&self.pause);
-            match pause {
-                Some(pause) if pause.until > Instant::now() => {
-                    waited = true;
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(pause.until.into()) => {}
-                        _ = self.stop.cancelled() => return false,
-                    }
-                }
-                _ => return waited,
-            }
-        }
-    }
 }
 
 /// What an attempt says about the load on the server.
@@ -456,81 +327,6 @@ fn signal(answer: &Result<(u16, Answer), Lost>) -> Signal {
         Ok((_, Answer::Retry { .. })) | Err(_) => Signal::Failed,
         Ok(_) => Signal::Answered,
     }
-}
-
-/// An attempt that got no (whole) answer.
-struct Lost {
-    error: SendError,
-    /// The request may have reached Creem.
-    ambiguous: bool,
-    /// The secure connection failed: no retry can help, and no other row can do better.
-    tls: bool,
-}
-
-/// The text shown while the batch waits out a `Retry-After`, in local time.
-fn paused_until(when: jiff::Timestamp) -> String {
-    let zone = jiff::tz::TimeZone::system();
-    format!(
-        "paused until {}: the server asked to wait",
-        when.to_zoned(zone).strftime("%H:%M:%S")
-    )
-}
-
-/// The body, or `None` when it is longer than `limit` (then only `limit` bytes were read).
-async fn read_at_most(
-    response: &mut reqwest::Response,
-    limit: usize,
-) -> reqwest::Result<Option<Vec<u8>>> {
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Ok(None);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > limit {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-/// The run's HTTP client, which keeps up to `connections` connections open.
-fn http_client(
-    settings: &SendSettings,
-    base_url: &str,
-    connections: usize,
-) -> anyhow::Result<reqwest::Client> {
-    Ok(crate::http::client_builder(base_url)?
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-        .pool_max_idle_per_host(connections)
-        .tcp_nodelay(true)
-        // Creem answers; it does not redirect. A 3xx is reported with its Location.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?)
-}
-
-/// Names the failure without echoing the URL's query or any header.
-fn transport_error(e: &reqwest::Error) -> SendError {
-    if let Some(message) = crate::http::tls_failure(e) {
-        return SendError::Tls { message };
-    }
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "connection lost while reading the answer"
-    } else {
-        "connection lost"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = None;
-    while let Some(s) = source {
-        detail = Some(s.to_string());
-        source = s.source();
-    }
-    SendError::Transport { what, detail }
 }
 
 /// The last few thousand checkout ids: a server that gives every row the same id is caught

@@ -128,8 +128,7 @@ async fn an_absurd_retry_after_is_capped_and_shown_not_a_panic() {
         note.starts_with("paused until ") && note.ends_with(": the server asked to wait"),
         "{note}"
     );
-    let until = *lock(&sender.pause);
-    let left = until.unwrap().until - Instant::now();
+    let left = sender.pause.until().expect("a pause is on") - Instant::now();
     assert!(
         left <= retry::MAX_PAUSE && left > Duration::from_secs(500),
         "{left:?}"
