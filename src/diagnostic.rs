@@ -84,15 +84,16 @@ impl fmt::Display for Diagnostic {
         if let Some(text) = &self.source_line {
             let number = self.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret_pad: String = text
+            let (shown, caret_at, width) = window(text, self.column, self.width);
+            let caret_pad: String = shown
                 .chars()
-                .take(self.column.saturating_sub(1) as usize)
+                .take(caret_at)
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             write!(
                 f,
-                "\n{pad} |\n{number} | {text}\n{pad} | {caret_pad}{}",
-                "^".repeat(self.width)
+                "\n{pad} |\n{number} | {shown}\n{pad} | {caret_pad}{}",
+                "^".repeat(width)
             )?;
         }
         for help in &self.help {
@@ -100,6 +101,35 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// Characters of a long line shown around the column (a minified line can be megabytes).
+const SHOWN: usize = 100;
+/// How many of them come before the column.
+const BEFORE: usize = 40;
+
+/// The part of `text` to show, where the caret starts in it, and the caret's width: the whole
+/// line when short, else [`SHOWN`] characters around `column` with `…` where it was cut.
+fn window(text: &str, column: u32, width: usize) -> (String, usize, usize) {
+    let at = column.saturating_sub(1) as usize;
+    let length = text.chars().count();
+    if length <= SHOWN {
+        return (text.to_owned(), at, width);
+    }
+    let start = at.saturating_sub(BEFORE).min(length.saturating_sub(SHOWN));
+    let end = (start + SHOWN).min(length);
+    let mut shown: String = if start > 0 {
+        "…".into()
+    } else {
+        String::new()
+    };
+    shown.extend(text.chars().skip(start).take(end - start));
+    if end < length {
+        shown.push('…');
+    }
+    let caret_at = at.saturating_sub(start) + usize::from(start > 0);
+    let width = width.min((end.saturating_sub(at)).max(1));
+    (shown, caret_at, width)
 }
 
 /// Several diagnostics at once: `check` reports every problem, not just the first.
@@ -189,6 +219,51 @@ mod tests {
             d.to_string(),
             "error: bad\n  --> c.yaml:2:3\n  |\n2 |   discount_cod: X\n  |   ^^^^^^^^^^^^\n  = did you mean `discount_code`?"
         );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_column_with_the_caret_under_it() {
+        let mut line = "x".repeat(50_000);
+        line.push_str("BAD");
+        line.push_str(&"y".repeat(50_000));
+        let d = Diagnostic::at(Path::new("c.yaml"), &line, 1, 50_001, "bad").with_width(3);
+        let text = d.to_string();
+        assert!(text.len() < 400, "{} bytes shown", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        let (shown, caret) = (lines[3], lines[4]);
+        assert!(
+            shown.starts_with("1 | …x") && shown.ends_with("y…"),
+            "{shown}"
+        );
+        let caret_column = caret.chars().position(|c| c == '^').unwrap();
+        let under: String = shown.chars().skip(caret_column).take(3).collect();
+        assert_eq!(under, "BAD");
+        assert_eq!(caret.matches('^').count(), 3);
+        // Near either end, only one side is cut.
+        let start = Diagnostic::at(Path::new("c.yaml"), &line, 1, 2, "bad").to_string();
+        assert!(
+            start.lines().nth(3).unwrap().starts_with("1 | xx"),
+            "{start}"
+        );
+        let end = Diagnostic::at(Path::new("c.yaml"), &line, 1, 100_003, "bad").to_string();
+        let end_lines: Vec<&str> = end.lines().collect();
+        assert!(end_lines[3].ends_with('y') && end_lines[3].contains('…'));
+        assert_eq!(
+            end_lines[4].chars().position(|c| c == '^'),
+            Some(end_lines[3].chars().count() - 1)
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+        #[test]
+        fn any_line_column_and_width_is_shown_without_panic(
+            line in "\\PC{0,300}", column in 0u32..400, width in 0usize..400,
+        ) {
+            let d = Diagnostic::at(Path::new("c.yaml"), &line, 1, column, "bad").with_width(width);
+            let text = d.to_string();
+            proptest::prop_assert!(text.lines().nth(3).is_none_or(|l| l.chars().count() <= SHOWN + 6));
+        }
     }
 
     #[test]

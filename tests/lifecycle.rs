@@ -223,3 +223,67 @@ fn a_missing_earlier_output_stops_the_wave_before_anything_is_sent() {
     out.assert_exit(2);
     out.has(&["out/results.csv", "cannot read this earlier output"]);
 }
+
+/// Creem refused one row (400); after the fix, `--reissue failed-permanently` sends that row
+/// alone, under `<request_id>-r1`, and leaves the created rows as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_creem_refused_are_reissued_under_a_new_request_id() {
+    use wiremock::matchers::{body_string_contains, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let mock = MockServer::start().await;
+    let refuse = Mock::given(method("POST"))
+        .and(path("/v1/checkouts"))
+        .and(body_string_contains("user2@example.com"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+            "statusCode": 400, "message": ["discount_code is not valid"], "error": "Bad Request"
+        })))
+        .named("refused");
+    let create = || {
+        Mock::given(method("POST"))
+            .and(path("/v1/checkouts"))
+            .respond_with(crate::common::http::checkout_for_request)
+    };
+    mock.register(refuse).await;
+    mock.register(create()).await;
+    let env = TestEnv::at(mock.uri());
+    env.send_campaign(3, FAST);
+    env.send(&["--quiet"]).await.assert_exit(1);
+    let before = env.ledger();
+    assert_eq!(before[1]["status"], "failed");
+    assert_eq!(before[1]["http_status"], "400");
+
+    // The fix is made at Creem's end: the row is accepted now.
+    mock.reset().await;
+    mock.register(create()).await;
+    let out = env
+        .send(&["--reissue", "failed-permanently", "--quiet"])
+        .await;
+    out.assert_exit(0);
+    out.stderr_has(&["re-issue (failed-permanently): 1 row(s) chosen, 1 new checkout(s) created"]);
+    let posts: Vec<serde_json::Value> = mock
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == wiremock::http::Method::POST)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(posts.len(), 1, "only the refused row is sent");
+    let after = env.ledger();
+    let (old, new) = (&before[1], &after[1]);
+    assert_eq!(new["request_id"], format!("{}-r1", old["request_id"]));
+    assert_eq!(posts[0]["request_id"], new["request_id"].as_str());
+    assert_eq!(new["status"], "created");
+    assert_eq!(new["reissues"], "1");
+    assert_eq!(
+        new["previous_checkouts"], "",
+        "the refused row had no checkout"
+    );
+    assert!(
+        new["error"].contains("re-issued after HTTP 400"),
+        "{}",
+        new["error"]
+    );
+    assert_eq!((&after[0], &after[2]), (&before[0], &before[2]));
+}
