@@ -63,17 +63,15 @@ impl Drop for Tmpfs {
 /// `creem-batch run` in `env` with the temp folder inside the test's dir (where the rescue
 /// file goes), `--out ledger`, and the seam when `fail_past` is given.
 async fn run(env: &TestEnv, ledger: &Path, fail_past: Option<u64>) -> Run {
-    let base = env.base_url();
     let out = ledger.to_string_lossy().into_owned();
-    let args = [
-        "run",
-        CAMPAIGN_FILE,
-        "--base-url",
-        &base,
-        "--quiet",
-        "--out",
-        &out,
-    ];
+    command(env, &["run", CAMPAIGN_FILE, "--out", &out], fail_past).await
+}
+
+/// `creem-batch ARGS --base-url <sandbox> --quiet` with the temp folder of [`run`].
+async fn command(env: &TestEnv, args: &[&str], fail_past: Option<u64>) -> Run {
+    let base = env.base_url();
+    let mut args = args.to_vec();
+    args.extend(["--base-url", &base, "--quiet"]);
     let mut command = env.command(&args);
     command.env("TMPDIR", env.path().join("tmp"));
     command.env_remove(FAIL_PAST);
@@ -119,10 +117,18 @@ fn printed_unrecorded(stderr: &str) -> HashSet<String> {
         .collect()
 }
 
+/// After the failed run: the next run takes the rescue file, or `status` does first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    ByTheResume,
+    ByStatus,
+}
+
 /// The first failed ledger write stops sending at once; what was created but could not be
-/// written is printed as CSV and saved to a rescue file, the run exits 3, and the resume
-/// adds the rescued checkouts to the ledger and creates nothing twice.
-async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full) {
+/// written is printed as CSV and saved to a rescue file, the run exits 3, a dry run warns of
+/// it, and the resume (or `status`) adds the rescued checkouts to the ledger; nothing is
+/// created twice.
+async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
     std::fs::create_dir_all(env.path().join("tmp")).unwrap();
     let seam = match &full {
         Full::Seam(len) => Some(*len),
@@ -150,17 +156,48 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full) {
     assert_eq!(kept, created, "every checkout is in the ledger or printed");
     let rescues = rescue_files(&env);
     assert_eq!(rescues.len(), 1, "{rescues:?}");
+    let out = ledger.to_string_lossy().into_owned();
+    let dry = command(
+        &env,
+        &["run", CAMPAIGN_FILE, "--dry-run", "--out", &out],
+        None,
+    )
+    .await;
+    dry.assert_exit(0);
+    dry.stderr_has(&[
+        &format!(
+            "warning: {} checkout(s) created by an earlier run are not in",
+            printed.len()
+        ),
+        "so this dry run does not see them",
+    ]);
+    assert_eq!(rescue_files(&env), rescues, "a dry run leaves it");
 
     if let Full::Tmpfs(tmpfs) = &full {
         tmpfs.grow("4m"); // room again
     }
+    let note = format!("{} checkout(s) created by an earlier run", printed.len());
+    if taken == Taken::ByStatus {
+        let status = command(&env, &["status", &out], None).await;
+        status.assert_exit(0);
+        status.stderr_has(&[&note]);
+        assert_eq!(rescue_files(&env), Vec::<PathBuf>::new(), "taken");
+        let rows = crate::common::ledger::read(&ledger);
+        let created: HashSet<String> = rows
+            .iter()
+            .filter(|r| r["status"] == "created")
+            .map(|r| r["request_id"].clone())
+            .collect();
+        assert!(
+            created.is_superset(&printed),
+            "the rescued rows are in the ledger"
+        );
+    }
     let resume = run(&env, &ledger, None).await;
     resume.assert_exit(0);
-    assert!(
-        resume.stderr.contains(&format!(
-            "{} checkout(s) created by an earlier run",
-            printed.len()
-        )),
+    assert_eq!(
+        resume.stderr.contains(&note),
+        taken == Taken::ByTheResume,
         "{resume}"
     );
     assert_eq!(rescue_files(&env), Vec::<PathBuf>::new(), "taken");
@@ -185,7 +222,19 @@ async fn disk_full_through_the_seam_stops_at_once_rescues_and_resumes_without_du
     let env = TestEnv::sandbox().await;
     env.send_campaign(ROWS, SEND);
     let ledger = env.path().join("out/results.csv");
-    disk_full(env, ledger, Full::Seam(6_000)).await;
+    disk_full(env, ledger, Full::Seam(6_000), Taken::ByTheResume).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_then_status_adds_the_rescued_checkouts_before_the_resume() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the {FAIL_PAST} seam exists in debug builds only");
+        return;
+    }
+    let env = TestEnv::sandbox().await;
+    env.send_campaign(ROWS, SEND);
+    let ledger = env.path().join("out/results.csv");
+    disk_full(env, ledger, Full::Seam(6_000), Taken::ByStatus).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,7 +250,7 @@ async fn disk_full_on_a_real_tmpfs_stops_at_once_rescues_and_resumes_without_dup
         }
     };
     let ledger = tmpfs.0.join("results.csv");
-    disk_full(env, ledger, Full::Tmpfs(tmpfs)).await;
+    disk_full(env, ledger, Full::Tmpfs(tmpfs), Taken::ByTheResume).await;
 }
 
 // ---------------------------------------------------------------------------------------

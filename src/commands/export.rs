@@ -47,6 +47,9 @@ pub fn run(args: ExportArgs) -> anyhow::Result<Outcome> {
         None => default_out(&ledger_path, args.tool, format),
     };
     refuse_own_inputs(&out, &ledger_path, campaign.as_ref())?;
+    if let Some(warning) = crate::ledger::rescued_warning(&ledger_path, "this export") {
+        eprintln!("{warning}");
+    }
 
     let mut tally = Tally::default();
     let (header, written) = match &campaign {

@@ -58,6 +58,7 @@ struct Counts {
 pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
     let output = &args.output;
     let _lock = ledger::Lock::acquire(output)?;
+    ledger::take_rescued(output)?; // checkouts an earlier run could not write
     let mut records = ledger::read_all(output)?;
     let file = File::open(&args.events)
         .with_context(|| format!("cannot read the events file {}", args.events.display()))?;

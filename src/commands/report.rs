@@ -33,6 +33,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<Outcome> {
         .as_deref()
         .map(|name| By::resolve(name, customers.as_ref()))
         .transpose()?;
+    if let Some(warning) = ledger::rescued_warning(&output, "this report") {
+        eprintln!("{warning}");
+    }
     let records = ledger::read_all(&output)?;
     let name = name
         .or_else(|| records.first().map(|r| r.campaign.clone()))

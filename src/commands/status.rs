@@ -86,6 +86,7 @@ async fn status(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let _lock = ledger::Lock::acquire(&output)?;
+    ledger::take_rescued(&output)?; // checkouts an earlier run could not write
     let mut records = ledger::read_all(&output)?;
     let column = by.as_ref().map(|b| b.column().to_owned());
     let source = by.as_ref().map(By::source);
@@ -317,6 +318,7 @@ pub(super) async fn refresh(
         send: run.send.clone(),
     };
     let _lock = ledger::Lock::acquire(&output)?;
+    ledger::take_rescued(&output)?; // checkouts an earlier run could not write
     let mut records = ledger::read_all(&output)?;
     let to_fetch: Vec<usize> = records
         .iter()

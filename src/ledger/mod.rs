@@ -27,7 +27,7 @@ pub use append::{Entry, EntrySender, FinishError, Unrecorded, Writer};
 pub use lock::Lock;
 pub use prior::Prior;
 pub use record::{neutralise, now_rfc3339, reissued_request_id, Record, Status, COLUMNS};
-pub use rescue::take_rescued;
+pub use rescue::{rescued_warning, take_rescued};
 pub use rewrite::{normalise, read_all, write_all};
 
 /// A record's byte offset in its ledger file.

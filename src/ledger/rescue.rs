@@ -118,6 +118,23 @@ pub fn take_rescued(ledger: &Path) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// For the commands that only read the ledger (a dry run, `export`, `report`): a warning when
+/// checkouts an earlier run could not write wait in a rescue file, which they do not see.
+/// `what` names the reader: "this dry run", "this export".
+pub fn rescued_warning(ledger: &Path, what: &str) -> Option<String> {
+    let path = rescue_path(ledger).ok()?;
+    if !path.exists() || !trusted(&path, ledger) {
+        return None;
+    }
+    let count = read_all(&path).map_or(0, |records| records.len());
+    Some(format!(
+        "warning: {count} checkout(s) created by an earlier run are not in {} yet (saved in {}), \
+         so {what} does not see them; `creem-batch status` or the next `run` adds them",
+        ledger.display(),
+        path.display()
+    ))
+}
+
 /// A rescue file is taken only when it is a regular file (not a symlink) owned by whoever owns
 /// the ledger's folder: the temp folder is shared with other users.
 fn trusted(rescue: &Path, ledger: &Path) -> bool {

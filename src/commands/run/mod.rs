@@ -72,6 +72,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         None => {}
     }
     if args.dry_run {
+        if let Some(warning) = ledger::rescued_warning(&output, "this dry run") {
+            eprintln!("{warning}");
+        }
         return dry_run(batch, prior, reissue, &args);
     }
     super::shared::runtime()?.block_on(async {
