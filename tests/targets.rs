@@ -162,6 +162,52 @@ async fn run_sandbox_writes_its_own_file_beside_the_real_one() {
     out.has(&["no checkout could be fetched"]);
 }
 
+/// `run --sandbox --reissue expired` does not ask a fresh sandbox (which knows none of the
+/// checkouts) which expired: the ledger's statuses decide, as with `--no-refresh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_sandbox_reissues_from_the_ledgers_statuses() {
+    let env = TestEnv::new();
+    let yaml = Campaign::new()
+        .name("rehearsal")
+        .top(&format!("output: {OUTPUT}"))
+        .build();
+    env.campaign(&yaml, crate::common::campaign::customers(3));
+    let args = ["run", CAMPAIGN_FILE, "--sandbox", "--quiet"];
+    env.run_async(&args).await.assert_exit(0);
+    // The rehearsal's second link expired (as `status` would have recorded it).
+    let file = env.path().join("out/results.sandbox.csv");
+    let mut reader = csv::Reader::from_path(&file).unwrap();
+    let header = reader.headers().unwrap().clone();
+    let column = header.iter().position(|h| h == "checkout_status").unwrap();
+    let mut records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let mut second: Vec<String> = records[1].iter().map(str::to_owned).collect();
+    second[column] = "expired".into();
+    records[1] = csv::StringRecord::from(second);
+    let mut writer = csv::Writer::from_path(&file).unwrap();
+    writer.write_record(&header).unwrap();
+    for record in &records {
+        writer.write_record(record).unwrap();
+    }
+    writer.flush().unwrap();
+    let before = crate::common::ledger::read(&file);
+
+    let out = env
+        .run_async(&["run", CAMPAIGN_FILE, "--sandbox", "--reissue", "expired"])
+        .await;
+    out.assert_exit(0);
+    out.stderr_has(&[
+        "the ledger's statuses decide (as with --no-refresh)",
+        "re-issue (expired): 1 row(s) chosen, 1 new checkout(s) created",
+    ]);
+    let after = crate::common::ledger::read(&file);
+    assert_eq!(
+        after[1]["request_id"],
+        format!("{}-r1", before[1]["request_id"])
+    );
+    assert_eq!(after[1]["previous_checkouts"], before[1]["checkout_id"]);
+    assert_eq!((&after[0], &after[2]), (&before[0], &before[2]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_product_stops_the_run_before_any_post() {
     let env = TestEnv::sandbox().await;

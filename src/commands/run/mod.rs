@@ -44,7 +44,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         campaign.output = target::sandbox_output(&campaign.output);
     }
     let reissue = reissue_kind(&args);
-    let refresh = reissue == Some(Reissue::Expired) && !args.no_refresh && !args.dry_run;
+    let mut refresh = reissue == Some(Reissue::Expired) && !args.no_refresh && !args.dry_run;
+    if refresh && args.host.sandbox {
+        // A fresh sandbox knows no earlier checkout: asking it would find none of them.
+        eprintln!("note: --sandbox starts a fresh sandbox that knows no earlier checkout; the ledger's statuses decide (as with --no-refresh)");
+        refresh = false;
+    }
     if refresh && campaign.output.exists() {
         // Which checkouts expired is Creem's to say: ask before choosing the rows.
         let (output, send) = (campaign.output.clone(), campaign.send.clone());
