@@ -199,7 +199,7 @@ mod tests {
         let rate = |adapting| RateNow {
             per_second: 41.6,
             adapting,
-            found: 38.0,
+            found: Some(38.0),
         };
         assert_eq!(rate_note(rate(true)), "rate auto 42/s");
         assert_eq!(rate_note(rate(false)), "rate 42/s (found)");

@@ -9,7 +9,7 @@ use super::shared::shell_word;
 use crate::cli::RunArgs;
 use crate::exit::{quiet_on_broken_pipe, Outcome};
 use crate::plan::Plan;
-use crate::sender::{Delivery, FailureKind, MAY_EXIST_TWICE};
+use crate::sender::{Delivery, FailureKind, RateNow, MAY_EXIST_TWICE};
 
 /// Rows listed by number (the rest are counted).
 const EXAMPLES: usize = 10;
@@ -86,8 +86,8 @@ pub struct RunSummary {
     pub retries: u64,
     /// Requests answered 429.
     pub throttled: u64,
-    /// Where `rate: auto` ended, in requests per second; `None` for a fixed rate.
-    pub rate_found: Option<f64>,
+    /// Where `rate: auto` ended; `None` for a fixed rate.
+    pub rate: Option<RateNow>,
     /// The target as shown (credentials never in it).
     pub target: String,
     pub elapsed: Duration,
@@ -97,6 +97,12 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// `--json`'s `rate_found`: what the server was found to take, or, never pushed back, the
+    /// rate reached.
+    fn rate_found(&self) -> Option<f64> {
+        self.rate.map(|rate| rate.found.unwrap_or(rate.per_second))
+    }
+
     /// Rows left `pending`: not sent because the run stopped, held back by `--limit`, or
     /// never sent and left so by `--reissue`.
     pub fn pending(&self) -> u64 {
@@ -197,12 +203,16 @@ impl RunSummary {
             crate::progress::per_second(self.requests, self.elapsed),
             self.output.display()
         )?;
-        if let Some(rate) = self.rate_found {
-            writeln!(
-                err,
-                "rate auto: found {rate:.0}/s; {} request(s) throttled (429)",
-                self.throttled
-            )?;
+        if let Some(rate) = self.rate {
+            match rate.found {
+                Some(found) => write!(err, "rate auto: found {found:.0}/s")?,
+                None => write!(
+                    err,
+                    "rate auto: reached {:.0}/s, never pushed back by the server",
+                    rate.per_second
+                )?,
+            }
+            writeln!(err, "; {} request(s) throttled (429)", self.throttled)?;
         } else if self.throttled > 0 {
             writeln!(err, "{} request(s) throttled (429)", self.throttled)?;
         }
@@ -256,7 +266,7 @@ impl RunSummary {
             "reissued": self.plan.reissue.map(|_| self.ended.created),
             "requests": self.requests,
             "throttled": self.throttled,
-            "rate_found": self.rate_found.map(|rate| (rate * 10.0).round() / 10.0),
+            "rate_found": self.rate_found().map(|rate| (rate * 10.0).round() / 10.0),
             "elapsed_seconds": self.elapsed.as_secs_f64(),
             "failure_reasons": reasons.iter().map(|r| serde_json::json!({
                 "reason": r.text, "rows": r.rows, "retry_helps": r.retry_helps,

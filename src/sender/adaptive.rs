@@ -130,22 +130,18 @@ impl Adaptive {
         self.rate
     }
 
-    /// What the summary reports: once the server pushed back (a 429, a queue, a rising share
-    /// of failures), the answers per second it gave since; before, the rate reached. Neither
-    /// the current rate (past the plateau the curve probes above the limit by design) nor one
-    /// window (a token bucket lets a burst through) is the server's limit.
-    pub fn found(&self, now: Instant) -> f64 {
-        match self.pushed_back {
-            Some((since, answered)) => {
-                let seconds = now.saturating_duration_since(since).as_secs_f64();
-                if seconds >= 1.0 {
-                    answered as f64 / seconds
-                } else {
-                    self.rate
-                }
-            }
-            None => self.rate,
-        }
+    /// What the server was found to take: once it pushed back (a 429, a queue, a rising share
+    /// of failures), the answers per second it gave since; `None` before any push-back.
+    /// Neither the current rate (past the plateau the curve probes above the limit by design)
+    /// nor one window (a token bucket lets a burst through) is the server's limit.
+    pub fn found(&self, now: Instant) -> Option<f64> {
+        let (since, answered) = self.pushed_back?;
+        let seconds = now.saturating_duration_since(since).as_secs_f64();
+        Some(if seconds >= 1.0 {
+            answered as f64 / seconds
+        } else {
+            self.rate
+        })
     }
 
     /// Still searching: in slow start, or climbing back after a reduction.

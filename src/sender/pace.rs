@@ -57,8 +57,8 @@ pub struct RateNow {
     pub per_second: f64,
     /// `rate: auto` is still searching (slow start, or climbing back after a cut).
     pub adapting: bool,
-    /// What the server was found to take ([`Adaptive::found`]).
-    pub found: f64,
+    /// What the server was found to take, once it pushed back ([`Adaptive::found`]).
+    pub found: Option<f64>,
 }
 
 impl Pace {

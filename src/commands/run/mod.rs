@@ -292,7 +292,7 @@ async fn execute(
         requests: sender.counters.attempts.load(Ordering::Relaxed),
         retries: sender.counters.retries.load(Ordering::Relaxed),
         throttled: sender.counters.throttled.load(Ordering::Relaxed),
-        rate_found: sender.rate_now().map(|rate| rate.found),
+        rate: sender.rate_now(),
         target: target_name,
         elapsed: started.elapsed(),
         abort,

@@ -47,7 +47,7 @@ fn summary(deliveries: &[Delivery]) -> RunSummary {
         requests: 0,
         retries: 0,
         throttled: 0,
-        rate_found: None,
+        rate: None,
         target: "the sandbox".into(),
         elapsed: Duration::from_secs(1),
         abort: None,
@@ -145,4 +145,31 @@ fn pending_counts_rows_stopped_before_sending_and_held_by_the_limit() {
     assert_eq!(summary.json()["pending"], 7);
     assert!(text(&summary).contains("7 pending"));
     assert_eq!(summary.outcome(), Outcome::Interrupted);
+}
+
+#[test]
+fn rate_auto_says_found_only_when_the_server_pushed_back() {
+    let mut summary = summary(&[]);
+    summary.throttled = 3;
+    summary.rate = Some(RateNow {
+        per_second: 23.4,
+        adapting: false,
+        found: Some(19.6),
+    });
+    assert!(text(&summary).contains("rate auto: found 20/s; 3 request(s) throttled (429)"));
+    assert_eq!(summary.rate_found(), Some(19.6));
+    summary.throttled = 0;
+    summary.rate = Some(RateNow {
+        per_second: 80.0,
+        adapting: true,
+        found: None,
+    });
+    let text = text(&summary);
+    assert!(
+        text.contains("rate auto: reached 80/s, never pushed back by the server; 0 request(s) throttled (429)"),
+        "{text}"
+    );
+    assert_eq!(summary.rate_found(), Some(80.0));
+    summary.rate = None;
+    assert_eq!(summary.rate_found(), None);
 }

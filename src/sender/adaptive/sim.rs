@@ -130,7 +130,7 @@ fn simulate(server: Server, rows: u64, concurrency: usize, max_rate: f64) -> Out
     }
     outcome.makespan = now as f64 / 1e6;
     outcome.final_rate = limiter.rate();
-    outcome.found = limiter.found(at(now));
+    outcome.found = limiter.found(at(now)).unwrap_or(limiter.rate());
     outcome
 }
 
