@@ -69,7 +69,7 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<Outcome> {
         .map(|(i, r)| (r.request_id.clone(), i))
         .collect();
 
-    let ledger_target = super::status::ledger_target(&records);
+    let ledger_target = super::status::fetch::ledger_target(&records);
     let events_name = args.events.display().to_string();
     let mut err = std::io::stderr().lock();
     let mut counts = Counts::default();

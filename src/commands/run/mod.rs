@@ -16,6 +16,7 @@ use futures::StreamExt;
 
 mod dry_run;
 mod jobs;
+mod refresh;
 
 use dry_run::dry_run;
 use jobs::{record_of, Job, Rows};
@@ -53,7 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if refresh && campaign.output.exists() {
         // Which checkouts expired is Creem's to say: ask before choosing the rows.
         let (output, send) = (campaign.output.clone(), campaign.send.clone());
-        super::shared::runtime()?.block_on(super::status::refresh(&args, output, send))?;
+        super::shared::runtime()?.block_on(refresh::refresh(&args, output, send))?;
     }
     // A run reads the ledger under its lock, so that no other run changes it meanwhile. An
     // output that does not exist yet is locked later, as it is created (not here, where a

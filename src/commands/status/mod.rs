@@ -19,25 +19,21 @@
 //! - 130: interrupted; what was fetched so far is written.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use futures::StreamExt;
-
-use super::shared::{apply_send_flags, is_campaign_file, runtime, shell_word, watch_signals};
+use super::shared::{apply_send_flags, is_campaign_file, runtime, shell_word};
 use crate::campaign::{Campaign, SendSettings};
-use crate::cli::{RunArgs, StatusArgs};
+use crate::cli::StatusArgs;
 use crate::conversion::{is_final, Report, ERROR, UNKNOWN};
-use crate::escape::escape_control;
 use crate::exit::{quiet_on_broken_pipe, Outcome, QuietPipe};
 use crate::grouping::{By, Customers};
 use crate::ledger::{self, Record, Status};
-use crate::progress::{Labels, Live, Progress, Tally};
-use crate::sender::{key_rejected, Delivery, FailureKind, Sender};
-use crate::sync::lock;
 use crate::target;
+
+pub(super) mod fetch;
+
+use fetch::{apply, fetch, Applied, Pass};
 
 /// Failed fetches listed in the summary (the rest are counted).
 const EXAMPLES: usize = 10;
@@ -65,17 +61,6 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     runtime()?.block_on(status(args, output, settings, by))
-}
-
-/// What the fetch pass brought back.
-#[derive(Default)]
-struct Pass {
-    deliveries: Vec<(usize, Delivery)>,
-    abort: Option<String>,
-    interrupted: bool,
-    requests: u64,
-    retries: u64,
-    target: String,
 }
 
 async fn status(
@@ -247,197 +232,4 @@ async fn status(
         );
     }
     Ok(Outcome::Success)
-}
-
-/// What a fetch pass changed in the records.
-struct Applied {
-    /// By record: its fetch failed.
-    failed: Vec<bool>,
-    fetched: u64,
-    not_checked: u64,
-    changed: bool,
-    /// Row and error of each failed fetch.
-    errors: Vec<(u64, String)>,
-}
-
-/// Writes each fetched checkout's status (and order) into its record.
-fn apply(records: &mut [Record], deliveries: Vec<(usize, Delivery)>) -> Applied {
-    let mut applied = Applied {
-        failed: vec![false; records.len()],
-        fetched: 0,
-        not_checked: 0,
-        changed: false,
-        errors: Vec::new(),
-    };
-    for (i, delivery) in deliveries {
-        let record = &mut records[i];
-        match &delivery {
-            Delivery::Created { checkout, .. } => {
-                applied.fetched += 1;
-                if let Some(order_id) = checkout.order_id() {
-                    let order_id = escape_control(&order_id).into_owned();
-                    applied.changed |= record.order_id != order_id;
-                    record.order_id = order_id;
-                }
-                let status = escape_control(&checkout.status).into_owned();
-                if record.checkout_status != status {
-                    // When the change was seen: `report` charts completions by it.
-                    record.updated_at = ledger::now_rfc3339();
-                    record.checkout_status = status;
-                    applied.changed = true;
-                }
-            }
-            Delivery::Failed { .. } | Delivery::Unusable { .. } => {
-                applied.failed[i] = true;
-                applied.errors.push((record.row, delivery.error_text()));
-            }
-            Delivery::NotSent { .. } => applied.not_checked += 1,
-        }
-    }
-    applied
-}
-
-/// `run --reissue expired`'s first step: the open checkouts' statuses fetched into the ledger
-/// (as a plain `status` would), so the rows that expired since are known. Stops the run when
-/// the key is rejected, the pass was interrupted, or nothing could be fetched.
-pub(super) async fn refresh(
-    run: &RunArgs,
-    output: PathBuf,
-    settings: SendSettings,
-) -> anyhow::Result<()> {
-    let args = StatusArgs {
-        target: output.clone(),
-        by: None,
-        all: false,
-        offline: false,
-        only_open: false,
-        quiet: run.quiet,
-        json: false,
-        host: run.host.clone(),
-        key: run.key.clone(),
-        send: run.send.clone(),
-    };
-    let _lock = ledger::Lock::acquire(&output)?;
-    ledger::take_rescued(&output)?; // checkouts an earlier run could not write
-    let mut records = ledger::read_all(&output)?;
-    let to_fetch: Vec<usize> = records
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| {
-            r.status == Status::Created
-                && !r.checkout_id.is_empty()
-                && !is_final(&r.checkout_status)
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if to_fetch.is_empty() {
-        return Ok(());
-    }
-    let pass = fetch(&args, &settings, &output, &records, &to_fetch).await?;
-    if let Some(reason) = pass.abort {
-        anyhow::bail!("refreshing the statuses before re-issuing: {reason}; nothing was sent");
-    }
-    if pass.interrupted {
-        anyhow::bail!("interrupted while refreshing the statuses; nothing was sent");
-    }
-    let applied = apply(&mut records, pass.deliveries);
-    if applied.fetched == 0 {
-        anyhow::bail!(
-            "no checkout status could be fetched from {} (first error: {}); nothing was sent (--no-refresh uses the ledger's)",
-            pass.target,
-            applied.errors.first().map_or("none", |(_, e)| e.as_str())
-        );
-    }
-    if applied.changed {
-        ledger::write_all(&output, &records)?;
-    }
-    let expired = records
-        .iter()
-        .filter(|r| r.status == Status::Created && r.checkout_status == "expired")
-        .count();
-    eprintln!(
-        "refreshed {} of {} open checkout(s) from {}: {expired} expired in all",
-        applied.fetched,
-        to_fetch.len(),
-        pass.target
-    );
-    Ok(())
-}
-
-/// The target the ledger's records name (see [`target::of_ledger`]).
-pub(super) fn ledger_target(records: &[Record]) -> Option<String> {
-    let first = |cell: fn(&Record) -> &str| records.iter().map(cell).find(|c| !c.is_empty());
-    target::of_ledger(first(|r| &r.target), first(|r| &r.checkout_url))
-}
-
-/// Fetches the checkouts of `records[rows]` under the rate limiter and concurrency bound.
-async fn fetch(
-    args: &StatusArgs,
-    settings: &SendSettings,
-    output: &Path,
-    records: &[Record],
-    rows: &[usize],
-) -> anyhow::Result<Pass> {
-    let target = target::resolve(&args.host, &args.key).await?;
-    target::refuse_mixed(
-        output,
-        ledger_target(records).as_deref(),
-        &target.label(),
-        "check it against the target that wrote it (--sandbox, the test host, or --live); nothing was fetched",
-    )?;
-    let sender = Arc::new(Sender::new(settings, &target.base_url, &target.key)?);
-    let interrupted = Arc::new(AtomicBool::new(false));
-    watch_signals(sender.stop.clone(), interrupted.clone())?;
-    let tally = Arc::new(Tally::default());
-    let progress = Progress::start(
-        rows.len() as u64,
-        args.quiet,
-        tally.clone(),
-        sender.clone() as Arc<dyn Live>,
-        Labels::CHECKING,
-    );
-    let abort = Mutex::new(None::<String>);
-    let deliveries: Vec<(usize, Delivery)> = futures::stream::iter(rows.iter().copied())
-        .map(|i| {
-            let (sender, tally, abort) = (&sender, &tally, &abort);
-            async move {
-                let delivery = sender.fetch(&records[i].checkout_id).await;
-                match &delivery {
-                    Delivery::Created { .. } => Tally::add(&tally.created),
-                    Delivery::Failed { kind, error, .. } => {
-                        Tally::add(&tally.failed);
-                        if matches!(kind, FailureKind::Auth | FailureKind::Tls) {
-                            // Every other fetch would be refused the same way.
-                            lock(abort).get_or_insert_with(|| match kind {
-                                FailureKind::Auth => key_rejected(&error.to_string()),
-                                _ => error.to_string(),
-                            });
-                            sender.stop.cancel();
-                        }
-                    }
-                    Delivery::Unusable { .. } => Tally::add(&tally.failed),
-                    Delivery::NotSent { .. } => {}
-                }
-                Tally::add(&tally.done);
-                (i, delivery)
-            }
-        })
-        .buffer_unordered(settings.concurrency * 2)
-        .collect()
-        .await;
-    progress.finish().await;
-    let pass = Pass {
-        deliveries,
-        abort: abort
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-        interrupted: interrupted.load(Ordering::Relaxed),
-        requests: sender.counters.attempts.load(Ordering::Relaxed),
-        retries: sender.counters.retries.load(Ordering::Relaxed),
-        target: target.describe(),
-    };
-    if let Some(sandbox) = target.sandbox {
-        sandbox.shutdown().await;
-    }
-    Ok(pass)
 }
