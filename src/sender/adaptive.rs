@@ -26,8 +26,10 @@ const C: f64 = 0.4;
 /// The floor: a server that throttles everything still gets one request a second.
 const MIN_RATE: f64 = 1.0;
 /// A queue is an early signal, before anything fails: the cut is gentler, at most 0.9 (the
-/// backoff ratio of Netflix's AIMD limit), deeper as the queue is longer.
+/// backoff ratio of Netflix's AIMD limit), deeper as the queue is longer, down to
+/// `QUEUE_DEEPEST` (at β a queue stood; deeper, capacity was lost: benches/README.md).
 const QUEUE_BETA: f64 = 0.9;
+const QUEUE_DEEPEST: f64 = 0.6;
 /// Windows a queue may stand after a cut before the next.
 const STANDING_QUEUE: u32 = 8;
 /// The shortest window judged; longer when the latency is (one window per round trip).
@@ -199,7 +201,7 @@ impl Adaptive {
             self.last_window = Some(rate);
         }
         let median = median(window.latencies);
-        // Below 1 when a queue is forming: unloaded / current latency, within [0.5, 0.9]
+        // Below 1 when a queue is forming: unloaded / current latency, within [0.6, 0.9]
         // (Netflix Gradient2's gradient, its tolerance applied to decide, not to size).
         let mut gradient = 1.0;
         if let Some(median) = median {
@@ -209,7 +211,8 @@ impl Adaptive {
             if !queue {
                 self.draining = None;
             } else if self.draining.as_mut().is_none_or(|d| d.grows(median)) {
-                gradient = (base.as_secs_f64() / median.as_secs_f64()).clamp(0.5, QUEUE_BETA);
+                gradient =
+                    (base.as_secs_f64() / median.as_secs_f64()).clamp(QUEUE_DEEPEST, QUEUE_BETA);
             }
         }
         let share = if window.answers == 0 {
