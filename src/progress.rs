@@ -49,12 +49,13 @@ impl Live for crate::sender::Sender {
     }
 }
 
-/// "rate auto 40/s" while `rate: auto` searches, "rate 96/s (found)" once it has settled.
+/// "rate auto 40/s" while `rate: auto` searches, "rate 96/s (settled)" once it has. The
+/// current rate, which hovers around the limit; the summary says what the server gave.
 pub fn rate_note(rate: crate::sender::RateNow) -> String {
     if rate.adapting {
         format!("rate auto {:.0}/s", rate.per_second)
     } else {
-        format!("rate {:.0}/s (found)", rate.per_second)
+        format!("rate {:.0}/s (settled)", rate.per_second)
     }
 }
 
@@ -195,13 +196,13 @@ mod tests {
     use crate::sender::RateNow;
 
     #[test]
-    fn the_rate_says_auto_while_adapting_and_found_once_settled() {
+    fn the_rate_says_auto_while_adapting_and_settled_after() {
         let rate = |adapting| RateNow {
             per_second: 41.6,
             adapting,
             found: Some(38.0),
         };
         assert_eq!(rate_note(rate(true)), "rate auto 42/s");
-        assert_eq!(rate_note(rate(false)), "rate 42/s (found)");
+        assert_eq!(rate_note(rate(false)), "rate 42/s (settled)");
     }
 }
