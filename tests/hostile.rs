@@ -213,8 +213,8 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
     assert!(rows.iter().all(|r| r["status"] == "created"), "{rows:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disk_full_through_the_seam_stops_at_once_rescues_and_resumes_without_duplicates() {
+/// [`disk_full`] through the debug builds' write seam.
+async fn disk_full_through_the_seam(taken: Taken) {
     if !cfg!(debug_assertions) {
         eprintln!("skipped: the {FAIL_PAST} seam exists in debug builds only");
         return;
@@ -222,19 +222,17 @@ async fn disk_full_through_the_seam_stops_at_once_rescues_and_resumes_without_du
     let env = TestEnv::sandbox().await;
     env.send_campaign(ROWS, SEND);
     let ledger = env.path().join("out/results.csv");
-    disk_full(env, ledger, Full::Seam(6_000), Taken::ByTheResume).await;
+    disk_full(env, ledger, Full::Seam(6_000), taken).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_through_the_seam_stops_at_once_rescues_and_resumes_without_duplicates() {
+    disk_full_through_the_seam(Taken::ByTheResume).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_then_status_adds_the_rescued_checkouts_before_the_resume() {
-    if !cfg!(debug_assertions) {
-        eprintln!("skipped: the {FAIL_PAST} seam exists in debug builds only");
-        return;
-    }
-    let env = TestEnv::sandbox().await;
-    env.send_campaign(ROWS, SEND);
-    let ledger = env.path().join("out/results.csv");
-    disk_full(env, ledger, Full::Seam(6_000), Taken::ByStatus).await;
+    disk_full_through_the_seam(Taken::ByStatus).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
