@@ -172,6 +172,31 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
         "so this dry run does not see them",
     ]);
     assert_eq!(rescue_files(&env), rescues, "a dry run leaves it");
+    // So do the other commands that only read the ledger, and they say so too.
+    // (Their files go beside the test, not on the full disk.)
+    let links = env.path().join("links.csv").to_string_lossy().into_owned();
+    let page = env
+        .path()
+        .join("report.html")
+        .to_string_lossy()
+        .into_owned();
+    for (args, what) in [
+        (
+            ["export", &out, "--out", &links],
+            "so this export does not see them",
+        ),
+        (
+            ["report", &out, "--out", &page],
+            "so this report does not see them",
+        ),
+    ] {
+        let mut command = env.command(&args);
+        command.env("TMPDIR", env.path().join("tmp"));
+        let read = Run::from_output(command.output().expect("run creem-batch"));
+        read.assert_exit(0);
+        read.stderr_has(&[what]);
+    }
+    assert_eq!(rescue_files(&env), rescues, "reading commands leave it");
 
     if let Full::Tmpfs(tmpfs) = &full {
         tmpfs.grow("4m"); // room again
