@@ -117,11 +117,13 @@ fn printed_unrecorded(stderr: &str) -> HashSet<String> {
         .collect()
 }
 
-/// After the failed run: the next run takes the rescue file, or `status` does first.
+/// After the failed run: the next run takes the rescue file, or `status` or `reconcile` does
+/// first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Taken {
     ByTheResume,
     ByStatus,
+    ByReconcile,
 }
 
 /// The first failed ledger write stops sending at once; what was created but could not be
@@ -202,10 +204,17 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
         tmpfs.grow("4m"); // room again
     }
     let note = format!("{} checkout(s) created by an earlier run", printed.len());
-    if taken == Taken::ByStatus {
-        let status = command(&env, &["status", &out], None).await;
-        status.assert_exit(0);
-        status.stderr_has(&[&note]);
+    if taken != Taken::ByTheResume {
+        let taker = if taken == Taken::ByStatus {
+            command(&env, &["status", &out], None).await
+        } else {
+            let events = env.write("events.jsonl", "");
+            let mut command = env.command(&["reconcile", &out, "--events"]);
+            command.arg(events).env("TMPDIR", env.path().join("tmp"));
+            Run::from_output(command.output().expect("run creem-batch"))
+        };
+        taker.assert_exit(0);
+        taker.stderr_has(&[&note]);
         assert_eq!(rescue_files(&env), Vec::<PathBuf>::new(), "taken");
         let rows = crate::common::ledger::read(&ledger);
         let created: HashSet<String> = rows
@@ -258,6 +267,11 @@ async fn disk_full_through_the_seam_stops_at_once_rescues_and_resumes_without_du
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_then_status_adds_the_rescued_checkouts_before_the_resume() {
     disk_full_through_the_seam(Taken::ByStatus).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_full_then_reconcile_adds_the_rescued_checkouts_before_the_resume() {
+    disk_full_through_the_seam(Taken::ByReconcile).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
