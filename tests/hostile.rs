@@ -120,17 +120,17 @@ fn printed_unrecorded(stderr: &str) -> HashSet<String> {
 /// After the failed run: the next run takes the rescue file, or `status` or `reconcile` does
 /// first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Taken {
-    ByTheResume,
-    ByStatus,
-    ByReconcile,
+enum TakenBy {
+    Resume,
+    Status,
+    Reconcile,
 }
 
 /// The first failed ledger write stops sending at once; what was created but could not be
 /// written is printed as CSV and saved to a rescue file, the run exits 3, a dry run warns of
 /// it, and the resume (or `status`) adds the rescued checkouts to the ledger; nothing is
 /// created twice.
-async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
+async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: TakenBy) {
     std::fs::create_dir_all(env.path().join("tmp")).unwrap();
     let seam = match &full {
         Full::Seam(len) => Some(*len),
@@ -204,8 +204,8 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
         tmpfs.grow("4m"); // room again
     }
     let note = format!("{} checkout(s) created by an earlier run", printed.len());
-    if taken != Taken::ByTheResume {
-        let taker = if taken == Taken::ByStatus {
+    if taken != TakenBy::Resume {
+        let taker = if taken == TakenBy::Status {
             command(&env, &["status", &out], None).await
         } else {
             let events = env.write("events.jsonl", "");
@@ -231,7 +231,7 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
     resume.assert_exit(0);
     assert_eq!(
         resume.stderr.contains(&note),
-        taken == Taken::ByTheResume,
+        taken == TakenBy::Resume,
         "{resume}"
     );
     assert_eq!(rescue_files(&env), Vec::<PathBuf>::new(), "taken");
@@ -248,7 +248,7 @@ async fn disk_full(env: TestEnv, ledger: PathBuf, full: Full, taken: Taken) {
 }
 
 /// [`disk_full`] through the debug builds' write seam.
-async fn disk_full_through_the_seam(taken: Taken) {
+async fn disk_full_through_the_seam(taken: TakenBy) {
     if !cfg!(debug_assertions) {
         eprintln!("skipped: the {FAIL_PAST} seam exists in debug builds only");
         return;
@@ -261,17 +261,17 @@ async fn disk_full_through_the_seam(taken: Taken) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_through_the_seam_stops_at_once_rescues_and_resumes_without_duplicates() {
-    disk_full_through_the_seam(Taken::ByTheResume).await;
+    disk_full_through_the_seam(TakenBy::Resume).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_then_status_adds_the_rescued_checkouts_before_the_resume() {
-    disk_full_through_the_seam(Taken::ByStatus).await;
+    disk_full_through_the_seam(TakenBy::Status).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disk_full_then_reconcile_adds_the_rescued_checkouts_before_the_resume() {
-    disk_full_through_the_seam(Taken::ByReconcile).await;
+    disk_full_through_the_seam(TakenBy::Reconcile).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +287,7 @@ async fn disk_full_on_a_real_tmpfs_stops_at_once_rescues_and_resumes_without_dup
         }
     };
     let ledger = tmpfs.0.join("results.csv");
-    disk_full(env, ledger, Full::Tmpfs(tmpfs), Taken::ByTheResume).await;
+    disk_full(env, ledger, Full::Tmpfs(tmpfs), TakenBy::Resume).await;
 }
 
 // ---------------------------------------------------------------------------------------
