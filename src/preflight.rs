@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::api_key::ApiKey;
+use crate::sender::{read_at_most, API_KEY_HEADER, MAX_ANSWER};
 
 mod lookups;
 
@@ -121,9 +122,6 @@ pub struct HttpLookup {
     key: reqwest::header::HeaderValue,
 }
 
-/// The largest answer read; a product or a discount is a few hundred bytes.
-const MAX_ANSWER: usize = 1 << 20;
-
 impl HttpLookup {
     pub fn new(base_url: &str, key: &ApiKey, timeout: std::time::Duration) -> anyhow::Result<Self> {
         let client = crate::http::client_builder(base_url)?
@@ -160,18 +158,15 @@ impl Lookup for HttpLookup {
             let mut response = self
                 .client
                 .get(url)
-                .header("x-api-key", self.key.clone())
+                .header(API_KEY_HEADER, self.key.clone())
                 .send()
                 .await
                 .map_err(|e| describe(&e))?;
             let status = response.status().as_u16();
-            let mut body = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
-                if body.len() + chunk.len() > MAX_ANSWER {
-                    return Err("the answer is larger than 1 MiB".to_owned());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_at_most(&mut response, MAX_ANSWER)
+                .await
+                .map_err(|e| describe(&e))?
+                .ok_or_else(|| "the answer is larger than 1 MiB".to_owned())?;
             Ok(Answer { status, body })
         })
     }

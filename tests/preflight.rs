@@ -407,3 +407,24 @@ async fn check_online_passes_with_known_values_and_exits_3_on_a_refused_key() {
     assert!(stdout.contains("the API key was rejected"), "{stdout}");
     assert!(!format!("{stdout}{stderr}").contains("PREFLIGHT"));
 }
+
+/// An answer over 1 MiB is not read whole: the pre-flight says so and goes on, unchecked.
+#[tokio::test]
+async fn an_oversized_answer_is_not_read_and_the_run_goes_on_unchecked() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/products/prod_a"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("x".repeat(2 << 20)))
+        .mount(&server)
+        .await;
+    let report = preflight(&server, &rows(&[("prod_a", None, 4)])).await;
+    assert!(!report.must_stop());
+    let warnings = warnings(&report);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .contains("could not finish (product `prod_a`: the answer is larger than 1 MiB)"),
+        "{}",
+        warnings[0]
+    );
+}

@@ -35,10 +35,11 @@ use adaptive::Signal;
 use answer::{classify, Answer, Parts, Purpose};
 use pace::Pace;
 use pause::Pause;
-use transport::{http_client, read_at_most, transport_error, Lost};
+pub(crate) use transport::read_at_most;
+use transport::{http_client, transport_error, Lost};
 
 /// Named once: a header name given as text is checked and copied again for every request.
-const API_KEY_HEADER: reqwest::header::HeaderName =
+pub(crate) const API_KEY_HEADER: reqwest::header::HeaderName =
     reqwest::header::HeaderName::from_static("x-api-key");
 
 /// How many recent checkout ids a run remembers to notice a server that answers every row

@@ -16,7 +16,7 @@ pub(super) struct Lost {
 }
 
 /// The body, or `None` when it is longer than `limit` (then only `limit` bytes were read).
-pub(super) async fn read_at_most(
+pub(crate) async fn read_at_most(
     response: &mut reqwest::Response,
     limit: usize,
 ) -> reqwest::Result<Option<Vec<u8>>> {
