@@ -182,17 +182,12 @@ impl Sender {
             let Ok(permit) = permit else {
                 return Delivery::NotSent { attempts };
             };
-            // A 429 seen while this row waited for its start pauses it too, and voids the
-            // start (`rate: auto` gives none during a pause; a fixed rate's limiter does).
-            loop {
-                tokio::select! {
-                    _ = self.pace.ready() => {}
-                    _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
-                }
-                if !self.pause.wait(&self.stop).await {
-                    break;
-                }
+            tokio::select! {
+                _ = self.pace.ready() => {}
+                _ = self.stop.cancelled() => return Delivery::NotSent { attempts },
             }
+            // A 429 seen while this row waited for its start pauses it too.
+            self.pause.wait(&self.stop).await;
             if self.stop.is_cancelled() {
                 return Delivery::NotSent { attempts };
             }

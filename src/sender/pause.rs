@@ -50,16 +50,13 @@ impl Pause {
         })
     }
 
-    /// Waits out the pause, if any; true when it waited (false when stopped).
-    pub(super) async fn wait(&self, stop: &CancellationToken) -> bool {
-        let mut waited = false;
+    /// Waits out the pause, if any (or until stopped).
+    pub(super) async fn wait(&self, stop: &CancellationToken) {
         while let Some(until) = self.until() {
-            waited = true;
             tokio::select! {
                 _ = tokio::time::sleep_until(until.into()) => {}
-                _ = stop.cancelled() => return false,
+                _ = stop.cancelled() => return,
             }
         }
-        waited
     }
 }
