@@ -116,6 +116,15 @@ impl Pace {
         }
     }
 
+    /// When `rate: auto` gives its next start again, while held.
+    #[cfg(test)]
+    pub(super) fn held_until(&self) -> Option<Instant> {
+        match self {
+            Pace::Auto { state, .. } => lock(state).held_until,
+            _ => None,
+        }
+    }
+
     /// How the attempt started at `sent` ended.
     pub(super) fn observe(&self, sent: Instant, signal: Signal) {
         if let Pace::Auto { state, .. } = self {

@@ -135,6 +135,25 @@ async fn an_absurd_retry_after_is_capped_and_shown_not_a_panic() {
     );
 }
 
+/// A 429's pause holds `rate: auto`'s schedule as long: no start is given during it.
+#[tokio::test]
+async fn a_429_holds_the_adaptive_rate_for_its_pause() {
+    let server = MockServer::start().await;
+    let settings = SendSettings {
+        rate: crate::campaign::RateLimit::Auto,
+        ..settings(1, 5)
+    };
+    let sender = Sender::new(&settings, &server.uri(), &ApiKey::new("creem_test_sender")).unwrap();
+    Mock::given(method("POST"))
+        .respond_with(HugeRetryAfter(sender.stop.clone()))
+        .mount(&server)
+        .await;
+    assert_eq!(sender.pace.held_until(), None);
+    sender.create("{}".into()).await;
+    let paused = sender.pause.until().expect("a pause is on");
+    assert_eq!(sender.pace.held_until(), Some(paused));
+}
+
 #[tokio::test]
 async fn an_answer_over_the_limit_fails_the_attempt() {
     let server = MockServer::start().await;
